@@ -1,0 +1,51 @@
+"""The ``canary`` command line: the front door for stewards, monitors and investigators.
+
+Each command opens the registry, calls one library function and formats the result; library
+errors become one sentence on stderr and a non-zero exit (see ``EXIT_CODES``).
+"""
+
+from __future__ import annotations
+
+import click
+
+from canary import __version__
+from canary.cli.common import AppContext
+from canary.cli.exports import exports_group
+from canary.cli.pool import pool_group
+from canary.cli.registry_cmds import accounts_group, audit_group, init_cmd
+from canary.cli.seed_cmds import demo_cmd, seed_cmd, trace_cmd
+from canary.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="canary")
+@click.option(
+    "--db",
+    metavar="URL",
+    help="Registry database URL (default: env CANARY_DB, "
+    "else a SQLite file in ~/.local/share/canary).",
+)
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Canary: seed list exports with fake people and trace leaks back to the export.
+
+    \b
+    Stewards:       canary init; canary pool add-phone/add-domain; canary seed
+    Investigators:  canary trace; canary exports show; canary audit verify
+    Try it:         canary demo
+    """
+    ctx.obj = AppContext(Settings.from_env(db=db))
+
+
+cli.add_command(init_cmd)
+cli.add_command(pool_group)
+cli.add_command(seed_cmd)
+cli.add_command(trace_cmd)
+cli.add_command(exports_group)
+cli.add_command(accounts_group)
+cli.add_command(audit_group)
+cli.add_command(demo_cmd)
+
+
+def main() -> None:
+    cli(prog_name="canary")

@@ -1,0 +1,124 @@
+"""canary exports: what was handed over, to whom, by which account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from canary.cli.common import AppContext, console, handle_errors, print_json
+from canary.seed import recover
+
+
+@click.group("exports")
+def exports_group() -> None:
+    """Exports (one hand-over of one list) recorded in the registry."""
+
+
+@exports_group.command("list")
+@click.option("--limit", type=int, default=None, help="Show only the most recent N.")
+@click.option("--json", "as_json", is_flag=True, help="Print exports as JSON.")
+@click.pass_obj
+@handle_errors
+def list_exports(app: AppContext, limit: int | None, as_json: bool) -> None:
+    """List exports, newest first."""
+    exports = app.registry().exports(limit)
+    if as_json:
+        print_json({"exports": [e.as_json() for e in exports]})
+        return
+    table = Table(
+        "export",
+        "time (UTC)",
+        "client",
+        "list",
+        "account",
+        "recipient",
+        "rows",
+        "canaries",
+        "status",
+    )
+    for e in exports:
+        table.add_row(
+            e.code,
+            e.created_at.strftime("%Y-%m-%d %H:%M"),
+            e.client,
+            e.list_name,
+            e.account + (" (shared)" if e.account_shared else ""),
+            e.recipient or "",
+            f"{e.rows_in:,}",
+            str(e.canary_count),
+            e.status,
+        )
+    console().print(table)
+
+
+@exports_group.command("show")
+@click.argument("export_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the export and its canaries as JSON.")
+@click.pass_obj
+@handle_errors
+def show_export(app: AppContext, export_id: str, as_json: bool) -> None:
+    """Show one export: who, when, where from, the file's hash and its canaries."""
+    registry = app.registry()
+    export = registry.export(export_id)
+    canaries = registry.canaries_of(export.code)
+    if as_json:
+        data = export.as_json()
+        data["canary_records"] = [
+            {
+                "position": c.position,
+                "name": c.name,
+                "kana": c.kana,
+                "sex": c.sex,
+                "birth_date": c.birth_date,
+                "postcode": c.postcode,
+                "address": c.address,
+                "phone": c.phone_e164,
+                "phone2": c.phone2_e164,
+                "email": c.email,
+                "fields": c.fields,
+            }
+            for c in canaries
+        ]
+        print_json(data)
+        return
+    out = console()
+    members = f" — used by {', '.join(export.account_members)}" if export.account_members else ""
+    out.print(f"[bold]{export.code}[/bold]  {export.status}")
+    for label, value in (
+        ("client", export.client),
+        ("list", export.list_name),
+        ("account", export.account + (" (shared)" if export.account_shared else "") + members),
+        ("recipient", export.recipient),
+        ("requested by", export.requested_by),
+        ("host / terminal", f"{export.host or '?'} / {export.terminal or '?'}"),
+        ("time (UTC)", export.created_at.isoformat(timespec="seconds")),
+        ("input", f"{export.input_name} ({export.encoding or export.file_format})"),
+        ("output", export.output_path),
+        ("sha256", export.output_sha256),
+        ("rows", f"{export.rows_in:,} in, {export.rows_out:,} out"),
+    ):
+        out.print(f"  {label:<16} {value or ''}")
+    table = Table("row", "name", "kana", "phone", "email", title=f"{len(canaries)} canaries")
+    for c in canaries:
+        table.add_row(str(c.position + 1), c.name, c.kana, c.phone_e164 or "", c.email or "")
+    out.print(table)
+
+
+@exports_group.command("recover")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also remove abandoned partial files from this output folder.",
+)
+@click.pass_obj
+@handle_errors
+def recover_cmd(app: AppContext, directory: Path | None) -> None:
+    """Finish or void seeds that were interrupted (seeding does this by itself too)."""
+    actions = recover(app.registry(), directory)
+    for line in actions:
+        click.echo(line)
+    if not actions:
+        click.echo("Nothing to recover.")

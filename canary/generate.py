@@ -1,0 +1,378 @@
+"""Canary people: whole, consistent fake persons fitted to a host list's columns.
+
+A canary has a kanji name with its true reading, a sex and birth date that fit the name's
+generation, a real postcode with its real prefecture, city and town, a pool phone number
+written the way the list writes phones and, where the list has emails, an address on a pool
+domain whose local part looks like the ones people choose.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from canary.formats import (
+    DateStyle,
+    IdStyle,
+    KanaStyle,
+    NameStyle,
+    PhoneStyle,
+    PostcodeStyle,
+    RomajiStyle,
+    SexStyle,
+)
+from canary.normalize import address_key
+from canary.pools import PoolNumber
+from canary.profile import ColumnProfile, HostProfile
+from canary.reference import Gazetteer, NameBook, Place
+from canary.romaji import to_romaji
+
+_FW = str.maketrans("0123456789-", "０１２３４５６７８９－")
+_TOKEN_ROLES = {"phone", "mobile", "email"}
+_NAME_ROLES = {"name", "surname", "given", "kana", "kana_surname", "kana_given", "romaji"}
+
+
+@dataclass
+class Person:
+    surname: str
+    given: str
+    surname_kana: str
+    given_kana: str
+    sex: str  # M | F
+    birth: date
+    place: Place
+    street: str
+    building: str
+    phone: PoolNumber | None
+    phone2: PoolNumber | None
+    email: str | None
+    id_number: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.surname}\u3000{self.given}"
+
+    @property
+    def kana(self) -> str:
+        return f"{self.surname_kana}\u3000{self.given_kana}"
+
+    @property
+    def romaji(self) -> str:
+        return f"{to_romaji(self.given_kana).title()} {to_romaji(self.surname_kana).title()}"
+
+    @property
+    def address(self) -> str:
+        tail = f" {self.building}" if self.building else ""
+        return f"{self.place.prefecture}{self.place.city}{self.place.town}{self.street}{tail}"
+
+
+@dataclass
+class GeneratedCanary:
+    person: Person
+    row: list[str]
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class CanaryFactory:
+    """Makes canaries for one export of one host list."""
+
+    def __init__(
+        self,
+        profile: HostProfile,
+        names: NameBook,
+        places: Gazetteer,
+        numbers: Sequence[PoolNumber],
+        domains: Sequence[str],
+        rng: random.Random,
+        emails_taken: Callable[[Sequence[str]], set[str]] = lambda _: set(),
+        encodable: Callable[[str], bool] = lambda _: True,
+        today: date | None = None,
+    ) -> None:
+        self.profile = profile
+        self.names = names
+        self.places = places
+        self.numbers = list(numbers)
+        self.domains = list(domains)
+        self.rng = rng
+        self.emails_taken = emails_taken
+        self.encodable = encodable
+        self.today = today or date.today()
+        self._used_emails: set[str] = set()
+        self._used_ids: set[int] = set()
+        self._excluded_ids: set[int] = set()
+        self._next_number = 0
+        self._numbers_order = self.numbers[:]
+        rng.shuffle(self._numbers_order)
+
+    # -- drawing the person -------------------------------------------------------------
+
+    def _birth(self, sex: str) -> date:
+        years = self.profile.birth_years
+        if years:
+            year = self.rng.choice(years) + self.rng.randint(-2, 2)
+        else:
+            year = int(self.rng.triangular(1938, self.today.year - 20, 1972))
+        year = min(max(year, 1920), self.today.year - 1)
+        start = date(year, 1, 1)
+        return start + timedelta(days=self.rng.randrange(365))
+
+    def _place(self) -> Place:
+        prof = self.profile
+        for _ in range(20):
+            if prof.postcode_prefixes:
+                prefix = self.rng.choices(
+                    list(prof.postcode_prefixes), weights=list(prof.postcode_prefixes.values())
+                )[0]
+                candidates = self.places.near(prefix)
+            elif prof.prefectures:
+                pref = self.rng.choices(
+                    list(prof.prefectures), weights=list(prof.prefectures.values())
+                )[0]
+                candidates = self.places.in_area(pref)
+            else:
+                return self.places.anywhere(self.rng)
+            if candidates:
+                return self.rng.choice(candidates)
+        return self.places.anywhere(self.rng)
+
+    def _street(self, place: Place, style: str) -> str:
+        r = self.rng
+        block, go = r.randint(1, 28), r.randint(1, 24)
+        if place.chome:
+            chome = r.choices([1, 2, 3, 4, 5, 6], weights=[30, 28, 22, 12, 6, 2])[0]
+            if style == "kanji":
+                return f"{chome}丁目{block}番{go}号"
+            if style == "chome_dash":
+                return f"{chome}丁目{block}-{go}"
+            return f"{chome}-{block}-{go}"
+        if style == "kanji":
+            return f"{r.randint(1, 1800)}番地"
+        return f"{r.randint(1, 1800)}-{go}" if r.random() < 0.6 else f"{r.randint(1, 3500)}"
+
+    def _building(self, place: Place) -> str:
+        pattern = self.names.buildings.draw(self.rng)
+        floor = self.rng.choices(
+            [1, 2, 3, 4, 5, 6, 7, 8, 10, 12], weights=[26, 26, 16, 10, 8, 5, 3, 3, 2, 1]
+        )[0]
+        room = f"{floor}{self.rng.randint(1, 8):02d}"
+        town = place.town.rstrip("町")
+        return pattern.format(
+            place=town,
+            surname=self.names.surnames.draw(self.rng).kanji,
+            word=self.rng.choice(self.names.building_words),
+            n=room,
+        )
+
+    def _number(self) -> PoolNumber | None:
+        if not self._numbers_order:
+            return None
+        number = self._numbers_order[self._next_number % len(self._numbers_order)]
+        self._next_number += 1
+        return number
+
+    def _email(self, surname_kana: str, given_kana: str, birth: date) -> str:
+        s, g = to_romaji(surname_kana), to_romaji(given_kana)
+        yy, r = f"{birth.year % 100:02d}", self.rng
+        styles = [
+            f"{g}.{s}",
+            f"{g}{s}",
+            f"{s}.{g}",
+            f"{g[0]}{s}",
+            f"{g}_{s}{yy}",
+            f"{s}{g}{birth.month:02d}{birth.day:02d}",
+            f"{g}{yy}",
+            f"{s}-{g}",
+            f"{g}.{s}{r.randint(1, 99)}",
+            f"{s}{g[0]}{yy}",
+        ]
+        weights = [14, 12, 8, 10, 8, 6, 8, 4, 10, 8]
+        for attempt in range(30):
+            local = r.choices(styles, weights=weights)[0]
+            if attempt >= 3:
+                local = f"{local}{r.randint(1, 9999)}"
+            address = f"{local}@{r.choice(self.domains)}"
+            if address in self._used_emails or self.emails_taken([address]):
+                continue
+            self._used_emails.add(address)
+            return address
+        raise RuntimeError("could not find a free email local part")  # pragma: no cover
+
+    def person(self) -> Person:
+        for _ in range(100):
+            sex = "M" if self.rng.random() < self.profile.male_share else "F"
+            birth = self._birth(sex)
+            surname = self.names.surnames.draw(self.rng)
+            given = self.names.given_for(sex, birth.year).draw(self.rng)
+            place = self._place()
+            address_col = (
+                self.profile.column("address")
+                or self.profile.column("address2")
+                or self.profile.column("street")
+            )
+            style = address_col.street_style if address_col else "dash"
+            street = self._street(place, style)
+            building_share = address_col.building_share if address_col else 0.3
+            building_col = self.profile.column("building")
+            if building_col is not None:
+                building_share = 1 - building_col.blank_share
+            building = self._building(place) if self.rng.random() < building_share else ""
+            text = f"{surname.kanji}{given.kanji}{place}{building}"
+            if not self.encodable(text):
+                continue
+            return Person(
+                surname.kanji,
+                given.kanji,
+                surname.kana,
+                given.kana,
+                sex,
+                birth,
+                place,
+                street,
+                building,
+                None,
+                None,
+                None,
+            )
+        raise RuntimeError("no encodable person found")  # pragma: no cover
+
+    # -- writing the row -----------------------------------------------------------------
+
+    def exclude_ids(self, ids: set[int]) -> None:
+        """Host IDs known to exist; canaries will not take them."""
+        self._excluded_ids |= ids
+
+    def _id(self, style: IdStyle) -> int:
+        span = style.high - style.low
+        for attempt in range(1000):
+            hi = style.high if attempt < 500 else style.high + span // 10 + 10
+            n = self.rng.randint(style.low, max(style.low, hi))
+            if n not in self._used_ids and n not in self._excluded_ids:
+                self._used_ids.add(n)
+                return n
+        raise RuntimeError("no free ID")  # pragma: no cover
+
+    def _fill(self, col: ColumnProfile, p: Person) -> str:
+        role, r = col.role, self.rng
+        if (
+            role not in _TOKEN_ROLES | _NAME_ROLES
+            and col.blank_share > 0.5
+            and r.random() < col.blank_share
+        ):
+            return ""
+        if role == "name":
+            style = col.style if isinstance(col.style, NameStyle) else NameStyle()
+            return style.render(p.surname, p.given)
+        if role == "surname":
+            return p.surname
+        if role == "given":
+            return p.given
+        if role in ("kana", "kana_surname", "kana_given"):
+            kstyle = col.style if isinstance(col.style, KanaStyle) else KanaStyle()
+            if role == "kana":
+                return kstyle.render(p.surname_kana, p.given_kana)
+            return kstyle.convert(p.surname_kana if role == "kana_surname" else p.given_kana)
+        if role == "romaji":
+            rstyle = col.style if isinstance(col.style, RomajiStyle) else RomajiStyle()
+            return rstyle.render(to_romaji(p.surname_kana).title(), to_romaji(p.given_kana).title())
+        if role == "sex":
+            sstyle = col.style if isinstance(col.style, SexStyle) else SexStyle()
+            return sstyle.render(p.sex)
+        if role == "birth_date":
+            dstyle = col.style if isinstance(col.style, DateStyle) else DateStyle()
+            return dstyle.render(p.birth.isoformat())
+        if role == "age":
+            b, t = p.birth, self.today
+            return str(t.year - b.year - ((t.month, t.day) < (b.month, b.day)))
+        if role == "postcode":
+            pstyle = col.style if isinstance(col.style, PostcodeStyle) else PostcodeStyle()
+            return pstyle.render(p.place.postcode)
+        if role in ("phone", "mobile"):
+            number = p.phone if col is self._primary_phone_col else p.phone2
+            if number is None:
+                return ""
+            phstyle = col.style if isinstance(col.style, PhoneStyle) else PhoneStyle()
+            return phstyle.render(number.e164)
+        if role == "email":
+            return p.email or ""
+        if role == "id":
+            istyle = col.style if isinstance(col.style, IdStyle) else None
+            if istyle is None:
+                return ""
+            if p.id_number is None:
+                p.id_number = self._id(istyle)
+            return istyle.render(p.id_number)
+        return self._address_part(col, p) if role in _ADDRESS_ROLES else self._other(col)
+
+    def _address_part(self, col: ColumnProfile, p: Person) -> str:
+        pl = p.place
+        fw = (lambda s: s.translate(_FW)) if col.fullwidth else (lambda s: s)
+        pref = pl.prefecture if col.includes_prefecture else ""
+        building = f"\u3000{p.building}" if p.building else ""
+        has_building_col = self.profile.column("building") is not None
+        if col.role == "prefecture":
+            return pl.prefecture
+        if col.role == "city":
+            return pl.city
+        if col.role == "town":
+            return pl.town
+        if col.role == "street":
+            return fw(p.street) + ("" if has_building_col else building)
+        if col.role == "building":
+            return p.building
+        if col.role == "address1":
+            return f"{pref}{pl.city}{pl.town}"
+        if col.role == "address2":
+            return fw(p.street) + ("" if has_building_col else building)
+        tail = "" if has_building_col else building
+        if self.profile.column("prefecture") is not None:
+            pref = ""
+        return f"{pref}{pl.city}{pl.town}{fw(p.street)}{tail}"
+
+    def _other(self, col: ColumnProfile) -> str:
+        # Only values many host rows share are reused; free text is never copied.
+        if not col.values or self.rng.random() < col.blank_share:
+            return ""
+        return self.rng.choices(list(col.values), weights=list(col.values.values()))[0]
+
+    def make(self) -> GeneratedCanary:
+        p = self.person()
+        prof = self.profile
+        phone_cols = [c for c in prof.columns if c.role in ("phone", "mobile")]
+        p.phone = self._number()
+        self._primary_phone_col = None
+        if phone_cols and p.phone is not None:
+            by_role = {c.role: c for c in phone_cols}
+            if p.phone.kind == "mobile" and "mobile" in by_role:
+                self._primary_phone_col = by_role["mobile"]
+            else:
+                self._primary_phone_col = by_role.get("phone") or phone_cols[0]
+            others = [c for c in phone_cols if c is not self._primary_phone_col]
+            if others and others[0].blank_share < 0.5 and len(self.numbers) > 1:
+                p.phone2 = self._number()
+                if p.phone2 == p.phone:
+                    p.phone2 = self._number()
+        email_col = prof.column("email")
+        wants_email = email_col is not None and self.domains and prof.email_share > 0.05
+        if wants_email and self.rng.random() < max(prof.email_share, 0.3):
+            p.email = self._email(p.surname_kana, p.given_kana, p.birth)
+        row = [self._fill(col, p) for col in prof.columns]
+        fields = dict(zip((c.name for c in prof.columns), row, strict=True))
+        return GeneratedCanary(p, row, fields)
+
+    def address_key_of(self, p: Person) -> str:
+        return address_key(unicodedata.normalize("NFKC", p.address))
+
+
+_ADDRESS_ROLES = {
+    "address",
+    "address1",
+    "address2",
+    "prefecture",
+    "city",
+    "town",
+    "street",
+    "building",
+}

@@ -1,0 +1,190 @@
+"""A profile of a host list, learned from a sample of its rows and never stored.
+
+It keeps only what the generator needs to fit canaries to the list (styles, blank shares,
+geography and age mix, frequent categorical values); no row of a real person survives it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from canary.formats import (
+    DateStyle,
+    IdStyle,
+    KanaStyle,
+    NameStyle,
+    PhoneStyle,
+    PostcodeStyle,
+    RomajiStyle,
+    SexStyle,
+    has_fullwidth_digits,
+)
+from canary.normalize import postcode_key
+from canary.schema import PREFECTURES, Schema
+
+# A categorical value is copied only when this many host rows share it, so that nothing
+# particular to one person (a note, a rare value) can be reproduced.
+MIN_SHARED = 3
+
+
+@dataclass
+class ColumnProfile:
+    name: str
+    role: str
+    blank_share: float
+    values: Counter[str] = field(default_factory=Counter)  # frequent values only
+    quoted_share: float = 0.0
+    style: object | None = None
+    fullwidth: bool = False
+    includes_prefecture: bool = True
+    building_share: float = 0.0
+    street_style: str = "dash"  # dash | chome_dash | kanji
+
+
+@dataclass
+class HostProfile:
+    schema: Schema
+    columns: list[ColumnProfile]
+    rows_sampled: int
+    postcode_prefixes: Counter[str]
+    prefectures: Counter[str]
+    birth_years: list[int]
+    male_share: float
+    email_share: float
+
+    def column(self, role: str) -> ColumnProfile | None:
+        for c in self.columns:
+            if c.role == role:
+                return c
+        return None
+
+
+def _year_of(value: str) -> int | None:
+    v = unicodedata.normalize("NFKC", value).strip()
+    m = re.match(r"^((?:19|20)\d{2})", v)
+    if m:
+        return int(m.group(1))
+    m = re.match(r"^([MTSHR]|明治|大正|昭和|平成|令和)\s*(\d{1,2})", v)
+    if m:
+        base = {
+            "M": 1867,
+            "明治": 1867,
+            "T": 1911,
+            "大正": 1911,
+            "S": 1925,
+            "昭和": 1925,
+            "H": 1988,
+            "平成": 1988,
+            "R": 2018,
+            "令和": 2018,
+        }[m.group(1)]
+        return base + int(m.group(2))
+    return None
+
+
+def _street_style(values: Sequence[str]) -> str:
+    labels = []
+    for raw in values[:500]:
+        v = unicodedata.normalize("NFKC", raw)
+        if re.search(r"\d+丁目\d+番(?:地)?\d+号?", v):
+            labels.append("kanji")
+        elif re.search(r"\d+丁目\d+-\d+", v):
+            labels.append("chome_dash")
+        elif re.search(r"\d+-\d+", v):
+            labels.append("dash")
+    return Counter(labels).most_common(1)[0][0] if labels else "dash"
+
+
+_BUILDING_RE = re.compile(
+    r"[ァ-ヶー]{2,}|号室|[A-Za-zＡ-Ｚａ-ｚ]{3,}|\d+[-‐－]\d+[-‐－]\d+\s*\S*\d{3,4}$"
+)
+_STYLE_BY_ROLE = {
+    "phone": PhoneStyle,
+    "mobile": PhoneStyle,
+    "postcode": PostcodeStyle,
+    "birth_date": DateStyle,
+    "sex": SexStyle,
+    "name": NameStyle,
+    "kana": KanaStyle,
+    "kana_surname": KanaStyle,
+    "kana_given": KanaStyle,
+    "romaji": RomajiStyle,
+    "id": IdStyle,
+}
+
+
+def profile_host(
+    schema: Schema, body: Sequence[Sequence[str]], quoted: Sequence[Sequence[bool]] | None = None
+) -> HostProfile:
+    """Learn a HostProfile from the data rows that follow the header."""
+    width = len(schema.columns)
+    n = max(1, len(body))
+    columns: list[ColumnProfile] = []
+    for i, (name, role) in enumerate(zip(schema.columns, schema.roles, strict=True)):
+        values = [r[i] if i < len(r) else "" for r in body]
+        filled = [v for v in values if v.strip()]
+        counts = Counter(filled)
+        col = ColumnProfile(name=name, role=role, blank_share=1 - len(filled) / n)
+        col.values = Counter({v: c for v, c in counts.items() if c >= MIN_SHARED})
+        if quoted is not None:
+            col.quoted_share = sum(1 for q in quoted if i < len(q) and q[i]) / n
+        style_cls = _STYLE_BY_ROLE.get(role)
+        if style_cls is not None:
+            col.style = style_cls.learn(values)  # type: ignore[attr-defined]
+        col.fullwidth = has_fullwidth_digits(filled)
+        if role in ("address", "address1", "address2", "street"):
+            col.includes_prefecture = (
+                sum(1 for v in filled if v[:4] in PREFECTURES or v[:3] in PREFECTURES)
+                > len(filled) / 2
+            )
+            col.street_style = _street_style(filled)
+        if role in ("address", "address2", "street", "building"):
+            col.building_share = (
+                sum(1 for v in filled if _BUILDING_RE.search(v)) / n
+                if role != "building"
+                else len(filled) / n
+            )
+        columns.append(col)
+    assert len(columns) == width
+
+    prefixes: Counter[str] = Counter()
+    prefectures: Counter[str] = Counter()
+    years: list[int] = []
+    males = females = 0
+    for col_index, role in enumerate(schema.roles):
+        values = [r[col_index] for r in body if col_index < len(r) and r[col_index].strip()]
+        if role == "postcode":
+            prefixes.update(k[:3] for v in values if (k := postcode_key(v)))
+        elif role in ("address", "address1", "prefecture"):
+            for v in values:
+                text = unicodedata.normalize("NFKC", v).strip()
+                for p in (text[:3], text[:4]):
+                    if p in PREFECTURES:
+                        prefectures[p] += 1
+        elif role == "birth_date":
+            years.extend(y for v in values if (y := _year_of(v)) and 1900 < y <= date.today().year)
+        elif role == "age":
+            years.extend(
+                date.today().year - int(v) for v in values if v.strip().isdigit() and int(v) < 120
+            )
+        elif role == "sex":
+            style = columns[col_index].style
+            assert isinstance(style, SexStyle)
+            males += sum(1 for v in values if v.strip() == style.male)
+            females += sum(1 for v in values if v.strip() == style.female)
+    email_col = next((c for c in columns if c.role == "email"), None)
+    return HostProfile(
+        schema=schema,
+        columns=columns,
+        rows_sampled=len(body),
+        postcode_prefixes=prefixes,
+        prefectures=prefectures,
+        birth_years=years,
+        male_share=males / (males + females) if males + females else 0.5,
+        email_share=(1 - email_col.blank_share) if email_col else 0.0,
+    )

@@ -1,0 +1,575 @@
+"""The registry: the one module through which exports, canaries, pools and the audit chain
+are read and written.
+
+Callers never touch the ORM models directly; they pass drafts in and get plain records out,
+so that token values can be encrypted at rest here later without changing them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from canary import audit
+from canary.errors import AuditError, NotFoundError, NotInitialisedError, RegistryError
+from canary.normalize import email_key, kana_key, name_key, phone_e164
+from canary.pools import OwnedPhone, PoolNumber, phone_set_hash
+from canary.registry.models import (
+    Account,
+    AuditEntry,
+    Canary,
+    Client,
+    Export,
+    ExportPhone,
+    PeopleList,
+    PoolDomain,
+    PoolPhone,
+)
+from canary.registry.records import (
+    CanaryDraft,
+    CanaryRecord,
+    ExportDraft,
+    ExportRecord,
+    PoolDomainRecord,
+    PoolPhoneRecord,
+)
+
+__all__ = ["CanaryDraft", "CanaryRecord", "ExportDraft", "ExportRecord", "Registry"]
+
+_MIGRATIONS = str(Path(__file__).parent / "migrations")
+_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: read aloud safely
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_export_code() -> str:
+    """A short export id a person can read over the phone, e.g. ``EX-7KQ3-M9TZ``."""
+    chars = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+    return f"EX-{chars[:4]}-{chars[4:]}"
+
+
+def _alembic_config(connection: Any) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", _MIGRATIONS)
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_connection.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            # Take the write lock up front: the audit chain's head is read then extended.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Registry:
+    """Access to one registry database (SQLite file or PostgreSQL)."""
+
+    def __init__(self, url: str, actor: str = "unknown") -> None:
+        self.url = url
+        self.actor = actor
+        try:
+            self.engine = _make_engine(url)
+        except Exception as exc:  # bad URL, missing driver
+            raise RegistryError(f"Cannot open the registry at {url!r}: {exc}") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at, or None if it was never initialised."""
+        try:
+            with self.engine.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        except OperationalError as exc:
+            raise RegistryError(f"Cannot reach the registry at {self.url!r}: {exc.orig}") from exc
+
+    @staticmethod
+    def head_revision() -> str:
+        return str(ScriptDirectory(_MIGRATIONS).get_current_head())
+
+    def init(self) -> tuple[str | None, str]:
+        """Create or upgrade the schema; returns (revision before, revision after)."""
+        before = self.revision()
+        with self.engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+        after = self.head_revision()
+        if before != after:
+            with self.transaction() as s:
+                self._audit(
+                    s, "registry.init", self.url.rsplit("@", 1)[-1], {"from": before, "to": after}
+                )
+        return before, after
+
+    def require_ready(self) -> None:
+        """Raise NotInitialisedError unless the schema is at the current revision."""
+        current = self.revision()
+        if current is None:
+            raise NotInitialisedError(
+                f"The registry at {self.url} is not initialised; run `canary init` first."
+            )
+        if current != self.head_revision():
+            raise NotInitialisedError(
+                f"The registry at {self.url} is at schema {current}, older than this version "
+                "of canary; run `canary init` to upgrade it."
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            if self.engine.dialect.name == "postgresql":
+                # Serialise writers on the audit chain head.
+                session.execute(text("SELECT pg_advisory_xact_lock(7242937)"))
+            yield session
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def _audit(self, s: Session, action: str, subject: str, payload: object) -> None:
+        head = s.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).scalar()
+        seq = 1 if head is None else head.seq + 1
+        prev = audit.GENESIS if head is None else head.hash
+        at = _now().isoformat(timespec="microseconds")
+        body = audit.canonical_json(payload)
+        digest = audit.entry_hash(seq, at, self.actor, action, subject, body, prev)
+        s.add(
+            AuditEntry(
+                seq=seq,
+                at=at,
+                actor=self.actor,
+                action=action,
+                subject=subject,
+                payload=body,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
+        s.flush()
+
+    def audit_links(self) -> Iterator[audit.Link]:
+        with self._sessions() as s:
+            rows = s.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars()
+            for r in rows:
+                yield audit.Link(
+                    r.seq, r.at, r.actor, r.action, r.subject, r.payload, r.prev_hash, r.hash
+                )
+
+    def verify_audit(self) -> audit.VerifyResult:
+        self.require_ready()
+        return audit.verify_chain(self.audit_links())
+
+    def record(self, action: str, subject: str, payload: object) -> None:
+        """Append one entry to the audit chain in its own transaction."""
+        try:
+            with self.transaction() as s:
+                self._audit(s, action, subject, payload)
+        except IntegrityError as exc:
+            raise AuditError(f"Could not extend the audit chain: {exc.orig}") from exc
+
+    # -- pools ----------------------------------------------------------------------------
+
+    def add_phones(self, phones: Sequence[OwnedPhone], state: str) -> tuple[list[str], list[str]]:
+        """Add owned numbers; returns (added, already present)."""
+        added: list[str] = []
+        present: list[str] = []
+        with self.transaction() as s:
+            for phone in phones:
+                if s.execute(select(PoolPhone.id).where(PoolPhone.e164 == phone.e164)).first():
+                    present.append(phone.e164)
+                    continue
+                now = _now()
+                s.add(
+                    PoolPhone(
+                        e164=phone.e164,
+                        kind=phone.kind,
+                        state=state,
+                        added_at=now,
+                        state_changed_at=now,
+                        use_count=0,
+                        stray_events=0,
+                    )
+                )
+                added.append(phone.e164)
+            if added:
+                s.flush()
+                self._audit(
+                    s, "pool.add_phone", f"{len(added)} numbers", {"numbers": added, "state": state}
+                )
+        return added, present
+
+    def set_phone_state(self, e164s: Sequence[str], state: str) -> list[str]:
+        """Move numbers to a new state (quarantine, active, burnt, retired)."""
+        changed: list[str] = []
+        with self.transaction() as s:
+            for e164 in e164s:
+                row = s.execute(select(PoolPhone).where(PoolPhone.e164 == e164)).scalar()
+                if row is None:
+                    raise NotFoundError(
+                        f"{e164} is not in the pool; add it with `canary pool add-phone` first."
+                    )
+                if row.state == "burnt" and state == "active":
+                    raise RegistryError(
+                        f"{e164} is burnt (it was in a leaked list) and must not be reused."
+                    )
+                if row.state != state:
+                    row.state = state
+                    row.state_changed_at = _now()
+                    changed.append(e164)
+            if changed:
+                self._audit(
+                    s,
+                    "pool.set_state",
+                    f"{len(changed)} numbers",
+                    {"numbers": changed, "state": state},
+                )
+        return changed
+
+    def add_domains(self, domains: Sequence[str]) -> tuple[list[str], list[str]]:
+        added: list[str] = []
+        present: list[str] = []
+        with self.transaction() as s:
+            for domain in domains:
+                if s.execute(select(PoolDomain.id).where(PoolDomain.domain == domain)).first():
+                    present.append(domain)
+                    continue
+                s.add(PoolDomain(domain=domain, state="active", added_at=_now()))
+                added.append(domain)
+            if added:
+                s.flush()
+                self._audit(s, "pool.add_domain", f"{len(added)} domains", {"domains": added})
+        return added, present
+
+    def pool_phones(self, state: str | None = None) -> list[PoolPhoneRecord]:
+        with self._sessions() as s:
+            q = select(PoolPhone).order_by(PoolPhone.e164)
+            if state:
+                q = q.where(PoolPhone.state == state)
+            return [
+                PoolPhoneRecord(
+                    p.e164, p.kind, p.state, p.use_count, p.added_at, p.state_changed_at
+                )
+                for p in s.execute(q).scalars()
+            ]
+
+    def pool_domains(self, state: str | None = None) -> list[PoolDomainRecord]:
+        with self._sessions() as s:
+            q = select(PoolDomain).order_by(PoolDomain.domain)
+            if state:
+                q = q.where(PoolDomain.state == state)
+            return [PoolDomainRecord(d.domain, d.state, d.added_at) for d in s.execute(q).scalars()]
+
+    def active_numbers(self) -> list[PoolNumber]:
+        with self._sessions() as s:
+            rows = s.execute(select(PoolPhone).where(PoolPhone.state == "active")).scalars()
+            return [PoolNumber(p.id, p.e164, p.kind, p.use_count) for p in rows]
+
+    def used_phone_sets(self) -> set[str]:
+        with self._sessions() as s:
+            q = select(Export.phone_set_hash).where(Export.phone_set_hash.is_not(None))
+            return {str(h) for (h,) in s.execute(q) if h}
+
+    def emails_taken(self, emails: Sequence[str]) -> set[str]:
+        keys = [email_key(e) for e in emails]
+        taken: set[str] = set()
+        with self._sessions() as s:
+            for i in range(0, len(keys), 500):
+                q = select(Canary.email).where(Canary.email.in_(keys[i : i + 500]))
+                taken.update(str(e) for (e,) in s.execute(q) if e)
+        return taken
+
+    # -- exports --------------------------------------------------------------------------
+
+    def _get_or_create(self, s: Session, draft: ExportDraft) -> tuple[PeopleList, Account]:
+        client = s.execute(select(Client).where(Client.name == draft.client)).scalar()
+        if client is None:
+            client = Client(name=draft.client, created_at=_now())
+            s.add(client)
+            s.flush()
+        plist = s.execute(
+            select(PeopleList).where(
+                PeopleList.client_id == client.id, PeopleList.name == draft.list_name
+            )
+        ).scalar()
+        if plist is None:
+            plist = PeopleList(client_id=client.id, name=draft.list_name, created_at=_now())
+            s.add(plist)
+            s.flush()
+        account = s.execute(select(Account).where(Account.name == draft.account)).scalar()
+        if account is None:
+            account = Account(
+                name=draft.account,
+                shared=bool(draft.account_members),
+                members=list(draft.account_members),
+                created_at=_now(),
+            )
+            s.add(account)
+            s.flush()
+        elif draft.account_members:
+            merged = sorted(set(account.members or []) | set(draft.account_members))
+            if merged != sorted(account.members or []):
+                account.members = merged
+                account.shared = True
+        return plist, account
+
+    def set_account(self, name: str, shared: bool, members: Sequence[str]) -> None:
+        """Record whether a login is shared and who is known to use it."""
+        with self.transaction() as s:
+            account = s.execute(select(Account).where(Account.name == name)).scalar()
+            if account is None:
+                account = Account(
+                    name=name, shared=shared, members=list(members), created_at=_now()
+                )
+                s.add(account)
+            else:
+                account.shared = shared
+                account.members = sorted(set(members))
+            s.flush()
+            self._audit(s, "account.set", name, {"shared": shared, "members": sorted(members)})
+
+    def seal_export(
+        self, draft: ExportDraft, canaries: Sequence[CanaryDraft], numbers: Sequence[PoolNumber]
+    ) -> ExportRecord:
+        """Commit an export and its canaries (status ``sealed``) before its file appears."""
+        try:
+            with self.transaction() as s:
+                plist, account = self._get_or_create(s, draft)
+                export = Export(
+                    code=draft.code,
+                    list_id=plist.id,
+                    account_id=account.id,
+                    recipient=draft.recipient,
+                    requested_by=draft.requested_by,
+                    host=draft.host,
+                    terminal=draft.terminal,
+                    created_at=_now(),
+                    status="sealed",
+                    rows_in=draft.rows_in,
+                    rows_out=draft.rows_out,
+                    canary_count=len(canaries),
+                    input_name=draft.input_name,
+                    input_sha256=draft.input_sha256,
+                    output_path=draft.output_path,
+                    output_sha256=draft.output_sha256,
+                    temp_path=draft.temp_path,
+                    file_format=draft.file_format,
+                    encoding=draft.encoding,
+                    phone_set_hash=phone_set_hash([n.e164 for n in numbers]) if numbers else None,
+                    expected_callers=[],
+                    expected_senders=[],
+                    columns=dict(draft.columns),
+                )
+                s.add(export)
+                s.flush()
+                for c in canaries:
+                    s.add(
+                        Canary(
+                            export_id=export.id,
+                            position=c.position,
+                            name=c.name,
+                            kana=c.kana,
+                            romaji=c.romaji,
+                            sex=c.sex,
+                            birth_date=c.birth_date,
+                            postcode=c.postcode,
+                            address=c.address,
+                            phone_e164=c.phone_e164,
+                            phone2_e164=c.phone2_e164,
+                            email=email_key(c.email) if c.email else None,
+                            name_key=name_key(c.name),
+                            kana_key=kana_key(c.kana),
+                            address_key=c.address_key,
+                            fields=dict(c.fields),
+                        )
+                    )
+                for n in numbers:
+                    s.add(ExportPhone(export_id=export.id, pool_phone_id=n.id))
+                if numbers:
+                    s.execute(
+                        update(PoolPhone)
+                        .where(PoolPhone.id.in_([n.id for n in numbers]))
+                        .values(use_count=PoolPhone.use_count + 1)
+                    )
+                s.flush()
+                self._audit(
+                    s,
+                    "export.seal",
+                    draft.code,
+                    {
+                        "client": draft.client,
+                        "list": draft.list_name,
+                        "account": draft.account,
+                        "recipient": draft.recipient,
+                        "requested_by": draft.requested_by,
+                        "host": draft.host,
+                        "terminal": draft.terminal,
+                        "input_sha256": draft.input_sha256,
+                        "output_sha256": draft.output_sha256,
+                        "output": draft.output_path,
+                        "rows_in": draft.rows_in,
+                        "rows_out": draft.rows_out,
+                        "canaries": len(canaries),
+                    },
+                )
+        except IntegrityError as exc:
+            raise RegistryError(
+                "Another seed took the same tokens at the same moment; run the seed again. "
+                f"({exc.orig})"
+            ) from exc
+        return self.export(draft.code)
+
+    def set_export_status(self, code: str, status: str, note: str = "") -> None:
+        with self.transaction() as s:
+            export = s.execute(select(Export).where(Export.code == code)).scalar()
+            if export is None:
+                raise NotFoundError(f"No export {code} in the registry.")
+            export.status = status
+            export.temp_path = None
+            self._audit(s, f"export.{status}", code, {"note": note})
+
+    def sealed_exports(self) -> list[ExportRecord]:
+        with self._sessions() as s:
+            q = select(Export).where(Export.status == "sealed")
+            return [self._export_record(e) for e in s.execute(q).scalars()]
+
+    def _export_record(self, e: Export) -> ExportRecord:
+        return ExportRecord(
+            code=e.code,
+            client=e.people_list.client.name,
+            list_name=e.people_list.name,
+            account=e.account.name,
+            account_shared=e.account.shared,
+            account_members=list(e.account.members or []),
+            recipient=e.recipient,
+            requested_by=e.requested_by,
+            host=e.host,
+            terminal=e.terminal,
+            created_at=e.created_at,
+            status=e.status,
+            rows_in=e.rows_in,
+            rows_out=e.rows_out,
+            canary_count=e.canary_count,
+            input_name=e.input_name,
+            input_sha256=e.input_sha256,
+            output_path=e.output_path,
+            output_sha256=e.output_sha256,
+            temp_path=e.temp_path,
+            file_format=e.file_format,
+            encoding=e.encoding,
+            columns=dict(e.columns or {}),
+        )
+
+    def export(self, code: str) -> ExportRecord:
+        with self._sessions() as s:
+            e = s.execute(select(Export).where(Export.code == code.strip().upper())).scalar()
+            if e is None:
+                raise NotFoundError(
+                    f"No export {code} in the registry; `canary exports list` shows them all."
+                )
+            return self._export_record(e)
+
+    def exports(self, limit: int | None = None) -> list[ExportRecord]:
+        with self._sessions() as s:
+            q = select(Export).order_by(Export.created_at.desc(), Export.id.desc())
+            if limit:
+                q = q.limit(limit)
+            return [self._export_record(e) for e in s.execute(q).scalars()]
+
+    def export_count(self) -> int:
+        with self._sessions() as s:
+            return int(s.execute(select(func.count(Export.id))).scalar_one())
+
+    # -- canaries -------------------------------------------------------------------------
+
+    def _canary_records(self, s: Session, q: Any) -> list[CanaryRecord]:
+        out = []
+        for c in s.execute(q).scalars():
+            out.append(
+                CanaryRecord(
+                    export=self._export_record(c.export),
+                    position=c.position,
+                    name=c.name,
+                    kana=c.kana,
+                    romaji=c.romaji,
+                    sex=c.sex,
+                    birth_date=c.birth_date,
+                    postcode=c.postcode,
+                    address=c.address,
+                    phone_e164=c.phone_e164,
+                    phone2_e164=c.phone2_e164,
+                    email=c.email,
+                    fields=dict(c.fields or {}),
+                )
+            )
+        return out
+
+    def canaries_of(self, code: str) -> list[CanaryRecord]:
+        with self._sessions() as s:
+            q = (
+                select(Canary)
+                .join(Export)
+                .where(Export.code == code.strip().upper())
+                .order_by(Canary.position)
+            )
+            return self._canary_records(s, q)
+
+    def find_by_email(self, email: str) -> list[CanaryRecord]:
+        with self._sessions() as s:
+            return self._canary_records(s, select(Canary).where(Canary.email == email_key(email)))
+
+    def find_by_phone(self, phone: str) -> list[CanaryRecord]:
+        e164 = phone_e164(phone)
+        if e164 is None:
+            return []
+        with self._sessions() as s:
+            q = (
+                select(Canary)
+                .where((Canary.phone_e164 == e164) | (Canary.phone2_e164 == e164))
+                .order_by(Canary.export_id, Canary.position)
+            )
+            return self._canary_records(s, q)
+
+    def find_by_name(self, name: str) -> list[CanaryRecord]:
+        nk, kk = name_key(name), kana_key(name)
+        with self._sessions() as s:
+            q = (
+                select(Canary)
+                .where((Canary.name_key == nk) | (Canary.kana_key == kk))
+                .order_by(Canary.export_id, Canary.position)
+            )
+            return self._canary_records(s, q)

@@ -1,0 +1,161 @@
+"""SQLAlchemy models of the registry.
+
+The registry holds canaries and export metadata, never rows of real people. Token values
+(emails, phone numbers, names) are read and written only through ``canary.registry``, so
+that encryption at rest can be added there without touching callers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Client(Base):
+    __tablename__ = "clients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PeopleList(Base):
+    __tablename__ = "lists"
+    __table_args__ = (UniqueConstraint("client_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    client: Mapped[Client] = relationship()
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    members: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Export(Base):
+    __tablename__ = "exports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    recipient: Mapped[str | None] = mapped_column(String(200))
+    requested_by: Mapped[str | None] = mapped_column(String(200))
+    host: Mapped[str | None] = mapped_column(String(200))
+    terminal: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20))  # sealed -> delivered | void
+    rows_in: Mapped[int] = mapped_column(BigInteger)
+    rows_out: Mapped[int] = mapped_column(BigInteger)
+    canary_count: Mapped[int] = mapped_column(Integer)
+    input_name: Mapped[str] = mapped_column(Text)
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    output_path: Mapped[str] = mapped_column(Text)
+    output_sha256: Mapped[str] = mapped_column(String(64))
+    temp_path: Mapped[str | None] = mapped_column(Text)
+    file_format: Mapped[str] = mapped_column(String(10))
+    encoding: Mapped[str | None] = mapped_column(String(20))
+    phone_set_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    campaign_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    campaign_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expected_callers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    expected_senders: Mapped[list[str]] = mapped_column(JSON, default=list)
+    columns: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # column -> role
+
+    people_list: Mapped[PeopleList] = relationship()
+    account: Mapped[Account] = relationship()
+    canaries: Mapped[list[Canary]] = relationship(
+        back_populates="export", order_by="Canary.position"
+    )
+
+
+class PoolPhone(Base):
+    __tablename__ = "pool_phones"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    e164: Mapped[str] = mapped_column(String(20), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))  # mobile | ip | landline
+    state: Mapped[str] = mapped_column(String(12))  # quarantine | active | burnt | retired
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    use_count: Mapped[int] = mapped_column(Integer, default=0)
+    stray_events: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class PoolDomain(Base):
+    __tablename__ = "pool_domains"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253), unique=True)
+    state: Mapped[str] = mapped_column(String(12))  # active | retired
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ExportPhone(Base):
+    """The set of pool numbers one export carries (decodes phone-only signals later)."""
+
+    __tablename__ = "export_phones"
+    export_id: Mapped[int] = mapped_column(ForeignKey("exports.id"), primary_key=True)
+    pool_phone_id: Mapped[int] = mapped_column(ForeignKey("pool_phones.id"), primary_key=True)
+
+
+class Canary(Base):
+    __tablename__ = "canaries"
+    __table_args__ = (
+        Index("ix_canaries_phone", "phone_e164"),
+        Index("ix_canaries_name_key", "name_key"),
+        Index("ix_canaries_kana_key", "kana_key"),
+        Index("ix_canaries_export", "export_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    export_id: Mapped[int] = mapped_column(ForeignKey("exports.id"))
+    position: Mapped[int] = mapped_column(BigInteger)  # 0-based data-row index in the output
+    name: Mapped[str] = mapped_column(String(100))
+    kana: Mapped[str] = mapped_column(String(100))
+    romaji: Mapped[str] = mapped_column(String(100))
+    sex: Mapped[str] = mapped_column(String(1))
+    birth_date: Mapped[str] = mapped_column(String(10))
+    postcode: Mapped[str] = mapped_column(String(7))
+    address: Mapped[str] = mapped_column(Text)
+    phone_e164: Mapped[str | None] = mapped_column(String(20))
+    phone2_e164: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    name_key: Mapped[str] = mapped_column(String(100))
+    kana_key: Mapped[str] = mapped_column(String(100))
+    address_key: Mapped[str] = mapped_column(Text)
+    fields: Mapped[dict[str, object]] = mapped_column(JSON)  # column -> value written
+    export: Mapped[Export] = relationship(back_populates="canaries")
+
+
+class AuditEntry(Base):
+    """One link of the append-only, hash-chained audit log."""
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))  # ISO 8601 UTC, hashed as written
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(60))
+    subject: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)  # canonical JSON, hashed as written
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

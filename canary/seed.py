@@ -1,0 +1,555 @@
+"""Seeding: one export of one list, with canaries unique to it, committed before it appears.
+
+Order of work (invariant 1: no export without its registry entry):
+
+1. read the head of the input, infer its schema, profile it (nothing is stored);
+2. choose the export's pool numbers and make its canaries;
+3. stream the input to a locked temporary file beside the output, splicing canaries in;
+4. fsync, then commit the export and its canaries (status ``sealed``);
+5. rename the temporary file into place, fsync the folder, mark the export ``delivered``.
+
+A crash before 4 leaves a temporary file that ``recover`` removes and no registry row; a
+crash between 4 and 5 is rolled forward by ``recover`` (the sealed file is put in place).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import math
+import os
+import random
+import socket
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from canary import csvfile, xlsxfile
+from canary.errors import InputError, OutputError, PoolTooSmallError
+from canary.generate import CanaryFactory, GeneratedCanary
+from canary.idcheck import find_existing_ids
+from canary.pools import PoolNumber, choose_phone_set
+from canary.profile import profile_host
+from canary.reference import Gazetteer, name_book
+from canary.registry import Registry, new_export_code
+from canary.registry.records import CanaryDraft, ExportDraft, ExportRecord
+from canary.schema import Schema, infer_schema
+from canary.settings import Settings
+
+TEMP_SUFFIX = ".canary-part"
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+def default_canary_count(rows: int) -> int:
+    """Canaries for a list of ``rows`` people: ~10·log10(rows), at most 2 % of the rows.
+
+    10 rows → 1, 100 → 2, 1,000 → 20, 10,000 → 40, 100,000 → 50, 1 M → 60, 10 M → 70.
+    """
+    if rows <= 0:
+        return 1
+    return max(1, min(math.ceil(10 * math.log10(rows + 1)), rows // 50))
+
+
+@dataclass(frozen=True)
+class SeedRequest:
+    input: Path
+    output: Path
+    client: str
+    list_name: str
+    account: str
+    recipient: str | None = None
+    requested_by: str | None = None
+    canaries: int | None = None
+    encoding: str | None = None
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    force: bool = False
+    account_members: tuple[str, ...] = ()
+    host: str | None = None
+    terminal: str | None = None
+    rng_seed: int | None = None
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    export: ExportRecord
+    schema: Schema
+    canaries: list[GeneratedCanary]
+    positions: list[int]
+
+    def as_json(self) -> dict[str, object]:
+        e = self.export
+        return {
+            "export_id": e.code,
+            "canaries": e.canary_count,
+            "rows_in": e.rows_in,
+            "rows_out": e.rows_out,
+            "sha256": e.output_sha256,
+            "output": e.output_path,
+            "client": e.client,
+            "list": e.list_name,
+            "account": e.account,
+            "encoding": e.encoding,
+            "format": e.file_format,
+        }
+
+
+def _terminal() -> str | None:
+    ssh = os.environ.get("SSH_CLIENT")
+    if ssh:
+        return f"ssh from {ssh.split()[0]}"
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            return os.ttyname(fd)
+    return None
+
+
+def is_xlsx(path: Path) -> bool:
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    return magic == b"PK\x03\x04" or path.suffix.lower() in (".xlsx", ".xlsm")
+
+
+def _check_output(req: SeedRequest) -> None:
+    out = req.output
+    if out.resolve() == req.input.resolve():
+        raise OutputError("The output would overwrite the input list; choose another --out.")
+    if out.exists() and not req.force:
+        raise OutputError(
+            f"{out} already exists; choose another --out or pass --force to replace it."
+        )
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"The folder {parent} does not exist; create it first.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"Cannot write into {parent}; choose a folder you can write to.")
+
+
+class _TempFile:
+    """A locked, exclusive temporary file beside the output; removed unless kept."""
+
+    def __init__(self, output: Path) -> None:
+        name = f".{output.name}.{os.getpid()}-{random.randrange(16**8):08x}{TEMP_SUFFIX}"
+        self.path = output.parent / name
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.fh = os.fdopen(fd, "wb", buffering=1024 * 1024)
+        self.keep = False
+
+    def seal(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        if not self.fh.closed:
+            self.fh.close()  # releases the lock
+        if not self.keep:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+def _place_file(temp: Path, output: Path, force: bool) -> None:
+    if force:
+        os.replace(temp, output)
+    else:
+        try:
+            os.link(temp, output)  # fails if the output appeared meanwhile: never clobber
+        except FileExistsError as exc:
+            raise OutputError(
+                f"{output} appeared while seeding; the seeded copy is kept at {temp}."
+            ) from exc
+        temp.unlink()
+    csvfile.fsync_dir(output.parent)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(4 * 1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def recover(registry: Registry, directory: Path | None = None) -> list[str]:
+    """Finish or void interrupted seeds; remove abandoned temporary files.
+
+    Returns a line per action taken.
+    """
+    actions: list[str] = []
+    for export in registry.sealed_exports():
+        out, temp = Path(export.output_path), Path(export.temp_path or "")
+        if export.temp_path and temp.exists() and _locked(temp):
+            continue  # still being written by a live process
+        if out.exists() and _file_sha256(out) == export.output_sha256:
+            registry.set_export_status(export.code, "delivered", "found in place on recovery")
+            actions.append(f"{export.code}: file was in place; marked delivered")
+        elif export.temp_path and temp.exists() and _file_sha256(temp) == export.output_sha256:
+            if out.exists():
+                raise OutputError(
+                    f"Recovering {export.code}: {out} exists but is not the sealed "
+                    f"export; move it away and run `canary exports recover`."
+                )
+            _place_file(temp, out, force=False)
+            registry.set_export_status(export.code, "delivered", "rolled forward on recovery")
+            actions.append(f"{export.code}: sealed file put in place at {out}")
+        else:
+            registry.set_export_status(export.code, "void", "file never appeared")
+            actions.append(f"{export.code}: seeded file was lost before delivery; marked void")
+    sealed_temps = {e.temp_path for e in registry.sealed_exports()}
+    if directory is not None and directory.is_dir():
+        for temp in directory.glob(f".*{TEMP_SUFFIX}"):
+            if str(temp) in sealed_temps or _locked(temp):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+                actions.append(f"removed abandoned partial file {temp.name}")
+    return actions
+
+
+def _locked(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def seed(
+    registry: Registry, settings: Settings, req: SeedRequest, progress: Progress | None = None
+) -> SeedResult:
+    """Seed one export of one list; see the module docstring for the order of work."""
+    registry.require_ready()
+    if not req.input.is_file():
+        raise InputError(f"{req.input} does not exist or is not a file.")
+    _check_output(req)
+    recover(registry, req.output.parent)
+    rng = random.Random(req.rng_seed)
+    try:
+        xlsx = is_xlsx(req.input)
+    except OSError as exc:
+        raise InputError(f"Cannot read {req.input}: {exc.strerror}.") from exc
+    if xlsx:
+        return _seed_xlsx(registry, settings, req, rng, progress)
+    return _seed_text(registry, settings, req, rng, progress)
+
+
+def _prepare(
+    registry: Registry,
+    settings: Settings,
+    req: SeedRequest,
+    schema: Schema,
+    body: list[list[str]],
+    quoted: list[list[bool]] | None,
+    est_rows: int,
+    rng: random.Random,
+    encodable: Callable[[str], bool],
+) -> tuple[CanaryFactory, int, list[PoolNumber]]:
+    profile = profile_host(schema, body, quoted)
+    count = req.canaries if req.canaries is not None else default_canary_count(est_rows)
+    if count < 1:
+        raise InputError("--canaries must be at least 1.")
+    has_phone = any(r in schema.roles for r in ("phone", "mobile"))
+    has_email = "email" in schema.roles
+    numbers: list[PoolNumber] = []
+    if has_phone:
+        numbers = choose_phone_set(
+            registry.active_numbers(),
+            count,
+            settings.max_numbers_per_export,
+            registry.used_phone_sets(),
+            rng,
+        )
+    domains = [d.domain for d in registry.pool_domains("active")]
+    if has_email and not domains:
+        raise PoolTooSmallError(
+            "The list has an email column but the pool has no mail "
+            "domain; add one you control with `canary pool add-domain`."
+        )
+    if (
+        not has_phone
+        and not has_email
+        and not registry.pool_phones()
+        and not registry.pool_domains()
+    ):
+        raise PoolTooSmallError(
+            "The pool is empty; add owned numbers and mail domains with "
+            "`canary pool add-phone` and `canary pool add-domain`."
+        )
+    factory = CanaryFactory(
+        profile,
+        name_book(settings.seeds_dir),
+        Gazetteer(),
+        numbers,
+        domains,
+        rng,
+        emails_taken=registry.emails_taken,
+        encodable=encodable,
+    )
+    id_col = schema.column_of("id")
+    if id_col is not None:
+        factory.exclude_ids({n for n in _id_numbers(profile, id_col, body)})
+    return factory, count, numbers
+
+
+def _id_numbers(profile: object, id_col: int, body: list[list[str]]) -> set[int]:
+    from canary.formats import IdStyle
+
+    style = profile.columns[id_col].style  # type: ignore[attr-defined]
+    if not isinstance(style, IdStyle):
+        return set()
+    out = set()
+    for r in body:
+        v = r[id_col].strip() if id_col < len(r) else ""
+        if v.startswith(style.prefix) and v.endswith(style.suffix):
+            digits = v[len(style.prefix) : len(v) - len(style.suffix) or None]
+            if digits.isdigit():
+                out.add(int(digits))
+    return out
+
+
+def _draft_canaries(
+    made: list[GeneratedCanary], positions: list[int], factory: CanaryFactory
+) -> list[CanaryDraft]:
+    drafts = []
+    for c, pos in zip(made, positions, strict=True):
+        p = c.person
+        drafts.append(
+            CanaryDraft(
+                position=pos,
+                name=p.name,
+                kana=p.kana,
+                romaji=p.romaji,
+                sex=p.sex,
+                birth_date=p.birth.isoformat(),
+                postcode=p.place.postcode,
+                address=p.address,
+                address_key=factory.address_key_of(p),
+                phone_e164=p.phone.e164 if p.phone and _phone_written(c) else None,
+                phone2_e164=p.phone2.e164 if p.phone2 and _phone_written(c, second=True) else None,
+                email=p.email if p.email and p.email in c.row else None,
+                fields=c.fields,
+            )
+        )
+    return drafts
+
+
+def _phone_written(c: GeneratedCanary, second: bool = False) -> bool:
+    from canary.normalize import phone_e164
+
+    number = c.person.phone2 if second else c.person.phone
+    return number is not None and any(phone_e164(v) == number.e164 for v in c.row if v)
+
+
+def _finish(
+    registry: Registry,
+    req: SeedRequest,
+    temp: _TempFile,
+    draft: ExportDraft,
+    drafts: list[CanaryDraft],
+    numbers: list[PoolNumber],
+) -> ExportRecord:
+    temp.seal()
+    used = {d.phone_e164 for d in drafts} | {d.phone2_e164 for d in drafts}
+    numbers = [n for n in numbers if n.e164 in used]
+    registry.seal_export(draft, drafts, numbers)
+    temp.keep = True  # from here the registry owns the file: recovery rolls it forward
+    # Still holding the temp file's lock, so a concurrent recovery leaves it to us.
+    _place_file(temp.path, req.output, req.force)
+    temp.fh.close()
+    registry.set_export_status(draft.code, "delivered")
+    return registry.export(draft.code)
+
+
+def _seed_text(
+    registry: Registry,
+    settings: Settings,
+    req: SeedRequest,
+    rng: random.Random,
+    progress: Progress | None,
+) -> SeedResult:
+    head = csvfile.read_head(req.input, req.encoding)
+    schema = infer_schema(head.records, req.mapping)
+    csvfile.check_ragged(head.records, schema.header_index, req.input.name)
+    header_end = (
+        head.ends[schema.header_index] if schema.header_index >= 0 else len(head.dialect.bom)
+    )
+    body = [r for r in head.records[schema.header_index + 1 :] if any(c.strip() for c in r)]
+    quoted = head.quoted[schema.header_index + 1 :]
+    est_rows = max(len(body), round((head.size - header_end) / max(1.0, head.avg_record_bytes)))
+    dialect = head.dialect
+    factory, count, numbers = _prepare(
+        registry, settings, req, schema, body, quoted, est_rows, rng, dialect.encodable
+    )
+    made = [factory.make() for _ in range(count)]
+    skip_lines = _lines_before(req.input, header_end, dialect.terminator)
+    made = _resolve_id_collisions(req.input, dialect, schema, factory, made, skip_lines)
+
+    span = max(1, head.size - header_end)
+    targets = [
+        header_end + (span * i) // count + rng.randrange(max(1, span // count))
+        for i in range(count)
+    ]
+    insertions = [
+        csvfile.Insertion(t, dialect.render_row(c.row)) for t, c in zip(targets, made, strict=True)
+    ]
+    temp = _TempFile(req.output)
+    try:
+        out_hash, in_hash = hashlib.sha256(), hashlib.sha256()
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, head.size)
+
+        with req.input.open("rb") as src:
+            reader = _HashingReader(src, in_hash)
+            result = csvfile.splice(
+                reader, temp.fh, header_end, insertions, dialect.terminator, tick, [out_hash]
+            )
+        order = sorted(range(count), key=lambda i: targets[i])
+        positions = [0] * count
+        for pos, i in zip(result.positions, order, strict=True):
+            positions[i] = pos
+        drafts = _draft_canaries(made, positions, factory)
+        draft = ExportDraft(
+            code=new_export_code(),
+            client=req.client,
+            list_name=req.list_name,
+            account=req.account,
+            recipient=req.recipient,
+            requested_by=req.requested_by,
+            host=req.host or socket.gethostname(),
+            terminal=req.terminal or _terminal(),
+            rows_in=result.rows_in,
+            rows_out=result.rows_in + count,
+            input_name=req.input.name,
+            input_sha256=in_hash.hexdigest(),
+            output_path=str(req.output.resolve()),
+            output_sha256=out_hash.hexdigest(),
+            temp_path=str(temp.path.resolve()),
+            file_format="csv",
+            encoding=dialect.label,
+            columns=dict(zip(schema.columns, schema.roles, strict=True)),
+            account_members=req.account_members,
+        )
+        export = _finish(registry, req, temp, draft, drafts, numbers)
+    finally:
+        temp.close()
+    return SeedResult(export, schema, made, positions)
+
+
+class _HashingReader:
+    def __init__(self, fh: object, digest: object) -> None:
+        self.fh, self.digest = fh, digest
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self.fh.read(n)  # type: ignore[attr-defined]
+        self.digest.update(data)  # type: ignore[attr-defined]
+        return data
+
+
+def _lines_before(path: Path, offset: int, terminator: int) -> int:
+    with path.open("rb") as fh:
+        return fh.read(offset).count(bytes([terminator]))
+
+
+def _resolve_id_collisions(
+    path: Path,
+    dialect: csvfile.Dialect,
+    schema: Schema,
+    factory: CanaryFactory,
+    made: list[GeneratedCanary],
+    skip_lines: int,
+) -> list[GeneratedCanary]:
+    """Make sure no canary ID equals a host ID anywhere in the file (not only the sample)."""
+    id_col = schema.column_of("id")
+    if id_col is None:
+        return made
+    for _ in range(5):
+        wanted = {c.row[id_col] for c in made if c.row[id_col]}
+        clashes = find_existing_ids(path, dialect, schema, id_col, wanted, skip_lines)
+        if not clashes:
+            return made
+        numbers = {c.person.id_number for c in made if c.row[id_col] in clashes}
+        factory.exclude_ids({n for n in numbers if n is not None})
+        made = [factory.make() if c.row[id_col] in clashes else c for c in made]
+    raise InputError(
+        "Could not find IDs free in the list's ID column; give the ID column "
+        "another role with --map other=COLUMN."
+    )
+
+
+def _seed_xlsx(
+    registry: Registry,
+    settings: Settings,
+    req: SeedRequest,
+    rng: random.Random,
+    progress: Progress | None,
+) -> SeedResult:
+    try:
+        book = xlsxfile.open_book(req.input)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise InputError(f"{req.input.name} is not a readable Excel workbook ({exc}).") from exc
+    with book:
+        records = book.head(csvfile.SAMPLE_RECORDS + 40)
+        schema = infer_schema(records, req.mapping)
+        body = [r for r in records[schema.header_index + 1 :] if any(c.strip() for c in r)]
+        est_rows = max(len(body), book.row_count - schema.header_index - 1)
+        factory, count, numbers = _prepare(
+            registry, settings, req, schema, body, None, est_rows, rng, lambda _: True
+        )
+        made = [factory.make() for _ in range(count)]
+        id_col = schema.column_of("id")
+        if id_col is not None:
+            clashes = book.find_values(id_col, schema.header_index, {c.row[id_col] for c in made})
+            for _ in range(5):
+                if not clashes:
+                    break
+                made = [factory.make() if c.row[id_col] in clashes else c for c in made]
+                clashes = book.find_values(
+                    id_col, schema.header_index, {c.row[id_col] for c in made}
+                )
+        data_rows = max(1, est_rows)
+        slots = sorted(rng.randrange(max(1, data_rows - 1)) for _ in range(count))
+        temp = _TempFile(req.output)
+        try:
+            result = book.write_seeded(
+                temp.fh, schema.header_index, slots, [c.row for c in made], progress
+            )
+            temp.seal()
+            digest = _file_sha256(temp.path)
+            drafts = _draft_canaries(made, result.positions, factory)
+            draft = ExportDraft(
+                code=new_export_code(),
+                client=req.client,
+                list_name=req.list_name,
+                account=req.account,
+                recipient=req.recipient,
+                requested_by=req.requested_by,
+                host=req.host or socket.gethostname(),
+                terminal=req.terminal or _terminal(),
+                rows_in=result.rows_in,
+                rows_out=result.rows_in + count,
+                input_name=req.input.name,
+                input_sha256=_file_sha256(req.input),
+                output_path=str(req.output.resolve()),
+                output_sha256=digest,
+                temp_path=str(temp.path.resolve()),
+                file_format="xlsx",
+                encoding=None,
+                columns=dict(zip(schema.columns, schema.roles, strict=True)),
+                account_members=req.account_members,
+            )
+            export = _finish(registry, req, temp, draft, drafts, numbers)
+        finally:
+            temp.close()
+    return SeedResult(export, schema, made, result.positions)
