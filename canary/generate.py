@@ -244,15 +244,26 @@ class CanaryFactory:
         """Host IDs known to exist; canaries will not take them."""
         self._excluded_ids |= ids
 
+    def set_id_range(self, count: int, low: int, high: int) -> None:
+        """The whole ID column's count and range (the sample only shows its start)."""
+        self._id_span = (count, low, high)
+
     def _id(self, style: IdStyle) -> int:
-        span = style.high - style.low
-        for attempt in range(1000):
-            hi = style.high if attempt < 500 else style.high + span // 10 + 10
-            n = self.rng.randint(style.low, max(style.low, hi))
-            if n not in self._used_ids and n not in self._excluded_ids:
-                self._used_ids.add(n)
-                return n
-        raise RuntimeError("no free ID")  # pragma: no cover
+        count, low, high = getattr(self, "_id_span", (0, style.low, style.high))
+        dense = count > 0.9 * (high - low + 1)
+        if not dense:
+            for _ in range(200):
+                n = self.rng.randint(low, high)
+                if n not in self._used_ids and n not in self._excluded_ids:
+                    self._used_ids.add(n)
+                    return n
+        # Every ID in the range is taken: continue the sequence past its end, as the
+        # host's own next records would.
+        n = high + 1 + self.rng.randrange(max(3, count // 1000 + 3))
+        while n in self._used_ids or n in self._excluded_ids:
+            n += 1
+        self._used_ids.add(n)
+        return n
 
     def _fill(self, col: ColumnProfile, p: Person) -> str:
         role, r = col.role, self.rng

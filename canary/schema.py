@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from canary.errors import SchemaError
-from canary.normalize import phone_e164
 
 ROLES = (
     "name",
@@ -196,6 +195,15 @@ def role_from_header(cell: str) -> str | None:
     return None
 
 
+def _phone_shaped(value: str) -> bool:
+    if re.fullmatch(r"[\d\-()+\s.]{10,17}", value) is None:
+        return False
+    digits = re.sub(r"\D", "", value)
+    if digits.startswith("81"):
+        digits = "0" + digits[2:]
+    return re.fullmatch(r"0\d{9,10}", digits) is not None
+
+
 def _share(values: Sequence[str], test: Callable[[str], object]) -> float:
     filled = [v for v in values if v.strip()]
     if not filled:
@@ -216,10 +224,8 @@ def role_from_values(values: Sequence[str]) -> str | None:
         return "birth_date"
     if set(v.lower() for v in filled) <= _SEX_VALUES and not set(filled) <= {"1", "2", "0", "9"}:
         return "sex"
-    phones = _share(
-        filled,
-        lambda v: re.fullmatch(r"[\d\-()+\s]{10,16}", v) is not None and phone_e164(v) is not None,
-    )
+    # Shape, not validity: real lists hold mistyped and unallocated numbers too.
+    phones = _share(filled, _phone_shaped)
     if phones > 0.8:
         mobile = _share(filled, lambda v: re.sub(r"\D", "", v)[-10:][:2] in ("70", "80", "90"))
         return "mobile" if mobile > 0.9 else "phone"
@@ -284,6 +290,21 @@ def _find_header(records: Sequence[Sequence[str]]) -> int:
     return best
 
 
+def _looks_like_unknown_header(records: Sequence[Sequence[str]]) -> int:
+    """Index of a first record of plain labels (no digits, no name-, kana- or contact-like
+    values) above rows of data: an unrecognised header rather than a person."""
+    for i, rec in enumerate(records[:30]):
+        cells = [c.strip() for c in rec]
+        if not any(cells):
+            continue
+        if len(cells) < 2 or not all(cells) or any(re.search(r"\d", c) for c in cells):
+            return -1
+        if any(role_from_values([c]) not in ("category", "other", "text", None) for c in cells):
+            return -1
+        return i
+    return -1
+
+
 def _refine_name_roles(
     roles: list[str], columns: Sequence[str], samples: Sequence[Sequence[str]]
 ) -> None:
@@ -307,6 +328,8 @@ def infer_schema(
     if not records:
         raise SchemaError("The list has no rows.")
     header_index = _find_header(records)
+    if header_index < 0:
+        header_index = _looks_like_unknown_header(records)
     width = max(len(r) for r in records[max(header_index, 0) :][:200])
     if header_index >= 0:
         header = list(records[header_index]) + [""] * (width - len(records[header_index]))

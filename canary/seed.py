@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from canary import csvfile, xlsxfile
-from canary.errors import InputError, OutputError, PoolTooSmallError
+from canary.errors import EmptyFileError, InputError, OutputError, PoolTooSmallError
+from canary.formats import IdStyle
 from canary.generate import CanaryFactory, GeneratedCanary
-from canary.idcheck import find_existing_ids
+from canary.idcheck import find_existing_ids, id_range
 from canary.pools import PoolNumber, choose_phone_set
 from canary.profile import profile_host
 from canary.reference import Gazetteer, name_book
@@ -381,14 +382,17 @@ def _seed_text(
         head.ends[schema.header_index] if schema.header_index >= 0 else len(head.dialect.bom)
     )
     body = [r for r in head.records[schema.header_index + 1 :] if any(c.strip() for c in r)]
+    if not body:
+        raise EmptyFileError(f"{req.input.name} has a header but no rows of people.")
     quoted = head.quoted[schema.header_index + 1 :]
     est_rows = max(len(body), round((head.size - header_end) / max(1.0, head.avg_record_bytes)))
     dialect = head.dialect
     factory, count, numbers = _prepare(
         registry, settings, req, schema, body, quoted, est_rows, rng, dialect.encodable
     )
-    made = [factory.make() for _ in range(count)]
     skip_lines = _lines_before(req.input, header_end, dialect.terminator)
+    _fit_id_range(req.input, dialect, schema, factory, skip_lines)
+    made = [factory.make() for _ in range(count)]
     made = _resolve_id_collisions(req.input, dialect, schema, factory, made, skip_lines)
 
     span = max(1, head.size - header_end)
@@ -457,6 +461,18 @@ class _HashingReader:
         return data
 
 
+def _fit_id_range(
+    path: Path, dialect: csvfile.Dialect, schema: Schema, factory: CanaryFactory, skip_lines: int
+) -> None:
+    id_col = schema.column_of("id")
+    style = factory.profile.columns[id_col].style if id_col is not None else None
+    if id_col is None or not isinstance(style, IdStyle):
+        return
+    found = id_range(path, dialect, schema, id_col, style.prefix, skip_lines)
+    if found:
+        factory.set_id_range(*found)
+
+
 def _lines_before(path: Path, offset: int, terminator: int) -> int:
     with path.open("rb") as fh:
         return fh.read(offset).count(bytes([terminator]))
@@ -503,6 +519,8 @@ def _seed_xlsx(
         records = book.head(csvfile.SAMPLE_RECORDS + 40)
         schema = infer_schema(records, req.mapping)
         body = [r for r in records[schema.header_index + 1 :] if any(c.strip() for c in r)]
+        if not body:
+            raise EmptyFileError(f"{req.input.name} has a header but no rows of people.")
         est_rows = max(len(body), book.row_count - schema.header_index - 1)
         factory, count, numbers = _prepare(
             registry, settings, req, schema, body, None, est_rows, rng, lambda _: True

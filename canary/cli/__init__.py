@@ -35,6 +35,7 @@ def cli(ctx: click.Context, db: str | None) -> None:
     Try it:         canary demo
     """
     ctx.obj = AppContext(Settings.from_env(db=db))
+    ctx.call_on_close(ctx.obj.close)
 
 
 cli.add_command(init_cmd)

@@ -32,11 +32,7 @@ EXIT_CODES: list[tuple[type[errors.CanaryError], int]] = [
 class CanaryClickError(click.ClickException):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.code = exit_code
-
-    @property  # type: ignore[override]
-    def exit_code(self) -> int:  # type: ignore[override]
-        return self.code
+        setattr(self, "exit_code", exit_code)  # noqa: B010  (a class variable in click)
 
     def show(self, file: Any = None) -> None:
         click.echo(f"canary: {self.format_message()}", err=True)
@@ -46,6 +42,11 @@ class AppContext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._registry: Registry | None = None
+
+    def close(self) -> None:
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
 
     def registry(self, ready: bool = True) -> Registry:
         if self._registry is None:

@@ -1,0 +1,39 @@
+"""Checks shared by tests: strip an export's canary rows and compare with the input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from canary.csvfile import _record_ends
+from canary.registry import Registry
+
+
+def split_records(data: bytes, terminator: int = 10) -> list[bytes]:
+    ends = [int(e) for e in _record_ends(data, terminator)]
+    if not ends or ends[-1] < len(data):
+        ends.append(len(data))
+    out, start = [], 0
+    for end in ends:
+        out.append(data[start:end])
+        start = end
+    return out
+
+
+def strip_canaries(
+    seeded: bytes, registry: Registry, code: str, header_records: int, terminator: int = 10
+) -> tuple[bytes, list[bytes]]:
+    """The seeded file without its canary rows, and those rows."""
+    records = split_records(seeded, terminator)
+    positions = {c.position for c in registry.canaries_of(code)}
+    kept, canaries = [], []
+    for i, rec in enumerate(records):
+        data_index = i - header_records
+        if data_index >= 0 and data_index in positions:
+            canaries.append(rec)
+        else:
+            kept.append(rec)
+    return b"".join(kept), canaries
+
+
+def files_in(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
