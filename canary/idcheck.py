@@ -12,8 +12,6 @@ import csv
 import io
 from pathlib import Path
 
-import polars as pl
-
 from canary.csvfile import Dialect
 from canary.schema import Schema
 
@@ -27,6 +25,8 @@ def find_existing_ids(
     """
     if not wanted:
         return set()
+    import polars as pl  # columnar work only where needed: it costs start-up time
+
     width = len(schema.columns)
     try:
         frame = (
@@ -56,6 +56,8 @@ def id_range(
     path: Path, dialect: Dialect, schema: Schema, column: int, prefix: str, skip_lines: int
 ) -> tuple[int, int, int] | None:
     """(count, min, max) of the numeric part of the whole ID column, or None if unreadable."""
+    import polars as pl
+
     width = len(schema.columns)
     try:
         frame = (

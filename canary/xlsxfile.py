@@ -13,8 +13,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from openpyxl import Workbook, load_workbook
-
 from canary.errors import InputError
 
 MAX_UNCOMPRESSED = 2 * 1024**3  # an XLSX expanding past this is refused (zip bomb guard)
@@ -60,6 +58,8 @@ class XlsxResult:
 
 class Book:
     def __init__(self, path: Path) -> None:
+        from openpyxl import load_workbook  # imported here: it costs start-up time
+
         _guard(path)
         self.path = path
         self.wb = load_workbook(path, read_only=True, data_only=True)
@@ -123,6 +123,8 @@ class Book:
         progress: Callable[[int, int], None] | None = None,
     ) -> XlsxResult:
         """Write the workbook with ``rows`` inserted before the data rows at ``slots``."""
+        from openpyxl import Workbook
+
         types = self.column_types(header_index)
         out = Workbook(write_only=True)
         order = sorted(range(len(rows)), key=lambda k: slots[k])

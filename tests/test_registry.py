@@ -114,3 +114,11 @@ def test_exports_get_distinct_number_sets(registry: Registry, settings: Settings
         sets.append(frozenset(c.phone_e164 for c in registry.canaries_of(res.export.code)))
     assert len(set(sets)) == 6
     assert len(registry.used_phone_sets()) == 6
+
+
+def test_head_revision_matches_alembic_scripts() -> None:
+    from alembic.script import ScriptDirectory
+
+    from canary.registry import _MIGRATIONS
+
+    assert ScriptDirectory(_MIGRATIONS).get_current_head() == Registry.head_revision()

@@ -8,7 +8,6 @@ import click
 from rich.table import Table
 
 from canary.cli.common import AppContext, console, handle_errors, print_json
-from canary.seed import recover
 
 
 @click.group("exports")
@@ -117,6 +116,8 @@ def show_export(app: AppContext, export_id: str, as_json: bool) -> None:
 @handle_errors
 def recover_cmd(app: AppContext, directory: Path | None) -> None:
     """Finish or void seeds that were interrupted (seeding does this by itself too)."""
+    from canary.seed import recover
+
     actions = recover(app.registry(), directory)
     for line in actions:
         click.echo(line)

@@ -18,7 +18,6 @@ from canary.cli.common import (
 )
 from canary.errors import InputError
 from canary.schema import ROLES
-from canary.seed import SeedRequest, seed
 from canary.trace import trace
 
 
@@ -95,6 +94,8 @@ def seed_cmd(
     endings); canaries are extra rows at random places. The export and its canaries are in
     the registry before the file appears. CSV/TSV in UTF-8, CP932 or EUC-JP, and XLSX.
     """
+    from canary.seed import SeedRequest, seed
+
     req = SeedRequest(
         input=input_path,
         output=output,

@@ -1,0 +1,162 @@
+"""Seeding speed and memory against `cp` of the same file.
+
+Generates CP932 lists of fake people (1 M and 10 M rows by default, Excel-style CRLF),
+seeds each with the real `canary seed` command on a fresh SQLite registry and prints, per
+size: the seed time, the time of `cp` of the same file (same run, warm page cache, best of
+three), their ratio and the seed's peak memory (max RSS).
+
+    .venv/bin/python benchmarks/seed.py                 # 1 M and 10 M rows
+    .venv/bin/python benchmarks/seed.py --rows 1000000  # one size
+    .venv/bin/python benchmarks/seed.py --keep DIR      # keep the generated lists
+
+Goal (issue 2): within 2x `cp` on 10 M rows, memory flat in the file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from canary.reference import Gazetteer, NameBook  # noqa: E402
+
+HEADER = "顧客番号,氏名,フリガナ,性別,生年月日,郵便番号,住所,電話番号,メールアドレス,備考\r\n"
+
+
+def make_list(path: Path, rows: int, seed: int = 1) -> None:
+    """Write ``rows`` fake people: 50,000 distinct persons cycled with unique IDs."""
+    rng = random.Random(seed)
+    names = NameBook(REPO / "seeds")
+    places = Gazetteer().in_area("東京都")
+    base = []
+    for _ in range(50_000):
+        sex = rng.random() < 0.5
+        year = rng.randint(1940, 2003)
+        s = names.surnames.draw(rng)
+        g = names.given_for("M" if sex else "F", year).draw(rng)
+        p = rng.choice(places)
+        mail = f"u{rng.randrange(10**7)}@example.com" if rng.random() < 0.4 else ""
+        base.append(
+            f",{s.kanji}　{g.kanji},{s.kana}　{g.kana},{'男' if sex else '女'},"
+            f"{year}/{rng.randint(1, 12):02d}/{rng.randint(1, 28):02d},"
+            f"{p.postcode[:3]}-{p.postcode[3:]},{p.prefecture}{p.city}{p.town}"
+            f"{rng.randint(1, 5)}-{rng.randint(1, 20)}-{rng.randint(1, 15)},"
+            f"090-0{rng.randint(100, 999)}-{rng.randint(0, 9999):04d},{mail},"
+            f"{rng.choice(['', '', '', 'DM不要', '要確認'])}\r\n".encode("cp932")
+        )
+    with path.open("wb", buffering=8 * 1024 * 1024) as fh:
+        fh.write(HEADER.encode("cp932"))
+        block = []
+        for i in range(rows):
+            block.append(b"%d" % (1_000_000 + i) + base[i % len(base)])
+            if len(block) == 100_000:
+                fh.write(b"".join(block))
+                block.clear()
+        fh.write(b"".join(block))
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Wall time, peak RSS in KiB and stdout of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(peak, before), proc.stdout
+
+
+def peak_rss_of(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Run under /usr/bin/time if present for a per-process peak; else getrusage."""
+    gnu_time = shutil.which("time") if Path("/usr/bin/time").exists() else None
+    if gnu_time:
+        fd, report = tempfile.mkstemp()
+        os.close(fd)
+        elapsed, _, out = timed([gnu_time, "-f", "%M", "-o", report, *cmd], env)
+        kib = int(Path(report).read_text().strip().splitlines()[-1])
+        os.unlink(report)
+        return elapsed, kib, out
+    return timed(cmd, env)
+
+
+def bench(rows: int, work: Path) -> dict[str, object]:
+    src = work / f"list_{rows}.csv"
+    if not src.exists():
+        t = time.perf_counter()
+        make_list(src, rows)
+        print(f"  generated {src.name} in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    size = src.stat().st_size
+    cp_times = []
+    for _ in range(3):
+        dst = work / "cp_copy.csv"
+        t, _, _ = timed(["cp", str(src), str(dst)])
+        cp_times.append(t)
+        dst.unlink()
+    db = work / f"registry_{rows}.db"
+    db.unlink(missing_ok=True)
+    env = {**os.environ, "CANARY_DB": f"sqlite:///{db}"}
+    canary = [sys.executable, "-m", "canary"]
+    subprocess.run([*canary, "init"], env=env, check=True, capture_output=True)
+    numbers = [f"050-3{n:03d}-{4000 + n:04d}" for n in range(100, 180)]
+    subprocess.run([*canary, "pool", "add-phone", "--active", *numbers], env=env, check=True,
+                   capture_output=True)
+    subprocess.run([*canary, "pool", "add-domain", "bench.example.jp"], env=env, check=True,
+                   capture_output=True)
+    seed_times, peaks = [], []
+    for i in range(2):
+        out = work / f"seeded_{rows}_{i}.csv"
+        t, peak, stdout = peak_rss_of([*canary, "seed", str(src), "--out", str(out), "--client",
+                                       "bench", "--list", "l", "--account", f"a{i}", "--json"],
+                                      env)
+        seed_times.append(t)
+        peaks.append(peak)
+        result = json.loads(stdout)
+        assert result["rows_in"] == rows, result
+        out.unlink()
+    # The seed runs a fresh Python each time; its start-up is part of the cost a user sees.
+    startup, _, _ = timed([*canary, "--version"], env)
+    best_seed, best_cp = min(seed_times), min(cp_times)
+    return {"rows": rows, "bytes": size, "seed_s": round(best_seed, 3),
+            "cp_s": round(best_cp, 3), "ratio": round(best_seed / best_cp, 2),
+            "startup_s": round(startup, 3), "peak_rss_mib": round(max(peaks) / 1024, 1),
+            "canaries": result["canaries"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, action="append",
+                    help="List size(s) to bench (default 1,000,000 and 10,000,000).")
+    ap.add_argument("--keep", type=Path, help="Folder for the generated lists (kept).")
+    args = ap.parse_args()
+    sizes = args.rows or [1_000_000, 10_000_000]
+    work = args.keep or Path(tempfile.mkdtemp(prefix="canary-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"command: {' '.join([sys.executable, *sys.argv])}")
+    print(f"machine: {os.cpu_count()} cores; work folder {work}")
+    print(f"{'rows':>12} {'MiB':>8} {'seed s':>8} {'cp s':>7} {'ratio':>6} {'start s':>8} "
+          f"{'peak MiB':>9} {'canaries':>9}")
+    try:
+        for rows in sizes:
+            r = bench(rows, work)
+            print(f"{r['rows']:>12,} {r['bytes'] / 2**20:>8.0f} {r['seed_s']:>8.2f} "
+                  f"{r['cp_s']:>7.2f} {r['ratio']:>6.2f} {r['startup_s']:>8.2f} "
+                  f"{r['peak_rss_mib']:>9.1f} {r['canaries']:>9}", flush=True)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
