@@ -22,6 +22,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 
 from canary.errors import EmptyFileError, EncodingError, InputError, RaggedFileError
+from canary.pipeline import RecordCounter, Sink
 
 HEAD_BYTES = 2 * 1024 * 1024
 CHUNK_BYTES = 16 * 1024 * 1024
@@ -43,6 +44,8 @@ ENCODINGS = {
 
 class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -92,13 +95,14 @@ class Head:
     avg_record_bytes: float
 
 
-def _record_ends(buf: bytes, terminator: int, start: int = 0) -> np.ndarray:
+def _record_ends(buf: bytes | memoryview, terminator: int, start: int = 0) -> np.ndarray:
     """Offsets just past each record terminator in ``buf`` (which starts outside quotes)."""
     arr = np.frombuffer(buf, dtype=np.uint8)
     terms = np.flatnonzero(arr == terminator)
-    if terms.size and buf.find(b'"') != -1:
+    if terms.size:
         quotes = np.flatnonzero(arr == 34)
-        terms = terms[(np.searchsorted(quotes, terms) & 1) == 0]
+        if quotes.size:
+            terms = terms[(np.searchsorted(quotes, terms) & 1) == 0]
     return terms + 1 + start
 
 
@@ -296,44 +300,64 @@ def splice(
 
     A row whose target lies in or after the last record goes before the last record, so
     canaries are never appended. ``digests`` are hash objects updated with the output.
+    Writing, hashing and counting records run on worker threads (see ``pipeline``).
     """
-    hashes = list(digests)
+    counter = RecordCounter(terminator)
+    sink = Sink(dst, list(digests), counter)
+    try:
+        _splice(src, sink, counter, header_end, insertions, terminator, on_bytes)
+    finally:
+        sink.close()
+    return CopyResult(counter.total, counter.positions(), sink.written)
+
+
+def _splice(
+    src: Readable,
+    sink: Sink,
+    counter: RecordCounter,
+    header_end: int,
+    insertions: Sequence[Insertion],
+    terminator: int,
+    on_bytes: Callable[[int], None] | None,
+) -> None:
     term = bytes([terminator])
     pending = sorted(insertions, key=lambda i: i.target)
-    positions: list[int] = []
-    written = 0
 
-    def emit(data: bytes | memoryview) -> None:
-        nonlocal written
-        if data:
-            dst.write(data)
-            for h in hashes:
-                h.update(data)  # type: ignore[attr-defined]
-            written += len(data)
+    def data(piece: bytes | memoryview, plain: bool, records: int = 0) -> None:
+        # Plain pieces are counted by the counter thread; quoted ones were counted here.
+        sink.put(piece, count=plain)
+        if not plain and records:
+            counter.add(records)
+
+    def canary(row: bytes) -> None:
+        counter.mark()
+        sink.put(row, count=False)
 
     header = src.read(header_end)
-    emit(header)
+    sink.put(header, count=False)
     if on_bytes:
         on_bytes(len(header))
     base = header_end  # file offset of carry[0]
     carry = b""
-    rows_done = 0  # data records already written
-    inserted = 0
     eof = False
     while True:
-        chunk = src.read(CHUNK_BYTES)
-        if not chunk:
+        # A fresh buffer per chunk: the worker threads still hold views of the last one.
+        block = bytearray(len(carry) + CHUNK_BYTES)
+        block[: len(carry)] = carry
+        got = src.readinto(memoryview(block)[len(carry) :])
+        if not got:
             eof = True
-        buf = carry + chunk if carry else chunk
-        if on_bytes and chunk:
-            on_bytes(len(chunk))
-        if not buf:
+        n = len(carry) + (got or 0)
+        buf = memoryview(block)[:n].toreadonly()
+        if on_bytes and got:
+            on_bytes(got)
+        if not n:
             break
-        plain = buf.find(b'"') == -1
+        plain = block.find(b'"', 0, n) == -1
+        ends: np.ndarray | None = None
         if plain:
-            last = buf.rfind(term)
-            second = buf.rfind(term, 0, last) if last > 0 else -1
-            ends = None
+            last = block.rfind(term, 0, n)
+            second = block.rfind(term, 0, last) if last > 0 else -1
         else:
             ends = _record_ends(buf, terminator)
             last = int(ends[-1]) - 1 if ends.size else -1
@@ -341,67 +365,47 @@ def splice(
         # Hold back the last complete record (and anything after it) until EOF, so that a
         # canary that would fall after it can still go before it.
         if eof:
-            if last == len(buf) - 1:  # file ends with a terminator: last record is complete
-                limit = second + 1
-            else:
-                limit = last + 1
+            limit = second + 1 if last == n - 1 else last + 1
         else:
             limit = second + 1
         if limit <= 0 and not eof:
-            carry = buf
+            carry = buf.tobytes()
             continue
+        view = buf
         cursor = 0
         while pending and (pending[0].target - base < limit or eof):
             ins = pending.pop(0)
             rel = max(ins.target - base, cursor)
             if plain:
-                cut = buf.find(term, rel) + 1 if rel < limit else limit
+                cut = block.find(term, rel, n) + 1 if rel < limit else limit
                 if cut <= 0 or cut > limit:
                     cut = limit
-                rows_here = buf.count(term, cursor, cut)
+                records = 0
             else:
                 assert ends is not None
                 k = int(np.searchsorted(ends, rel + 1, side="left"))
                 cut = min(int(ends[k]) if k < ends.size else limit, limit)
-                rows_here = int(np.searchsorted(ends, cut, side="right")) - int(
-                    np.searchsorted(ends, cursor, side="right")
-                )
-            if cut < cursor:
-                cut = cursor
-                rows_here = 0
-            emit(memoryview(buf)[cursor:cut])
-            rows_done += rows_here
-            positions.append(rows_done + inserted)
-            emit(ins.row)
-            inserted += 1
+                records = _ends_between(ends, cursor, cut)
+            cut = max(cut, cursor)
+            data(view[cursor:cut], plain, records)
+            canary(ins.row)
             cursor = cut
+        stop = n if eof else limit
+        records = 0 if plain else _ends_between(ends, cursor, stop)  # type: ignore[arg-type]
+        data(view[cursor:stop], plain, records)
         if eof:
-            rows_done += _count_records(buf, cursor, len(buf), term, plain, ends)
-            emit(memoryview(buf)[cursor:])
+            # A final record without a terminator is still a record.
+            if block[n - 1] != terminator:
+                counter.add(1)
             break
-        rows_done += _count_records(buf, cursor, limit, term, plain, ends)
-        emit(memoryview(buf)[cursor:limit])
-        carry = buf[limit:]
+        carry = buf[limit:].tobytes()
         base += limit
-    return CopyResult(rows_done, positions, written)
 
 
-def _count_records(
-    buf: bytes, start: int, stop: int, term: bytes, plain: bool, ends: np.ndarray | None
-) -> int:
-    if stop <= start:
-        return 0
-    if plain:
-        n = buf.count(term, start, stop)
-    else:
-        assert ends is not None
-        n = int(
-            np.searchsorted(ends, stop, side="right") - np.searchsorted(ends, start, side="right")
-        )
-    # A final record without a terminator is still a record.
-    if stop == len(buf) and not buf.endswith(term):
-        n += 1
-    return n
+def _ends_between(ends: np.ndarray, start: int, stop: int) -> int:
+    return int(
+        np.searchsorted(ends, stop, side="right") - np.searchsorted(ends, start, side="right")
+    )
 
 
 def fsync_dir(path: Path) -> None:

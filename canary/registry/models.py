@@ -70,7 +70,7 @@ class Export(Base):
     rows_out: Mapped[int] = mapped_column(BigInteger)
     canary_count: Mapped[int] = mapped_column(Integer)
     input_name: Mapped[str] = mapped_column(Text)
-    input_sha256: Mapped[str] = mapped_column(String(64))
+    input_sha256: Mapped[str | None] = mapped_column(String(64))
     output_path: Mapped[str] = mapped_column(Text)
     output_sha256: Mapped[str] = mapped_column(String(64))
     temp_path: Mapped[str | None] = mapped_column(Text)

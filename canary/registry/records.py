@@ -22,7 +22,7 @@ class ExportDraft:
     rows_in: int
     rows_out: int
     input_name: str
-    input_sha256: str
+    input_sha256: str | None
     output_path: str
     output_sha256: str
     temp_path: str | None
@@ -69,7 +69,7 @@ class ExportRecord:
     rows_out: int
     canary_count: int
     input_name: str
-    input_sha256: str
+    input_sha256: str | None
     output_path: str
     output_sha256: str
     temp_path: str | None

@@ -99,7 +99,7 @@ def upgrade() -> None:
         sa.Column("rows_out", sa.BigInteger(), nullable=False),
         sa.Column("canary_count", sa.Integer(), nullable=False),
         sa.Column("input_name", sa.Text(), nullable=False),
-        sa.Column("input_sha256", sa.String(length=64), nullable=False),
+        sa.Column("input_sha256", sa.String(length=64), nullable=True),
         sa.Column("output_path", sa.Text(), nullable=False),
         sa.Column("output_sha256", sa.String(length=64), nullable=False),
         sa.Column("temp_path", sa.Text(), nullable=True),
