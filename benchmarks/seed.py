@@ -179,6 +179,7 @@ def bench(rows: int, work: Path) -> dict[str, object]:
         "peak_rss_mib": round(max(peaks) / 1024, 1),
         "canaries": result["canaries"],
         "phases": phases,
+        "sha256_s": round(hash_s, 3),
     }
 
 
@@ -223,6 +224,10 @@ def main() -> None:
                 flush=True,
             )
         for r in results:
+            print(
+                f"floor at {r['rows']:,} rows: SHA-256 of the file alone (hashlib, one core) "
+                f"{r['sha256_s']} s = {r['sha256_s'] / r['cp_s']:.2f}x cp"
+            )
             print(
                 f"phases at {r['rows']:,} rows (s): "
                 + ", ".join(f"{k} {v}" for k, v in r["phases"].items())

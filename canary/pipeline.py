@@ -59,7 +59,7 @@ class Sink:
         dst: BinaryIO,
         hashes: list[Any],
         counter: RecordCounter | None = None,
-        depth: int = 12,
+        depth: int = 4,
     ) -> None:
         self._errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
