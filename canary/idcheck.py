@@ -11,9 +11,28 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 from canary.csvfile import Dialect
 from canary.schema import Schema
+
+
+def _scan(path: Path, dialect: Dialect, width: int, skip_lines: int) -> Any:
+    """A lazy polars scan of the data rows, every column a string."""
+    import polars as pl  # columnar work only where needed: it costs start-up time
+
+    return pl.scan_csv(
+        path,
+        has_header=False,
+        separator=dialect.delimiter,
+        quote_char='"',
+        skip_lines=skip_lines,
+        schema={f"c{i}": pl.String for i in range(width)},
+        encoding="utf8-lossy",
+        truncate_ragged_lines=True,
+        missing_columns="insert",
+        eol_char="\n" if dialect.terminator == 10 else "\r",
+    )
 
 
 def find_existing_ids(
@@ -25,23 +44,11 @@ def find_existing_ids(
     """
     if not wanted:
         return set()
-    import polars as pl  # columnar work only where needed: it costs start-up time
+    import polars as pl
 
-    width = len(schema.columns)
     try:
         frame = (
-            pl.scan_csv(
-                path,
-                has_header=False,
-                separator=dialect.delimiter,
-                quote_char='"',
-                skip_lines=skip_lines,
-                schema={f"c{i}": pl.String for i in range(width)},
-                encoding="utf8-lossy",
-                truncate_ragged_lines=True,
-                missing_columns="insert",
-                eol_char="\n" if dialect.terminator == 10 else "\r",
-            )
+            _scan(path, dialect, len(schema.columns), skip_lines)
             .select(pl.col(f"c{column}").str.strip_chars().alias("id"))
             .filter(pl.col("id").is_in(sorted(wanted)))
             .unique()
@@ -58,21 +65,9 @@ def id_range(
     """(count, min, max) of the numeric part of the whole ID column, or None if unreadable."""
     import polars as pl
 
-    width = len(schema.columns)
     try:
         frame = (
-            pl.scan_csv(
-                path,
-                has_header=False,
-                separator=dialect.delimiter,
-                quote_char='"',
-                skip_lines=skip_lines,
-                schema={f"c{i}": pl.String for i in range(width)},
-                encoding="utf8-lossy",
-                truncate_ragged_lines=True,
-                missing_columns="insert",
-                eol_char="\n" if dialect.terminator == 10 else "\r",
-            )
+            _scan(path, dialect, len(schema.columns), skip_lines)
             .select(
                 pl.col(f"c{column}")
                 .str.strip_chars()

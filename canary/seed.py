@@ -331,6 +331,41 @@ def _id_numbers(profile: object, id_col: int, body: list[list[str]]) -> set[int]
     return out
 
 
+def _export_draft(
+    req: SeedRequest,
+    schema: Schema,
+    rows_in: int,
+    count: int,
+    sha256: str,
+    temp: _TempFile,
+    file_format: str,
+    encoding: str | None,
+) -> ExportDraft:
+    # The input is not hashed: the output's SHA-256 identifies what was handed over, and a
+    # second hash would cost as much time as copying the file.
+    return ExportDraft(
+        code=new_export_code(),
+        client=req.client,
+        list_name=req.list_name,
+        account=req.account,
+        recipient=req.recipient,
+        requested_by=req.requested_by,
+        host=req.host or socket.gethostname(),
+        terminal=req.terminal or _terminal(),
+        rows_in=rows_in,
+        rows_out=rows_in + count,
+        input_name=req.input.name,
+        input_sha256=None,
+        output_path=str(req.output.resolve()),
+        output_sha256=sha256,
+        temp_path=str(temp.path.resolve()),
+        file_format=file_format,
+        encoding=encoding,
+        columns=dict(zip(schema.columns, schema.roles, strict=True)),
+        account_members=req.account_members,
+    )
+
+
 def _draft_canaries(
     made: list[GeneratedCanary], positions: list[int], factory: CanaryFactory
 ) -> list[CanaryDraft]:
@@ -439,8 +474,6 @@ def _seed_text(
             if progress:
                 progress(done, head.size)
 
-        # The input is not hashed: the output's SHA-256 identifies what was handed over,
-        # and a second hash would cost as much time as copying the file.
         with req.input.open("rb", buffering=0) as src:
             result = csvfile.splice(
                 src, temp.fh, header_end, insertions, dialect.terminator, tick, [out_hash]
@@ -451,26 +484,8 @@ def _seed_text(
             positions[i] = pos
         clock.lap("splice")
         drafts = _draft_canaries(made, positions, factory)
-        draft = ExportDraft(
-            code=new_export_code(),
-            client=req.client,
-            list_name=req.list_name,
-            account=req.account,
-            recipient=req.recipient,
-            requested_by=req.requested_by,
-            host=req.host or socket.gethostname(),
-            terminal=req.terminal or _terminal(),
-            rows_in=result.rows_in,
-            rows_out=result.rows_in + count,
-            input_name=req.input.name,
-            input_sha256=None,
-            output_path=str(req.output.resolve()),
-            output_sha256=out_hash.hexdigest(),
-            temp_path=str(temp.path.resolve()),
-            file_format="csv",
-            encoding=dialect.label,
-            columns=dict(zip(schema.columns, schema.roles, strict=True)),
-            account_members=req.account_members,
+        draft = _export_draft(
+            req, schema, result.rows_in, count, out_hash.hexdigest(), temp, "csv", dialect.label
         )
         export = _finish(registry, req, temp, draft, drafts, numbers, clock)
     finally:
@@ -563,27 +578,7 @@ def _seed_xlsx(
             temp.seal()
             digest = _file_sha256(temp.path)
             drafts = _draft_canaries(made, result.positions, factory)
-            draft = ExportDraft(
-                code=new_export_code(),
-                client=req.client,
-                list_name=req.list_name,
-                account=req.account,
-                recipient=req.recipient,
-                requested_by=req.requested_by,
-                host=req.host or socket.gethostname(),
-                terminal=req.terminal or _terminal(),
-                rows_in=result.rows_in,
-                rows_out=result.rows_in + count,
-                input_name=req.input.name,
-                input_sha256=None,
-                output_path=str(req.output.resolve()),
-                output_sha256=digest,
-                temp_path=str(temp.path.resolve()),
-                file_format="xlsx",
-                encoding=None,
-                columns=dict(zip(schema.columns, schema.roles, strict=True)),
-                account_members=req.account_members,
-            )
+            draft = _export_draft(req, schema, result.rows_in, count, digest, temp, "xlsx", None)
             export = _finish(registry, req, temp, draft, drafts, numbers)
         finally:
             temp.close()
