@@ -13,6 +13,7 @@ from canary.cli.common import AppContext
 from canary.cli.exports import exports_group
 from canary.cli.pool import pool_group
 from canary.cli.registry_cmds import accounts_group, audit_group, init_cmd
+from canary.cli.scan_cmds import scan_cmd, scans_group
 from canary.cli.seed_cmds import demo_cmd, seed_cmd, trace_cmd
 from canary.settings import Settings
 
@@ -31,7 +32,7 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
     \b
     Stewards:       canary init; canary pool add-phone/add-domain; canary seed
-    Investigators:  canary trace; canary exports show; canary audit verify
+    Investigators:  canary scan; canary trace; canary exports show; canary audit verify
     Try it:         canary demo
     """
     ctx.obj = AppContext(Settings.from_env(db=db))
@@ -42,6 +43,8 @@ cli.add_command(init_cmd)
 cli.add_command(pool_group)
 cli.add_command(seed_cmd)
 cli.add_command(trace_cmd)
+cli.add_command(scan_cmd)
+cli.add_command(scans_group)
 cli.add_command(exports_group)
 cli.add_command(accounts_group)
 cli.add_command(audit_group)

@@ -41,13 +41,14 @@ from canary.registry.records import (
     PoolDomainRecord,
     PoolPhoneRecord,
 )
+from canary.registry.scans import ScanStore
 
 __all__ = ["CanaryDraft", "CanaryRecord", "ExportDraft", "ExportRecord", "Registry"]
 
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 # The newest migration; a test checks it against Alembic's own view of the scripts. Kept as a
 # constant so that everyday commands need not import Alembic (half of the start-up time).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: read aloud safely
 
 
@@ -97,7 +98,7 @@ def _make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-class Registry:
+class Registry(ScanStore):
     """Access to one registry database (SQLite file or PostgreSQL)."""
 
     def __init__(self, url: str, actor: str = "unknown") -> None:

@@ -159,3 +159,32 @@ class AuditEntry(Base):
     payload: Mapped[str] = mapped_column(Text)  # canonical JSON, hashed as written
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Scan(Base):
+    """One scanned broker list: counts and hashes only, never the list's rows."""
+
+    __tablename__ = "scans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    file_name: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    matched_rows: Mapped[int] = mapped_column(BigInteger)
+    scanned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    threshold: Mapped[float] = mapped_column()
+    result: Mapped[dict[str, object]] = mapped_column(JSON)  # the --json findings
+
+
+class ScanMatch(Base):
+    """A canary found in a scanned list, by which key, in which rows."""
+
+    __tablename__ = "scan_matches"
+    __table_args__ = (Index("ix_scan_matches_canary", "canary_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id"))
+    canary_id: Mapped[int] = mapped_column(ForeignKey("canaries.id"))
+    key: Mapped[str] = mapped_column(String(30))
+    strength: Mapped[str] = mapped_column(String(10))
+    rows: Mapped[list[int]] = mapped_column(JSON)

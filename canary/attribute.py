@@ -1,0 +1,208 @@
+"""Attribution: the guilt probability of each export, from the canaries found and how likely
+each was to be found by chance (Papadimitriou and Garcia-Molina, IEEE TKDE 2011):
+
+    Pr{export i leaked | S} = 1 − ∏_{t ∈ S ∩ R_i} (1 − (1 − p_t) / |V_t|)
+
+A canary is unique to its export (|V_t| = 1). A pool phone number found alone is a token
+held by every export V_t that carries it, so it adds a little to each of them.
+
+Chance-hit probabilities p_t, per key kind (documented in the report):
+
+- email, phone + name, phone + kana: 1e-6. Only the export carries an assigned address or
+  puts a canary's name on a pool number; a guess would have to hit both.
+- kana within one edit + phone: 1e-4 (a misspelt reading on a pool number).
+- name + address, name + postcode, kana + postcode: 1 − exp(−n·f), where f is how common
+  the canary's full name is in Japan (reference data frequencies) and n the number of rows
+  of the scanned list at that address or postcode: the expected number of real namesakes
+  living there. A kana reading is shared by several spellings, so f is tripled for kana.
+- a pool phone number alone: 0.5, because rented numbers had owners before us and turn up
+  in old lists (measured per number once callbacks are recorded).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from canary.registry.scans import ExportMeta
+
+# Strength of each key kind (DESIGN.md): strong and medium keys name a canary.
+STRENGTH = {
+    "email": "strong",
+    "phone+name": "strong",
+    "phone+kana": "strong",
+    "name+address": "strong",
+    "name+postcode": "medium",
+    "kana+postcode": "medium",
+    "kana~phone": "medium",
+}
+RANK = {"strong": 2, "medium": 1}
+P_FIXED = {"email": 1e-6, "phone+name": 1e-6, "phone+kana": 1e-6, "kana~phone": 1e-4}
+P_PHONE_ALONE = 0.5
+P_FLOOR = 1e-6
+DEFAULT_THRESHOLD = 0.999
+
+
+@dataclass
+class Evidence:
+    canary_id: int
+    name: str
+    key: str
+    strength: str
+    p: float
+    rows: list[int]
+
+
+@dataclass
+class ExportFinding:
+    meta: ExportMeta
+    confidence: float
+    attributed: bool
+    evidence: list[Evidence] = field(default_factory=list)
+    weak_phones: list[str] = field(default_factory=list)
+
+    @property
+    def matched(self) -> int:
+        return len(self.evidence)
+
+
+@dataclass
+class AccountFinding:
+    client: str
+    list_name: str
+    account: str
+    members: list[str]
+    exports: list[str]
+    confidence: float
+    attributed: bool
+
+
+def chance(key: str, f_name: float, n_rows_there: int) -> float:
+    """p_t for one canary found by ``key``."""
+    if key in P_FIXED:
+        return P_FIXED[key]
+    f = f_name * (3 if key.startswith("kana") else 1)
+    return max(P_FLOOR, 1 - math.exp(-max(1, n_rows_there) * f))
+
+
+def attribute(
+    evidence: pl.DataFrame,
+    weak: pl.DataFrame,
+    names: Mapping[int, str],
+    postcode_rows: Counter[str],
+    address_rows: Counter[str],
+    exports_by_phone: Mapping[str, list[int]],
+    meta: Mapping[int, ExportMeta],
+    threshold: float = DEFAULT_THRESHOLD,
+) -> tuple[list[ExportFinding], list[AccountFinding]]:
+    """Findings per export (most likely first) and per account."""
+    per_canary: dict[int, Evidence] = {}
+    export_of: dict[int, int] = {}
+    rows_by: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for r in evidence.iter_rows(named=True):
+        rows_by[(r["canary_id"], r["key"])].append(r["_row"])
+        there = (
+            address_rows.get(r["address"] or "", 1)
+            if r["key"] == "name+address"
+            else postcode_rows.get(r["postcode"] or "", 1)
+        )
+        p = chance(r["key"], r["f_name"] or 1e-6, there)
+        current = per_canary.get(r["canary_id"])
+        strength = STRENGTH[r["key"]]
+        if current is None or (RANK[strength], -p) > (RANK[current.strength], -current.p):
+            per_canary[r["canary_id"]] = Evidence(
+                r["canary_id"], names.get(r["canary_id"], ""), r["key"], strength, p, []
+            )
+        export_of[r["canary_id"]] = r["export_id"]
+    for cid, ev in per_canary.items():
+        ev.rows = sorted(set(rows_by[(cid, ev.key)]))
+
+    strong_rows = set(evidence["_row"].to_list()) if evidence.height else set()
+    phone_tokens = sorted({p for row, p in weak.iter_rows() if row not in strong_rows})
+
+    survive: dict[int, float] = defaultdict(lambda: 1.0)  # ∏ (1 − (1 − p)/|V|) per export
+    by_export: dict[int, list[Evidence]] = defaultdict(list)
+    for cid, ev in per_canary.items():
+        e = export_of[cid]
+        survive[e] *= ev.p
+        by_export[e].append(ev)
+    weak_by_export: dict[int, list[str]] = defaultdict(list)
+    for phone in phone_tokens:
+        holders = exports_by_phone.get(phone, [])
+        for e in holders:
+            survive[e] *= 1 - (1 - P_PHONE_ALONE) / len(holders)
+            weak_by_export[e].append(phone)
+
+    findings = []
+    for e, s in survive.items():
+        if e not in meta:
+            continue
+        confidence = 1 - s
+        findings.append(
+            ExportFinding(
+                meta[e],
+                confidence,
+                confidence >= threshold,
+                sorted(by_export.get(e, []), key=lambda v: v.p),
+                weak_by_export.get(e, []),
+            )
+        )
+    findings.sort(key=lambda f: (-f.confidence, -f.matched, f.meta.code))
+    return findings, _accounts(findings, phone_tokens, exports_by_phone, meta, threshold)
+
+
+def _accounts(
+    findings: list[ExportFinding],
+    phones: list[str],
+    exports_by_phone: Mapping[str, list[int]],
+    meta: Mapping[int, ExportMeta],
+    threshold: float,
+) -> list[AccountFinding]:
+    """Accounts named by evidence that no single export of theirs explains on its own."""
+
+    def account_of(m: ExportMeta) -> tuple[str, str, str]:
+        return (m.client, m.list_name, m.account)
+
+    covered = {account_of(f.meta) for f in findings if f.attributed}
+    survive: dict[tuple[str, str, str], float] = defaultdict(lambda: 1.0)
+    exports: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    members: dict[tuple[str, str, str], list[str]] = {}
+    for f in findings:
+        key = account_of(f.meta)
+        members[key] = f.meta.account_members
+        for ev in f.evidence:
+            survive[key] *= ev.p
+            exports[key].add(f.meta.code)
+    for phone in phones:
+        holders = [meta[e] for e in exports_by_phone.get(phone, []) if e in meta]
+        if not holders:
+            continue
+        groups = Counter(account_of(m) for m in holders)
+        for key, n in groups.items():
+            survive[key] *= 1 - (1 - P_PHONE_ALONE) * n / len(holders)
+            exports[key].update(m.code for m in holders if account_of(m) == key)
+            members.setdefault(
+                key, next(m.account_members for m in holders if account_of(m) == key)
+            )
+    out = []
+    for key, s in survive.items():
+        if key in covered or len(exports[key]) < 2:
+            continue
+        confidence = 1 - s
+        out.append(
+            AccountFinding(
+                key[0],
+                key[1],
+                key[2],
+                members.get(key, []),
+                sorted(exports[key]),
+                confidence,
+                confidence >= threshold,
+            )
+        )
+    out.sort(key=lambda a: -a.confidence)
+    return out

@@ -1,0 +1,165 @@
+"""canary scan, canary scans list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from canary.cli.common import (
+    AppContext,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+    stderr_is_tty,
+)
+
+
+@click.command("scan")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a self-contained HTML report (English and Japanese).",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="Probability above which an export is attributed (default 0.999).",
+)
+@click.option("--encoding", help="Force the encoding: utf-8, utf-8-sig, cp932, euc-jp.")
+@click.option(
+    "--no-record", is_flag=True, help="Do not record this scan in the registry (a dry run)."
+)
+@click.pass_obj
+@handle_errors
+def scan_cmd(
+    app: AppContext,
+    file: Path,
+    as_json: bool,
+    report: Path | None,
+    threshold: float | None,
+    encoding: str | None,
+    no_record: bool,
+) -> None:
+    """Look for canaries in a broker list (CSV/TSV/XLSX, any common Japanese encoding).
+
+    Prints the exports and accounts the list leaked from, most likely first, with the
+    probability and the evidence: which canaries, found by which key, in which rows.
+    Only counts, hashes and the matched canaries are recorded, never the list's people.
+    """
+    from canary.attribute import DEFAULT_THRESHOLD
+    from canary.scan import scan
+
+    registry = app.registry()
+    limit = threshold if threshold is not None else DEFAULT_THRESHOLD
+    seeds = app.settings.seeds_dir
+    if stderr_is_tty() and not as_json:
+        with err_console().status(f"scanning {file.name}…") as status:
+            result = scan(
+                registry,
+                seeds,
+                file,
+                threshold=limit,
+                encoding=encoding,
+                record=not no_record,
+                progress=lambda n: status.update(f"scanning {file.name}: {n:,} rows"),
+            )
+    else:
+        result = scan(
+            registry, seeds, file, threshold=limit, encoding=encoding, record=not no_record
+        )
+    if report is not None:
+        from canary.report import write_report
+
+        write_report(result, report)
+    if as_json:
+        print_json(result.as_json())
+        return
+    _print_summary(result, report)
+
+
+def _print_summary(result: object, report: Path | None) -> None:
+    from canary.scan import ScanResult
+
+    assert isinstance(result, ScanResult)
+    out = console()
+    out.print(
+        f"[bold]{result.file_name}[/bold]  {result.rows:,} rows  sha256 "
+        f"{result.sha256[:16]}…  ({result.encoding or result.kind})"
+    )
+    for w in result.warnings:
+        out.print(f"[yellow]warning:[/yellow] {w}")
+    if not result.exports and not result.accounts:
+        out.print(
+            f"No canary found among {result.canaries_indexed:,}: this list shows no sign "
+            "of our exports."
+        )
+    for f in result.exports[:15]:
+        m = f.meta
+        shared = f" (shared: {', '.join(m.account_members)})" if m.account_members else ""
+        verdict = "[bold red]ATTRIBUTED[/bold red]" if f.attributed else "not attributed"
+        weak = f" + {len(f.weak_phones)} pool number(s) alone" if f.weak_phones else ""
+        out.print(
+            f"[bold]{m.code}[/bold]  {m.client} / {m.list_name}  account "
+            f"[bold]{m.account}[/bold]{shared}"
+        )
+        out.print(
+            f"    exported {m.created_at:%Y-%m-%d %H:%M} UTC to {m.recipient or '?'}; "
+            f"{f.matched}/{m.canary_count} canaries found{weak}; "
+            f"probability {f.confidence:.6f}: {verdict}"
+        )
+        for e in f.evidence[:8] if f.attributed else []:
+            rows = ", ".join(str(r) for r in e.rows[:5])
+            out.print(f"      {e.name}: {e.key} ({e.strength}, chance {e.p:.0e}), row {rows}")
+    if len(result.exports) > 15:
+        out.print(
+            f"… and {len(result.exports) - 15} more exports with weaker evidence "
+            "(see --json or --report)."
+        )
+    for a in result.accounts:
+        out.print(
+            f"Account [bold]{a.account}[/bold] ({a.client} / {a.list_name}) across "
+            f"{len(a.exports)} exports: probability {a.confidence:.4f}"
+            + (" — [bold red]ATTRIBUTED[/bold red]" if a.attributed else "")
+        )
+    if result.scan_id:
+        out.print(f"Recorded as scan {result.scan_id}.")
+    if report:
+        out.print(f"Report written to {report}.")
+
+
+@click.group("scans")
+def scans_group() -> None:
+    """Broker lists scanned so far."""
+
+
+@scans_group.command("list")
+@click.option("--limit", type=int, default=20, show_default=True, help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print scans as JSON.")
+@click.pass_obj
+@handle_errors
+def scans_list(app: AppContext, limit: int, as_json: bool) -> None:
+    """List recorded scans with their file hash and what they attributed."""
+    scans = app.registry().scans(limit)
+    if as_json:
+        print_json({"scans": scans})
+        return
+    table = Table("scan", "time (UTC)", "file", "rows", "matched rows", "attributed")
+    for s in scans:
+        result = s["result"] if isinstance(s["result"], dict) else {}
+        exports = result.get("exports", [])
+        attributed = ", ".join(e["export_id"] for e in exports if e.get("attributed"))
+        table.add_row(
+            str(s["scan_id"]),
+            str(s["scanned_at"])[:16],
+            str(s["file"]),
+            f"{s['rows']:,}",
+            str(s["matched_rows"]),
+            attributed or "—",
+        )
+    console().print(table)

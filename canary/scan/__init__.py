@@ -1,0 +1,268 @@
+"""Scanning a broker list: read it in chunks, normalise every row's keys, match them against
+the canary index, attribute the leak to exports and accounts, and record the scan.
+
+Nothing about the list's people is kept: the scan record holds the file's name, size and
+SHA-256, row counts, the findings and the canaries that were found (with row numbers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from canary.attribute import DEFAULT_THRESHOLD, AccountFinding, ExportFinding, attribute
+from canary.errors import EmptyFileError, InputError, RegistryError
+from canary.registry import Registry
+from canary.registry.scans import MatchRecord
+from canary.scan import readers
+from canary.scan.index import build_index
+from canary.scan.keys import row_keys
+from canary.scan.match import EVIDENCE_SCHEMA, match_chunk
+from canary.scan.plan import KeyPlan, plan_keys
+
+Progress = Callable[[int], None]  # rows read so far
+
+
+@dataclass
+class ScanResult:
+    file_name: str
+    sha256: str
+    size: int
+    kind: str
+    encoding: str | None
+    rows: int
+    matched_rows: int
+    weak_rows: int
+    threshold: float
+    plans: dict[str, dict[str, list[str]]]
+    exports: list[ExportFinding]
+    accounts: list[AccountFinding]
+    warnings: list[str] = field(default_factory=list)
+    scan_id: str | None = None
+    canaries_indexed: int = 0
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "scan_id": self.scan_id,
+            "file": self.file_name,
+            "sha256": self.sha256,
+            "size": self.size,
+            "format": self.kind,
+            "encoding": self.encoding,
+            "rows": self.rows,
+            "matched_rows": self.matched_rows,
+            "weak_rows": self.weak_rows,
+            "threshold": self.threshold,
+            "warnings": self.warnings,
+            "exports": [
+                {
+                    "export_id": f.meta.code,
+                    "client": f.meta.client,
+                    "list": f.meta.list_name,
+                    "account": f.meta.account,
+                    "matched": f.matched,
+                    "seeded": f.meta.canary_count,
+                    "confidence": round(f.confidence, 6),
+                    "attributed": f.attributed,
+                    "account_shared": f.meta.account_shared,
+                    "account_members": f.meta.account_members,
+                    "recipient": f.meta.recipient,
+                    "exported_at": f.meta.created_at.isoformat(),
+                    "evidence": [
+                        {
+                            "canary": e.name,
+                            "key": e.key,
+                            "strength": e.strength,
+                            "p": e.p,
+                            "rows": e.rows[:50],
+                        }
+                        for e in f.evidence
+                    ],
+                    "weak_phones": f.weak_phones,
+                }
+                for f in self.exports
+            ],
+            "accounts": [
+                {
+                    "client": a.client,
+                    "list": a.list_name,
+                    "account": a.account,
+                    "exports": a.exports,
+                    "confidence": round(a.confidence, 6),
+                    "attributed": a.attributed,
+                    "account_members": a.members,
+                }
+                for a in self.accounts
+            ],
+        }
+
+
+def _hash_file(path: Path, out: list[str]) -> None:
+    digest = hashlib.sha256()
+    with path.open("rb", buffering=0) as fh:
+        while block := fh.read(8 * 1024 * 1024):
+            digest.update(block)
+    out.append(digest.hexdigest())
+
+
+def _is_xlsx(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
+
+
+def scan(
+    registry: Registry,
+    seeds_dir: str,
+    path: Path,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    encoding: str | None = None,
+    record: bool = True,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Scan one broker list against every canary in the registry."""
+    registry.require_ready()
+    if not path.is_file():
+        raise InputError(f"{path} does not exist or is not a file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyFileError(f"{path.name} is empty; nothing to scan.")
+    if not 0 < threshold <= 1:
+        raise InputError("--threshold must be a probability between 0 and 1.")
+    index = build_index(registry, seeds_dir)
+    if index.size == 0:
+        raise RegistryError(
+            "The registry holds no canaries yet, so there is nothing to look "
+            "for; seed exports with `canary seed` first."
+        )
+    digest: list[str] = []
+    hasher = threading.Thread(target=_hash_file, args=(path, digest), daemon=True)
+    hasher.start()
+
+    stats = readers.ReadStats()
+    evidence: list[pl.DataFrame] = []
+    weak: list[pl.DataFrame] = []
+    postcodes: Counter[str] = Counter()
+    plans: dict[str, dict[str, list[str]]] = {}
+    warnings: list[str] = []
+
+    def consume(chunks: object, plan: KeyPlan) -> None:
+        for chunk in chunks:  # type: ignore[attr-defined]
+            keys = row_keys(chunk.frame, plan)
+            for code, n in keys.get_column("postcode").drop_nulls().value_counts().iter_rows():
+                postcodes[code] += n
+            ev, wk = match_chunk(keys, index)
+            if ev.height:
+                evidence.append(ev)
+            if wk.height:
+                weak.append(wk)
+            if progress:
+                progress(stats.rows)
+
+    if _is_xlsx(path):
+        kind, enc = "xlsx", None
+        sheets = readers.open_xlsx(path)
+        if not sheets:
+            raise EmptyFileError(f"{path.name}: every sheet is empty; nothing to scan.")
+        usable = 0
+        for name, layout, body in sheets:
+            plan = plan_keys(layout.columns, layout.sample, layout.schema)
+            plans[name] = plan.describe(layout.columns)
+            if plan.usable:
+                usable += 1
+                consume(readers.xlsx_chunks(body, len(layout.columns), name, stats), plan)
+        if not usable:
+            raise InputError(_no_keys(path, sheets[0][1].columns))
+    else:
+        kind = "csv"
+        layout, start, head = readers.open_text(path, encoding)
+        enc = layout.encoding
+        if len(layout.columns) < 2:
+            raise InputError(
+                f"{path.name} has a single column; a list of people needs "
+                "separate name and contact columns (check the delimiter)."
+            )
+        plan = plan_keys(layout.columns, layout.sample, layout.schema)
+        plans[path.name] = plan.describe(layout.columns)
+        if not plan.usable:
+            raise InputError(_no_keys(path, layout.columns))
+        consume(readers.read_text(path, layout, start, head, stats), plan)
+    hasher.join()
+    if stats.truncated:
+        warnings.append(
+            "The file ends inside a quoted field: it looks cut off; the last "
+            "record was read as far as it goes."
+        )
+    if stats.replaced_bytes:
+        warnings.append(
+            f"{stats.replaced_bytes} undecodable byte sequence(s) were replaced; "
+            "the file may be damaged or mix encodings."
+        )
+
+    all_evidence = pl.concat(evidence) if evidence else pl.DataFrame(schema=EVIDENCE_SCHEMA)
+    all_weak = (
+        pl.concat(weak) if weak else pl.DataFrame(schema={"_row": pl.Int64, "phone": pl.String})
+    )
+    exports_hit = set(all_evidence["export_id"].to_list())
+    for phone in set(all_weak["phone"].to_list()):
+        exports_hit.update(index.exports_by_phone.get(phone, []))
+    meta = registry.export_meta(sorted(exports_hit))
+    names = dict(
+        index.canaries.filter(
+            pl.col("canary_id").is_in(all_evidence["canary_id"].unique().to_list())
+        )
+        .select("canary_id", "name_raw")
+        .iter_rows()
+    )
+    findings, accounts = attribute(
+        all_evidence, all_weak, names, postcodes, Counter(), index.exports_by_phone, meta, threshold
+    )
+    matched_rows = all_evidence["_row"].n_unique() if all_evidence.height else 0
+    strong_rows = set(all_evidence["_row"].to_list())
+    weak_rows = len({r for r in all_weak["_row"].to_list() if r not in strong_rows})
+    result = ScanResult(
+        path.name,
+        digest[0],
+        size,
+        kind,
+        enc,
+        stats.rows,
+        matched_rows,
+        weak_rows,
+        threshold,
+        plans,
+        findings,
+        accounts,
+        warnings,
+        canaries_indexed=index.size,
+    )
+    if record:
+        matches = [
+            MatchRecord(e.canary_id, e.key, e.strength, e.rows)
+            for f in findings
+            for e in f.evidence
+        ]
+        result.scan_id = registry.record_scan(
+            path.name,
+            result.sha256,
+            size,
+            stats.rows,
+            matched_rows,
+            threshold,
+            result.as_json(),
+            matches,
+        )
+    return result
+
+
+def _no_keys(path: Path, columns: tuple[str, ...]) -> str:
+    return (
+        f"{path.name}: no column holds phone numbers, emails, names or kana, so there is "
+        f"nothing to match. Columns found: {', '.join(columns)}."
+    )

@@ -1,0 +1,214 @@
+"""Read a broker list in bounded chunks of string columns, whatever its format.
+
+CSV/TSV (any delimiter) in UTF-8 (with or without BOM), CP932 or EUC-JP, and XLSX (every
+sheet). Text files are cut at record boundaries into blocks, CP932/EUC-JP blocks are
+transcoded to UTF-8 on a producer thread, and polars parses each block; memory stays
+bounded by the block size whatever the file size.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from canary import csvfile
+from canary.errors import InputError
+from canary.schema import Schema, infer_schema
+
+BLOCK_BYTES = 32 * 1024 * 1024
+XLSX_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What was found about a file before its rows are read."""
+
+    kind: str  # csv | xlsx
+    encoding: str | None
+    delimiter: str | None
+    columns: tuple[str, ...]
+    schema: Schema | None
+    sample: list[list[str]]  # the first data rows, for planning keys (never stored)
+
+
+@dataclass
+class Chunk:
+    frame: pl.DataFrame  # c0..cN as strings, plus _row (1-based data row in the file/sheet)
+    sheet: str | None = None
+
+
+@dataclass
+class ReadStats:
+    rows: int = 0
+    replaced_bytes: int = 0  # undecodable bytes replaced (a truncated or damaged file)
+    truncated: bool = False
+
+
+def _schema_or_none(records: list[list[str]]) -> Schema | None:
+    from canary.errors import SchemaError
+
+    try:
+        return infer_schema(records)
+    except SchemaError:
+        return None
+
+
+def open_text(path: Path, encoding: str | None = None) -> tuple[Layout, int, csvfile.Head]:
+    head = csvfile.read_head(path, encoding)
+    schema = _schema_or_none(head.records)
+    header_index = schema.header_index if schema else -1
+    width = max(len(r) for r in head.records[max(header_index, 0) :][:500])
+    if schema:
+        columns = schema.columns + tuple(
+            f"column {i + 1}" for i in range(len(schema.columns), width)
+        )
+    else:
+        columns = tuple(f"column {i + 1}" for i in range(width))
+    start = head.ends[header_index] if header_index >= 0 else len(head.dialect.bom)
+    sample = [r for r in head.records[header_index + 1 :] if any(c.strip() for c in r)]
+    layout = Layout("csv", head.dialect.label, head.dialect.delimiter, columns, schema, sample)
+    return layout, start, head
+
+
+def _blocks(path: Path, start: int, terminator: int, stats: ReadStats) -> Iterator[bytes]:
+    term = bytes([terminator])
+    with path.open("rb", buffering=0) as fh:
+        fh.seek(start)
+        carry = b""
+        while True:
+            data = fh.read(BLOCK_BYTES)
+            if not data:
+                if carry.strip():
+                    if not carry.endswith(term):
+                        stats.truncated = _looks_cut(carry)
+                    yield carry
+                return
+            buf = carry + data if carry else data
+            if buf.find(b'"') == -1:
+                cut = buf.rfind(term) + 1
+            else:
+                ends = csvfile._record_ends(buf, terminator)
+                cut = int(ends[-1]) if ends.size else 0
+            if cut <= 0:
+                carry = buf
+                continue
+            yield buf[:cut]
+            carry = buf[cut:]
+
+
+def _looks_cut(last: bytes) -> bool:
+    """A last record that ends inside quotes was cut off mid-write."""
+    return last.count(b'"') % 2 == 1
+
+
+def _decode(block: bytes, encoding: str, stats: ReadStats) -> bytes:
+    if encoding in ("utf-8", "utf-8-sig"):
+        try:
+            block.decode("utf-8")
+            return block
+        except UnicodeDecodeError:
+            pass
+        text = block.decode("utf-8", errors="replace")
+    else:
+        text = block.decode(encoding, errors="replace")
+    bad = text.count("\ufffd")
+    if bad:
+        stats.replaced_bytes += bad
+    return text.encode("utf-8")
+
+
+def read_text(
+    path: Path, layout: Layout, start: int, head: csvfile.Head, stats: ReadStats
+) -> Iterator[Chunk]:
+    """Chunks of a delimited file; decoding runs on a producer thread beside polars."""
+    width = len(layout.columns)
+    schema = {f"c{i}": pl.String for i in range(width)}
+    encoding = head.dialect.encoding
+    q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=2)
+
+    def produce() -> None:
+        try:
+            for block in _blocks(path, start, head.dialect.terminator, stats):
+                q.put(_decode(block, encoding, stats))
+            q.put(None)
+        except BaseException as exc:  # surfaced to the consumer
+            q.put(exc)
+
+    threading.Thread(target=produce, daemon=True, name="canary-decode").start()
+    row = 0
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        frame = pl.read_csv(
+            io.BytesIO(item),
+            has_header=False,
+            schema=schema,
+            separator=layout.delimiter or ",",
+            quote_char='"',
+            truncate_ragged_lines=True,
+            raise_if_empty=False,
+            eol_char="\n" if head.dialect.terminator == 10 else "\r",
+        )
+        n = frame.height
+        frame = frame.with_columns(pl.int_range(row + 1, row + n + 1, eager=False).alias("_row"))
+        row += n
+        stats.rows += n
+        yield Chunk(frame)
+
+
+def _cell(value: object) -> str:
+    from canary.xlsxfile import cell_text
+
+    return cell_text(value)
+
+
+def open_xlsx(path: Path) -> list[tuple[str, Layout, list[list[str]]]]:
+    """Every non-empty sheet: its name, layout and rows as strings (XLSX holds ≤ 1 M rows)."""
+    from python_calamine import CalamineWorkbook
+
+    from canary.xlsxfile import _guard
+
+    try:
+        _guard(path)
+        book = CalamineWorkbook.from_path(str(path))
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(f"{path.name} is not a readable Excel workbook ({exc}).") from exc
+    except Exception as exc:  # calamine raises its own error types for damaged books
+        raise InputError(f"{path.name} is not a readable Excel workbook ({exc}).") from exc
+    sheets = []
+    for name in book.sheet_names:
+        rows = [[_cell(v) for v in r] for r in book.get_sheet_by_name(name).to_python()]
+        rows = [r for r in rows if any(c.strip() for c in r)]
+        if not rows:
+            continue
+        schema = _schema_or_none(rows[:2000])
+        header_index = schema.header_index if schema else -1
+        width = max(len(r) for r in rows)
+        columns = tuple(
+            (schema.columns[i] if schema and i < len(schema.columns) else f"column {i + 1}")
+            for i in range(width)
+        )
+        body = rows[header_index + 1 :]
+        sheets.append((name, Layout("xlsx", None, None, columns, schema, body[:2000]), body))
+    return sheets
+
+
+def xlsx_chunks(body: list[list[str]], width: int, sheet: str, stats: ReadStats) -> Iterator[Chunk]:
+    for start in range(0, len(body), XLSX_ROWS):
+        part = body[start : start + XLSX_ROWS]
+        cols = {f"c{i}": [r[i] if i < len(r) else "" for r in part] for i in range(width)}
+        frame = pl.DataFrame(cols, schema={k: pl.String for k in cols})
+        frame = frame.with_columns(pl.Series("_row", np.arange(start + 1, start + len(part) + 1)))
+        stats.rows += len(part)
+        yield Chunk(frame, sheet)
