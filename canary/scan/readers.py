@@ -157,6 +157,7 @@ def read_text(
             separator=layout.delimiter or ",",
             quote_char='"',
             truncate_ragged_lines=True,
+            missing_columns="insert",
             raise_if_empty=False,
             eol_char="\n" if head.dialect.terminator == 10 else "\r",
         )

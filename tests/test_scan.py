@@ -1,0 +1,276 @@
+"""canary scan: readers, normalisation, matching and attribution on real files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from pathlib import Path
+
+import jaconv
+import pytest
+
+from benchmarks.leaksim import publish, read_seeded
+from canary.registry import Registry
+from canary.scan import scan
+from canary.seed import SeedRequest, seed
+from canary.settings import Settings
+from tests.listgen import people, write_csv
+
+
+def _export(
+    registry: Registry,
+    settings: Settings,
+    tmp: Path,
+    rows: int = 1500,
+    account: str = "a",
+    seed_no: int = 1,
+    src: Path | None = None,
+) -> tuple[str, Path]:
+    src = src or write_csv(tmp / f"host{seed_no}.csv", people(rows, seed=seed_no))
+    out = tmp / f"export_{account}_{seed_no}.csv"
+    res = seed(
+        registry,
+        settings,
+        SeedRequest(
+            input=src, output=out, client="c", list_name="l", account=account, rng_seed=seed_no
+        ),
+    )
+    return res.export.code, out
+
+
+def _broker(
+    tmp: Path,
+    name: str,
+    header: list[str],
+    rows: list[list[str]],
+    encoding: str = "cp932",
+    delimiter: str = ",",
+) -> Path:
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, delimiter=delimiter, lineterminator="\r\n")
+    w.writerow(header)
+    w.writerows(rows)
+    path = tmp / name
+    path.write_bytes(buf.getvalue().encode(encoding))
+    return path
+
+
+def test_seeded_file_is_attributed(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, out = _export(registry, settings, tmp_path)
+    result = scan(registry, settings.seeds_dir, out)
+    [top, *_] = result.exports
+    assert top.meta.code == code and top.attributed
+    assert top.matched == top.meta.canary_count
+    assert result.matched_rows == top.meta.canary_count
+    assert result.scan_id is not None
+    # The scan is recorded with its hash and findings, and audited.
+    [recorded] = registry.scans()
+    assert recorded["sha256"] == result.sha256 and recorded["rows"] == result.rows
+    assert registry.verify_audit().ok
+
+
+def test_broker_mangling_is_seen_through(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Half-width kana, no spaces, +81 and full-width phones, postcode in the address,
+    no email column, renamed and reordered columns: still attributed."""
+    code, out = _export(registry, settings, tmp_path, rows=800)
+    header, rows = read_seeded(out)
+    mangled = []
+    for i, r in enumerate(rows):
+        phone = r[7]
+        phone = (
+            ("+81 " + phone[1:])
+            if i % 2
+            else phone.translate(str.maketrans("0123456789-", "０１２３４５６７８９－"))
+        )
+        mangled.append(
+            [
+                f"〒{r[5]} {r[6]}",
+                jaconv.z2h(r[2], kana=True).replace("\u3000", " "),
+                phone,
+                r[1].replace("\u3000", ""),
+            ]
+        )
+    broker = _broker(
+        tmp_path,
+        "broker.tsv",
+        ["ご住所", "ﾖﾐｶﾞﾅ", "連絡先", "お名前"],
+        mangled,
+        encoding="utf-8",
+        delimiter="\t",
+    )
+    result = scan(registry, settings.seeds_dir, broker, record=False)
+    found = {f.meta.code: f for f in result.exports}
+    assert found[code].attributed
+    assert {e.strength for e in found[code].evidence} == {"strong"}
+
+
+def test_name_and_postcode_without_tokens(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A broker who keeps only names and postcodes still names the export (medium keys)."""
+    code, out = _export(registry, settings, tmp_path, rows=800)
+    _, rows = read_seeded(out)
+    broker = _broker(tmp_path, "names.csv", ["氏名", "郵便番号"], [[r[1], r[5]] for r in rows])
+    result = scan(registry, settings.seeds_dir, broker, record=False)
+    top = result.exports[0]
+    assert top.meta.code == code and top.attributed
+    assert {e.key for e in top.evidence} == {"name+postcode"}
+
+
+def test_surname_namesake_does_not_match(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Real people sharing a canary's surname, or its full name elsewhere, never match."""
+    code, out = _export(registry, settings, tmp_path, rows=500)
+    canaries = registry.canaries_of(code)
+    rows = []
+    for c in canaries:
+        surname = c.name.split("\u3000")[0]
+        rows.append([f"{surname}\u3000花子", "ハナコ", "090-0123-4567", c.postcode, c.address])
+        rows.append([c.name, c.kana, "090-0999-0000", "0600000", "北海道札幌市中央区1-1"])
+    broker = _broker(tmp_path, "namesakes.csv", ["氏名", "カナ", "電話", "郵便番号", "住所"], rows)
+    result = scan(registry, settings.seeds_dir, broker, record=False)
+    assert result.exports == []
+
+
+def test_clean_host_list_attributes_nothing(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    src = write_csv(tmp_path / "host.csv", people(2000, seed=4))
+    for i in range(3):
+        _export(registry, settings, tmp_path, account=f"a{i}", seed_no=i + 10, src=src)
+    result = scan(registry, settings.seeds_dir, src, record=False)
+    assert [f for f in result.exports if f.attributed] == []
+
+
+def test_merged_lists_name_each_export(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    codes, sources = [], []
+    for i in range(3):
+        src = write_csv(tmp_path / f"h{i}.csv", people(1200, seed=20 + i))
+        code, out = _export(
+            registry, settings, tmp_path, account=f"acct{i}", seed_no=i + 20, src=src
+        )
+        header, rows = read_seeded(out)
+        positions = {c.position for c in registry.canaries_of(code)}
+        codes.append(code)
+        sources.append((code, header, rows, positions))
+    strangers = people(300, seed=99)
+    broker = publish(sources[:2], strangers, tmp_path, random.Random(3), "merged")
+    result = scan(registry, settings.seeds_dir, broker.path, record=False)
+    attributed = {f.meta.code for f in result.exports if f.attributed}
+    survived = {c for c, n in broker.canaries_in.items() if n}
+    assert survived <= attributed <= set(codes[:2])
+
+
+def test_xlsx_broker_list(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from openpyxl import Workbook
+
+    code, out = _export(registry, settings, tmp_path, rows=600)
+    header, rows = read_seeded(out)
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["名前", "携帯", "メモ"])
+    for r in rows:
+        ws.append([r[1], r[7], '=HYPERLINK("http://x")'])
+    path = tmp_path / "broker.xlsx"
+    wb.save(path)
+    result = scan(registry, settings.seeds_dir, path, record=False)
+    assert result.kind == "xlsx"
+    assert result.exports[0].meta.code == code and result.exports[0].attributed
+
+
+def test_phone_alone_is_weak(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for i in range(3):
+        _export(registry, settings, tmp_path, account=f"a{i}", seed_no=30 + i, rows=400)
+    phone = registry.pool_phones("active")[0].e164
+    broker = _broker(
+        tmp_path,
+        "calls.csv",
+        ["氏名", "電話"],
+        [["鈴木　一郎", "0" + phone[3:]], ["田中　花子", "090-0123-4567"]],
+    )
+    result = scan(registry, settings.seeds_dir, broker, record=False)
+    assert result.weak_rows == 1 and result.matched_rows == 0
+    assert all(not f.attributed for f in result.exports)
+
+
+def test_cli_scan_json_and_report(run, registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, out = _export(registry, settings, tmp_path, rows=700)
+    report = tmp_path / "report.html"
+    res = run("scan", str(out), "--json", "--report", str(report))
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert {"rows", "matched_rows", "exports", "accounts"} <= set(data)
+    first = data["exports"][0]
+    assert {
+        "export_id",
+        "client",
+        "list",
+        "account",
+        "matched",
+        "seeded",
+        "confidence",
+        "attributed",
+    } <= set(first)
+    assert first["export_id"] == code and first["attributed"] is True
+    page = report.read_text(encoding="utf-8")
+    assert code in page and data["sha256"] in page and "判定結果" in page
+    assert "<script" not in page
+    listed = json.loads(run("scans", "list", "--json").output)
+    assert listed["scans"][0]["sha256"] == data["sha256"]
+
+
+def test_report_escapes_hostile_headers(run, registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, out = _export(registry, settings, tmp_path, rows=400)
+    header, rows = read_seeded(out)
+    hostile = ["=cmd|' /C calc'!A0氏名", "<script>alert(1)</script>電話", "@SUM(1)"]
+    broker = _broker(tmp_path, "<b>evil<b>.csv", hostile, [[r[1], r[7], "x"] for r in rows])
+    report = tmp_path / "r.html"
+    assert run("scan", str(broker), "--report", str(report)).exit_code == 0
+    page = report.read_text(encoding="utf-8")
+    assert "<script>" not in page and "<b>evil" not in page
+    assert "&lt;script&gt;" in page
+    assert "&#x27;=cmd" in page  # a leading apostrophe: never a live formula in Excel
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "empty"),
+        (b"\x00\x01\x02junk" * 100, "binary"),
+        ("名前\n山田\n".encode(), "single column"),
+        ("月,金額\n1月,100\n2月,200\n".encode(), "nothing to match"),
+    ],
+)
+def test_bad_broker_files(run, registry, settings, tmp_path, content, message) -> None:  # type: ignore[no-untyped-def]
+    _export(registry, settings, tmp_path, rows=300)
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    res = run("scan", str(path))
+    assert res.exit_code == 3 and message in res.output
+    assert registry.scans() == []
+
+
+def test_scan_with_no_exports(run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run("init")
+    path = write_csv(tmp_path / "l.csv", people(20))
+    res = run("scan", str(path))
+    assert res.exit_code == 1 and "seed exports" in res.output
+
+
+def test_truncated_file_warns(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    code, out = _export(registry, settings, tmp_path, rows=500)
+    data = out.read_bytes()
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(data[: len(data) // 2] + b'"unfinished')
+    result = scan(registry, settings.seeds_dir, cut, record=False)
+    assert any("cut off" in w for w in result.warnings)
+    assert result.exports and result.exports[0].meta.code == code
+
+
+def test_xlsx_bomb_refused(run, registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import zipfile
+
+    _export(registry, settings, tmp_path, rows=300)
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+        z.writestr("xl/worksheets/sheet1.xml", b"<" + b"a" * (300 * 1024 * 1024) + b">")
+    res = run("scan", str(bomb))
+    assert res.exit_code == 3 and "zip bomb" in res.output
