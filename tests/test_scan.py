@@ -75,7 +75,7 @@ def test_broker_mangling_is_seen_through(registry, settings, tmp_path) -> None: 
     """Half-width kana, no spaces, +81 and full-width phones, postcode in the address,
     no email column, renamed and reordered columns: still attributed."""
     code, out = _export(registry, settings, tmp_path, rows=800)
-    header, rows = read_seeded(out)
+    _header, rows = read_seeded(out)
     mangled = []
     for i, r in enumerate(rows):
         phone = r[7]
@@ -119,7 +119,7 @@ def test_name_and_postcode_without_tokens(registry, settings, tmp_path) -> None:
 
 def test_surname_namesake_does_not_match(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Real people sharing a canary's surname, or its full name elsewhere, never match."""
-    code, out = _export(registry, settings, tmp_path, rows=500)
+    code, _out = _export(registry, settings, tmp_path, rows=500)
     canaries = registry.canaries_of(code)
     rows = []
     for c in canaries:
@@ -162,7 +162,7 @@ def test_xlsx_broker_list(registry, settings, tmp_path) -> None:  # type: ignore
     from openpyxl import Workbook
 
     code, out = _export(registry, settings, tmp_path, rows=600)
-    header, rows = read_seeded(out)
+    _header, rows = read_seeded(out)
     wb = Workbook()
     ws = wb.active
     ws.append(["名前", "携帯", "メモ"])
@@ -217,8 +217,8 @@ def test_cli_scan_json_and_report(run, registry, settings, tmp_path) -> None:  #
 
 
 def test_report_escapes_hostile_headers(run, registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    code, out = _export(registry, settings, tmp_path, rows=400)
-    header, rows = read_seeded(out)
+    _code, out = _export(registry, settings, tmp_path, rows=400)
+    _header, rows = read_seeded(out)
     hostile = ["=cmd|' /C calc'!A0氏名", "<script>alert(1)</script>電話", "@SUM(1)"]
     broker = _broker(tmp_path, "<b>evil<b>.csv", hostile, [[r[1], r[7], "x"] for r in rows])
     report = tmp_path / "r.html"
