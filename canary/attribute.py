@@ -55,6 +55,7 @@ class Evidence:
     strength: str
     p: float
     rows: list[int]
+    holders: int = 1  # exports whose canaries the same rows match as well (|V_t|)
 
 
 @dataclass
@@ -89,6 +90,22 @@ def chance(key: str, f_name: float, n_rows_there: int) -> float:
     return max(P_FLOOR, 1 - math.exp(-max(1, n_rows_there) * f))
 
 
+def _explain_rows(evidence: pl.DataFrame) -> pl.DataFrame:
+    """A row is one person, so it is one canary at most: keep each row's strongest matches
+    and, where they tie across exports, let those exports share the token (|V_t|)."""
+    if not evidence.height:
+        return evidence.with_columns(pl.lit(1).alias("holders"))
+    ranked = evidence.with_columns(
+        pl.col("key")
+        .replace_strict({k: RANK[v] for k, v in STRENGTH.items()}, return_dtype=pl.Int8)
+        .alias("_rank")
+    )
+    best = ranked.filter(pl.col("_rank") == pl.col("_rank").max().over("_row"))
+    return best.with_columns(pl.col("export_id").n_unique().over("_row").alias("holders")).drop(
+        "_rank"
+    )
+
+
 def attribute(
     evidence: pl.DataFrame,
     weak: pl.DataFrame,
@@ -103,7 +120,7 @@ def attribute(
     per_canary: dict[int, Evidence] = {}
     export_of: dict[int, int] = {}
     rows_by: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for r in evidence.iter_rows(named=True):
+    for r in _explain_rows(evidence).iter_rows(named=True):
         rows_by[(r["canary_id"], r["key"])].append(r["_row"])
         there = (
             address_rows.get(r["address"] or "", 1)
@@ -115,7 +132,13 @@ def attribute(
         strength = STRENGTH[r["key"]]
         if current is None or (RANK[strength], -p) > (RANK[current.strength], -current.p):
             per_canary[r["canary_id"]] = Evidence(
-                r["canary_id"], names.get(r["canary_id"], ""), r["key"], strength, p, []
+                r["canary_id"],
+                names.get(r["canary_id"], ""),
+                r["key"],
+                strength,
+                p,
+                [],
+                r["holders"],
             )
         export_of[r["canary_id"]] = r["export_id"]
     for cid, ev in per_canary.items():
@@ -128,7 +151,7 @@ def attribute(
     by_export: dict[int, list[Evidence]] = defaultdict(list)
     for cid, ev in per_canary.items():
         e = export_of[cid]
-        survive[e] *= ev.p
+        survive[e] *= 1 - (1 - ev.p) / ev.holders
         by_export[e].append(ev)
     weak_by_export: dict[int, list[str]] = defaultdict(list)
     for phone in phone_tokens:

@@ -24,7 +24,7 @@ from canary.formats import (
     RomajiStyle,
     SexStyle,
 )
-from canary.normalize import address_key
+from canary.normalize import address_key, kana_key, name_key
 from canary.pools import PoolNumber
 from canary.profile import ColumnProfile, HostProfile
 from canary.reference import Gazetteer, NameBook, Place
@@ -89,6 +89,7 @@ class CanaryFactory:
         rng: random.Random,
         emails_taken: Callable[[Sequence[str]], set[str]] = lambda _: set(),
         encodable: Callable[[str], bool] = lambda _: True,
+        identity_taken: Callable[[str, str, str], bool] = lambda *_: False,
         today: date | None = None,
     ) -> None:
         self.profile = profile
@@ -99,6 +100,10 @@ class CanaryFactory:
         self.rng = rng
         self.emails_taken = emails_taken
         self.encodable = encodable
+        # A canary's name (or reading) with its postcode must name it alone: a medium key
+        # shared by two canaries would let one export's leak point at another.
+        self.identity_taken = identity_taken
+        self._identities: set[tuple[str, str]] = set()
         self.today = today or date.today()
         self._used_emails: set[str] = set()
         self._used_ids: set[int] = set()
@@ -222,6 +227,13 @@ class CanaryFactory:
             text = f"{surname.kanji}{given.kanji}{place}{building}"
             if not self.encodable(text):
                 continue
+            nk, kk = name_key(surname.kanji + given.kanji), kana_key(surname.kana + given.kana)
+            if {
+                (nk, place.postcode),
+                (kk, place.postcode),
+            } & self._identities or self.identity_taken(nk, kk, place.postcode):
+                continue
+            self._identities |= {(nk, place.postcode), (kk, place.postcode)}
             return Person(
                 surname.kanji,
                 given.kanji,

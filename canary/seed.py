@@ -307,6 +307,7 @@ def _prepare(
         domains,
         rng,
         emails_taken=registry.emails_taken,
+        identity_taken=registry.identity_taken,
         encodable=encodable,
     )
     id_col = schema.column_of("id")

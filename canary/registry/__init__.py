@@ -311,6 +311,19 @@ class Registry(ScanStore):
             q = select(Export.phone_set_hash).where(Export.phone_set_hash.is_not(None))
             return {str(h) for (h,) in s.execute(q) if h}
 
+    def identity_taken(self, name_key: str, kana_key: str, postcode: str) -> bool:
+        """Whether a canary with this name or reading already lives at this postcode."""
+        with self._sessions() as s:
+            q = (
+                select(Canary.id)
+                .where(
+                    Canary.postcode == postcode,
+                    (Canary.name_key == name_key) | (Canary.kana_key == kana_key),
+                )
+                .limit(1)
+            )
+            return s.execute(q).first() is not None
+
     def emails_taken(self, emails: Sequence[str]) -> set[str]:
         keys = [email_key(e) for e in emails]
         taken: set[str] = set()

@@ -73,8 +73,9 @@ class ScanStore:
     transaction: Any
     _audit: Any
 
-    def canary_keys(self, batch: int = 50_000) -> Iterator[list[CanaryKeys]]:
-        """Every canary's keys, in batches (a million canaries never sit in ORM objects)."""
+    def canary_keys(self, batch: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
+        """Every canary's keys as plain tuples in the field order of CanaryKeys, in batches
+        (a million canaries never sit in ORM objects)."""
         cols = (
             Canary.id,
             Canary.export_id,
@@ -96,7 +97,7 @@ class ScanStore:
                 .execution_options(yield_per=batch)
             )
             for part in result.partitions(batch):
-                yield [CanaryKeys(*row) for row in part]
+                yield [tuple(row) for row in part]
 
     def export_meta(self, export_ids: Sequence[int] | None = None) -> dict[int, ExportMeta]:
         """Metadata of the given exports (all when None), keyed by export id."""

@@ -60,50 +60,32 @@ def national(e164: str | None) -> str | None:
 
 def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
     surnames, given = _name_frequencies(seeds_dir)
-    parts = []
-    for batch in registry.canary_keys():
-        parts.append(
-            pl.DataFrame(
-                {
-                    "canary_id": [c.canary_id for c in batch],
-                    "export_id": [c.export_id for c in batch],
-                    "email": [c.email for c in batch],
-                    "name_raw": [c.name for c in batch],
-                    "kana_raw": [c.kana for c in batch],
-                    "postcode": [c.postcode for c in batch],
-                    "address_raw": [c.address for c in batch],
-                    "phone1": [national(c.phone_e164) for c in batch],
-                    "phone2": [national(c.phone2_e164) for c in batch],
-                },
-                schema={
-                    "canary_id": pl.Int64,
-                    "export_id": pl.Int64,
-                    "email": pl.String,
-                    "name_raw": pl.String,
-                    "kana_raw": pl.String,
-                    "postcode": pl.String,
-                    "address_raw": pl.String,
-                    "phone1": pl.String,
-                    "phone2": pl.String,
-                },
-            )
-        )
-    if not parts:
-        raw = pl.DataFrame(
-            schema={
-                "canary_id": pl.Int64,
-                "export_id": pl.Int64,
-                "email": pl.String,
-                "name_raw": pl.String,
-                "kana_raw": pl.String,
-                "postcode": pl.String,
-                "address_raw": pl.String,
-                "phone1": pl.String,
-                "phone2": pl.String,
-            }
-        )
-    else:
-        raw = pl.concat(parts)
+    fields = [
+        "canary_id",
+        "export_id",
+        "name_raw",
+        "kana_raw",
+        "name_key",
+        "kana_key",
+        "postcode",
+        "address_raw",
+        "phone1",
+        "phone2",
+        "email",
+    ]
+    schema = {f: (pl.Int64 if f.endswith("_id") else pl.String) for f in fields}
+    parts = [pl.DataFrame(batch, schema=schema, orient="row") for batch in registry.canary_keys()]
+    raw = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+    # E.164 to national digits, as the rows' phones are normalised.
+    raw = raw.with_columns(
+        [
+            pl.when(pl.col(c).str.starts_with("+81"))
+            .then(pl.lit("0") + pl.col(c).str.slice(3))
+            .otherwise(pl.col(c))
+            .alias(c)
+            for c in ("phone1", "phone2")
+        ]
+    )
     surname_part = pl.col("name_raw").str.split("\u3000").list.first()
     given_part = pl.col("name_raw").str.split("\u3000").list.last()
     canaries = raw.select(
