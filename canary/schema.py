@@ -348,7 +348,8 @@ def infer_schema(
         # Trust the values when the header's guess is contradicted by them.
         if from_header in ("phone", "mobile") and from_values == "email":
             role = "email"
-        if from_header == "id" and from_values in ("phone", "mobile", "email", "postcode"):
+        # (Not postcodes: seven-digit IDs are common and look like postcodes without 〒.)
+        if from_header == "id" and from_values in ("phone", "mobile", "email"):
             role = from_values
         if from_header == "name" and from_values == "kana":
             role = "kana"

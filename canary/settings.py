@@ -38,6 +38,15 @@ class Settings:
         default_factory=lambda: os.environ.get("USER") or os.environ.get("USERNAME") or "unknown",
         metadata={"env": "CANARY_ACTOR", "help": "Who is acting, as written to the audit log."},
     )
+    cache_dir: str = field(
+        default_factory=lambda: str(
+            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "canary"
+        ),
+        metadata={
+            "env": "CANARY_CACHE_DIR",
+            "help": "Folder for the scan's canary index cache (rebuilt when canaries change).",
+        },
+    )
     max_numbers_per_export: int = field(
         default=24,
         metadata={

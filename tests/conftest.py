@@ -71,8 +71,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
-    return Settings(db=db_url, seeds_dir=str(REPO / "seeds"), actor="pytest")
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        db=db_url, seeds_dir=str(REPO / "seeds"), actor="pytest", cache_dir=str(tmp_path / "cache")
+    )
 
 
 @pytest.fixture
@@ -96,6 +98,7 @@ def run(settings: Settings) -> object:
             "CANARY_DB": settings.db,
             "CANARY_SEEDS_DIR": settings.seeds_dir,
             "CANARY_ACTOR": "pytest",
+            "CANARY_CACHE_DIR": settings.cache_dir,
         }
         return runner.invoke(cli, list(args), env=env, catch_exceptions=False)
 

@@ -274,3 +274,64 @@ def test_xlsx_bomb_refused(run, registry, settings, tmp_path) -> None:  # type: 
         z.writestr("xl/worksheets/sheet1.xml", b"<" + b"a" * (300 * 1024 * 1024) + b">")
     res = run("scan", str(bomb))
     assert res.exit_code == 3 and "zip bomb" in res.output
+
+
+def test_index_cache_follows_the_registry(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    first, out1 = _export(registry, settings, tmp_path, rows=400, account="a", seed_no=41)
+    result = scan(registry, settings.seeds_dir, out1, record=False, cache_dir=settings.cache_dir)
+    assert result.exports[0].meta.code == first
+    cached = sorted(Path(settings.cache_dir).glob("index-*.arrow"))
+    assert len(cached) == 3
+    # A new export changes the canaries: the cache is rebuilt and finds the new one.
+    second, out2 = _export(registry, settings, tmp_path, rows=400, account="b", seed_no=42)
+    result = scan(registry, settings.seeds_dir, out2, record=False, cache_dir=settings.cache_dir)
+    assert result.exports[0].meta.code == second and result.exports[0].attributed
+    assert sorted(Path(settings.cache_dir).glob("index-*.arrow")) != cached
+
+
+def test_a_row_is_one_canary(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A row matching canary A strongly and canary B only by name + postcode names A."""
+    import polars as pl
+
+    from canary.attribute import attribute
+
+    evidence = pl.DataFrame(
+        {
+            "_row": [7, 7],
+            "canary_id": [1, 2],
+            "export_id": [10, 20],
+            "key": ["phone+name", "name+postcode"],
+            "postcode": ["1000001", "1000001"],
+            "address": [None, None],
+            "f_name": [1e-5, 1e-5],
+        },
+        schema={
+            "_row": pl.Int64,
+            "canary_id": pl.Int64,
+            "export_id": pl.Int64,
+            "key": pl.String,
+            "postcode": pl.String,
+            "address": pl.String,
+            "f_name": pl.Float64,
+        },
+    )
+    from datetime import UTC, datetime
+
+    from canary.registry.scans import ExportMeta
+
+    meta = {
+        e: ExportMeta(
+            e, f"EX-{e}", "c", "l", "a", False, [], None, datetime.now(UTC), 10, "delivered"
+        )
+        for e in (10, 20)
+    }
+    findings, _ = attribute(
+        evidence,
+        pl.DataFrame(schema={"_row": pl.Int64, "phone": pl.String}),
+        {1: "A", 2: "B"},
+        __import__("collections").Counter(),
+        __import__("collections").Counter(),
+        {},
+        meta,
+    )
+    assert [f.meta.code for f in findings] == ["EX-10"]

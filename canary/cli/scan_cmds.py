@@ -67,11 +67,18 @@ def scan_cmd(
                 threshold=limit,
                 encoding=encoding,
                 record=not no_record,
+                cache_dir=app.settings.cache_dir,
                 progress=lambda n: status.update(f"scanning {file.name}: {n:,} rows"),
             )
     else:
         result = scan(
-            registry, seeds, file, threshold=limit, encoding=encoding, record=not no_record
+            registry,
+            seeds,
+            file,
+            threshold=limit,
+            encoding=encoding,
+            record=not no_record,
+            cache_dir=app.settings.cache_dir,
         )
     if report is not None:
         from canary.report import write_report

@@ -99,6 +99,16 @@ class ScanStore:
             for part in result.partitions(batch):
                 yield [tuple(row) for row in part]
 
+    def canary_fingerprint(self) -> str:
+        """Changes whenever the set of live canaries changes (new exports, voided ones)."""
+        from sqlalchemy import func
+
+        with self._sessions() as s:
+            count, top = s.execute(select(func.count(Canary.id), func.max(Canary.id))).one()
+            void = s.execute(select(func.count(Export.id)).where(Export.status == "void")).scalar()
+            numbers = s.execute(select(func.count()).select_from(ExportPhone)).scalar()
+        return f"{count}-{top}-{void}-{numbers}"
+
     def export_meta(self, export_ids: Sequence[int] | None = None) -> dict[int, ExportMeta]:
         """Metadata of the given exports (all when None), keyed by export id."""
         q = (

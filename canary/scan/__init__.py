@@ -21,7 +21,7 @@ from canary.errors import EmptyFileError, InputError, RegistryError
 from canary.registry import Registry
 from canary.registry.scans import MatchRecord
 from canary.scan import readers
-from canary.scan.index import build_index
+from canary.scan.index import load_index
 from canary.scan.keys import row_keys
 from canary.scan.match import EVIDENCE_SCHEMA, match_chunk
 from canary.scan.plan import KeyPlan, plan_keys
@@ -125,6 +125,7 @@ def scan(
     encoding: str | None = None,
     record: bool = True,
     progress: Progress | None = None,
+    cache_dir: str | None = None,
 ) -> ScanResult:
     """Scan one broker list against every canary in the registry."""
     registry.require_ready()
@@ -135,7 +136,7 @@ def scan(
         raise EmptyFileError(f"{path.name} is empty; nothing to scan.")
     if not 0 < threshold <= 1:
         raise InputError("--threshold must be a probability between 0 and 1.")
-    index = build_index(registry, seeds_dir)
+    index = load_index(registry, seeds_dir, cache_dir)
     if index.size == 0:
         raise RegistryError(
             "The registry holds no canaries yet, so there is nothing to look "
@@ -155,7 +156,8 @@ def scan(
     def consume(chunks: object, plan: KeyPlan) -> None:
         for chunk in chunks:  # type: ignore[attr-defined]
             keys = row_keys(chunk.frame, plan)
-            for code, n in keys.get_column("postcode").drop_nulls().value_counts().iter_rows():
+            counts = keys.main.get_column("postcode").drop_nulls().value_counts()
+            for code, n in counts.iter_rows():
                 postcodes[code] += n
             ev, wk = match_chunk(keys, index)
             if ev.height:

@@ -8,6 +8,8 @@ as seven digits, addresses NFKC without spaces, prefecture or postcode, dashes u
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from canary.normalize import _KANJI_VARIANTS
@@ -30,9 +32,10 @@ def _text(col: str) -> pl.Expr:
 
 def phone_digits(expr: pl.Expr) -> pl.Expr:
     """Phone text (NFKC) → national digits, or null when not a Japanese number's shape."""
-    digits = expr.str.replace_all(r"(?i)\s*(?:ext\.?|x|内線)\s*\d+$", "").str.replace_all(
-        r"[^\d+]", ""
-    )
+    return _national(expr.str.replace(r"(?i)(?:ext|x|内線).*$", "").str.replace_all(r"[^\d+]", ""))
+
+
+def _national(digits: pl.Expr) -> pl.Expr:
     national = (
         pl.when(digits.str.starts_with("+81"))
         .then(pl.lit("0") + digits.str.slice(3))
@@ -71,27 +74,60 @@ def postcode_digits(expr: pl.Expr) -> pl.Expr:
     return pl.when(digits.str.len_chars() == 7).then(digits).otherwise(None)
 
 
-def row_keys(frame: pl.DataFrame, plan: KeyPlan) -> pl.DataFrame:
-    """Keys of every row: _row, phones, emails, name, kana, postcode, address core."""
-    exprs: list[pl.Expr] = [pl.col("_row")]
-    if plan.phones:
-        found = pl.concat_list([_text(f"c{i}").str.extract_all(_PHONE_FIND) for i in plan.phones])
-        exprs.append(
-            found.list.eval(phone_digits(pl.element()))
-            .list.drop_nulls()
-            .list.unique()
-            .alias("phones")
-        )
-    else:
-        exprs.append(pl.lit([], dtype=pl.List(pl.String)).alias("phones"))
-    if plan.emails:
-        found = pl.concat_list(
-            [_text(f"c{i}").str.to_lowercase().str.extract_all(_EMAIL_FIND) for i in plan.emails]
-        )
-        exprs.append(found.list.unique().alias("emails"))
-    else:
-        exprs.append(pl.lit([], dtype=pl.List(pl.String)).alias("emails"))
+def street_key(core: pl.Expr) -> pl.Expr:
+    """An address core up to its block number: the building, which brokers drop or rewrite,
+    is cut off (千代田区千代田1-2-3メゾン101 → 千代田区千代田1-2-3)."""
+    return core.str.extract(r"^(\D*?\d+(?:-\d+)*)", 1)
 
+
+@dataclass
+class RowKeys:
+    """Keys of a chunk: one row per broker row, plus long frames of its phones and emails."""
+
+    main: pl.DataFrame  # _row, name, kana, postcode, address (raw text, normalised lazily)
+    phones: pl.DataFrame  # _row, phone (national digits)
+    emails: pl.DataFrame  # _row, email
+
+
+def _long(frame: pl.DataFrame, columns: list[int], name: str) -> pl.DataFrame:
+    if not columns:
+        return pl.DataFrame(schema={"_row": pl.Int64, name: pl.String})
+    return pl.concat(
+        [frame.select(pl.col("_row").cast(pl.Int64), _text(f"c{i}").alias(name)) for i in columns]
+    )
+
+
+def phones_of(frame: pl.DataFrame, columns: list[int]) -> pl.DataFrame:
+    """(_row, phone) for every phone number in the phone columns, as national digits."""
+    cells = _long(frame, columns, "text").with_columns(
+        pl.col("text").str.replace_all(r"[^\d+]", "").alias("digits")
+    )
+    single = cells.select("_row", _national(pl.col("digits")).alias("phone"))
+    # A cell holding several numbers ("090-… / 03-…") or an extension (内線, ext) is split
+    # and cut; most cells hold one number.
+    multi = (
+        cells.filter(pl.col("digits").str.len_chars() > 11)
+        .select("_row", pl.col("text").str.extract_all(_PHONE_FIND).alias("phone"))
+        .explode("phone")
+        .select("_row", phone_digits(pl.col("phone")).alias("phone"))
+    )
+    return pl.concat([single, multi]).drop_nulls("phone").unique()
+
+
+def emails_of(frame: pl.DataFrame, columns: list[int]) -> pl.DataFrame:
+    cells = _long(frame, columns, "text").filter(pl.col("text").str.contains("@", literal=True))
+    return (
+        cells.select(
+            "_row", pl.col("text").str.to_lowercase().str.extract_all(_EMAIL_FIND).alias("email")
+        )
+        .explode("email")
+        .drop_nulls("email")
+        .unique()
+    )
+
+
+def row_keys(frame: pl.DataFrame, plan: KeyPlan) -> RowKeys:
+    """Keys of every row of a chunk."""
     names = [_text(f"c{i}") for i in plan.names]
     if plan.name_parts:
         names.append(pl.concat_str([_text(f"c{i}") for i in plan.name_parts]))
@@ -102,24 +138,24 @@ def row_keys(frame: pl.DataFrame, plan: KeyPlan) -> pl.DataFrame:
         merged = _text(f"c{i}")
         names.append(merged.str.replace(r"\s*\(.*\)$", ""))
         kanas.append(merged.str.extract(r"\(([^)]*)\)$", 1))
-    exprs.append(_first_non_empty([name_key(e) for e in names]).alias("name"))
-    exprs.append(_first_non_empty([kana_key(e) for e in kanas]).alias("kana"))
-
+    # Addresses stay raw here; only rows that join with a canary are normalised (match.py).
     address = (
-        pl.concat_str([_text(f"c{i}") for i in plan.address], ignore_nulls=True)
+        pl.concat_str([pl.col(f"c{i}").fill_null("") for i in plan.address])
         if plan.address
         else pl.lit(None, dtype=pl.String)
     )
     codes = [postcode_digits(_text(f"c{i}")) for i in plan.postcodes]
-    codes.append(postcode_digits(address.str.extract(r"^〒?\s*(\d{3}-?\d{4})", 1)))
-    exprs.append(pl.coalesce(codes).alias("postcode"))
-    exprs.append(
-        pl.when(address.str.len_chars() > 0)
-        .then(address_core(address))
-        .otherwise(None)
-        .alias("address")
+    if not plan.postcodes:  # a postcode written inside the address
+        head = address.str.slice(0, 14).str.normalize("NFKC")
+        codes.append(postcode_digits(head.str.extract(r"^〒?\s*(\d{3}-?\d{4})", 1)))
+    main = frame.select(
+        pl.col("_row").cast(pl.Int64),
+        _first_non_empty([name_key(e) for e in names]).alias("name"),
+        _first_non_empty([kana_key(e) for e in kanas]).alias("kana"),
+        pl.coalesce(codes).alias("postcode"),
+        pl.when(address.str.len_chars() > 0).then(address).otherwise(None).alias("address"),
     )
-    return frame.select(exprs)
+    return RowKeys(main, phones_of(frame, plan.phones), emails_of(frame, plan.emails))
 
 
 def _first_non_empty(exprs: list[pl.Expr]) -> pl.Expr:

@@ -5,7 +5,8 @@ medium: name + postcode; kana + postcode; kana within one edit + phone.
 weak:   a pool phone number alone (numbers are shared by exports and get stray use).
 
 A name alone, or a surname, never matches: every key pairs a name with something that ties
-it to one place or one owned token.
+it to one place or one owned token. Joins are on composite keys, so the work grows with
+the rows, not with rows × canaries; addresses are normalised only for rows that need them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import polars as pl
 from rapidfuzz.distance import Levenshtein
 
+from canary.scan import keys as K
 from canary.scan.index import CanaryIndex
 
 EVIDENCE_SCHEMA = {
@@ -26,19 +28,23 @@ EVIDENCE_SCHEMA = {
 }
 
 
-def _evidence(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+def _evidence(frame: pl.DataFrame, key: str | pl.Expr) -> pl.DataFrame:
     return frame.select(
         pl.col("_row").cast(pl.Int64),
         pl.col("canary_id").cast(pl.Int64),
         pl.col("export_id").cast(pl.Int64),
-        pl.lit(key).alias("key"),
+        (pl.lit(key) if isinstance(key, str) else key).alias("key"),
         pl.col("postcode_c").alias("postcode"),
-        pl.col("address_c").alias("address"),
+        pl.col("street_c").alias("address"),
         pl.col("f_name").cast(pl.Float64),
     )
 
 
-def match_chunk(rows: pl.DataFrame, index: CanaryIndex) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _street(address: pl.Expr) -> pl.Expr:
+    return K.street_key(K.address_core(address))
+
+
+def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(evidence of strong and medium matches, weak phone-only hits) for one chunk."""
     canaries = index.canaries.rename(
         {
@@ -47,34 +53,32 @@ def match_chunk(rows: pl.DataFrame, index: CanaryIndex) -> tuple[pl.DataFrame, p
             "postcode": "postcode_c",
             "address": "address_c",
             "email": "email_c",
+            "street": "street_c",
         }
     )
+    main = rows.main
     found: list[pl.DataFrame] = []
 
-    emails = rows.select("_row", pl.col("emails").alias("email_c")).explode("email_c")
-    hit = emails.drop_nulls("email_c").join(canaries.drop_nulls("email_c"), on="email_c")
+    hit = rows.emails.join(canaries.drop_nulls("email_c"), left_on="email", right_on="email_c")
     found.append(_evidence(hit, "email"))
 
-    phones = (
-        rows.select("_row", "name", "kana", pl.col("phones").alias("phone"))
-        .explode("phone")
-        .drop_nulls("phone")
+    pairs = (
+        rows.phones.join(index.phones, on="phone")
+        .join(main.select("_row", "name", "kana"), on="_row")
+        .join(canaries.drop("export_id"), on="canary_id")
     )
-    pairs = phones.join(index.phones, on="phone").join(canaries.drop("export_id"), on="canary_id")
-    found.append(_evidence(pairs.filter(pl.col("name") == pl.col("name_c")), "phone+name"))
+    same_name = pl.col("name") == pl.col("name_c")
+    found.append(_evidence(pairs.filter(same_name), "phone+name"))
     found.append(
         _evidence(
-            pairs.filter(
-                (pl.col("name") != pl.col("name_c")).fill_null(True)
-                & (pl.col("kana") == pl.col("kana_c"))
-            ),
+            pairs.filter(~same_name.fill_null(False) & (pl.col("kana") == pl.col("kana_c"))),
             "phone+kana",
         )
     )
     near = pairs.filter(
         pl.col("kana").is_not_null()
         & (pl.col("kana") != pl.col("kana_c"))
-        & ((pl.col("name") != pl.col("name_c")).fill_null(True))
+        & ~same_name.fill_null(False)
     )
     if near.height:
         close = [
@@ -82,21 +86,35 @@ def match_chunk(rows: pl.DataFrame, index: CanaryIndex) -> tuple[pl.DataFrame, p
             for a, b in zip(near["kana"].to_list(), near["kana_c"].to_list(), strict=True)
         ]
         found.append(_evidence(near.filter(pl.Series(close, dtype=pl.Boolean)), "kana~phone"))
-    weak = phones.join(index.phones.select("phone").unique(), on="phone").select("_row", "phone")
+    weak = rows.phones.join(index.phones.select("phone").unique(), on="phone").select(
+        "_row", "phone"
+    )
 
-    named = rows.drop_nulls("name").join(canaries, left_on="name", right_on="name_c")
-    at_address = named.filter(
-        pl.col("address").is_not_null()
-        & pl.col("address").str.starts_with(pl.col("address_c"))
-        & ~pl.col("address").str.slice(pl.col("address_c").str.len_chars(), 1).str.contains(r"^\d")
+    # Name (or reading) + postcode; where the street address agrees too, the key is strong.
+    for col, key in (("name", "name"), ("kana", "kana")):
+        at = main.drop_nulls([col, "postcode"]).join(
+            canaries, left_on=[col, "postcode"], right_on=[f"{col}_c", "postcode_c"], coalesce=False
+        )
+        if at.height:
+            at = at.with_columns(_street(pl.col("address")).alias("street"))
+            key_expr = (
+                pl.when(pl.col("street") == pl.col("street_c"))
+                .then(pl.lit("name+address"))
+                .otherwise(pl.lit(f"{key}+postcode"))
+            )
+            found.append(_evidence(at, key_expr))
+    # Rows without a postcode: name + street address.
+    bare = main.filter(
+        pl.col("postcode").is_null()
+        & pl.col("address").is_not_null()
+        & pl.col("name").is_not_null()
     )
-    found.append(_evidence(at_address, "name+address"))
-    found.append(
-        _evidence(named.filter(pl.col("postcode") == pl.col("postcode_c")), "name+postcode")
-    )
-    kana_rows = rows.drop_nulls("kana").join(canaries, left_on="kana", right_on="kana_c")
-    found.append(
-        _evidence(kana_rows.filter(pl.col("postcode") == pl.col("postcode_c")), "kana+postcode")
-    )
-    evidence = pl.concat([f for f in found if f.height] or [pl.DataFrame(schema=EVIDENCE_SCHEMA)])
+    if bare.height:
+        bare = bare.with_columns(_street(pl.col("address")).alias("street"))
+        at = bare.drop_nulls("street").join(
+            canaries, left_on=["name", "street"], right_on=["name_c", "street_c"], coalesce=False
+        )
+        found.append(_evidence(at, "name+address"))
+    found = [f for f in found if f.height]
+    evidence = pl.concat(found) if found else pl.DataFrame(schema=EVIDENCE_SCHEMA)
     return evidence, weak
