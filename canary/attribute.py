@@ -8,15 +8,23 @@ held by every export V_t that carries it, so it adds a little to each of them.
 
 Chance-hit probabilities p_t, per key kind (documented in the report):
 
-- email, phone + name, phone + kana: 1e-6. Only the export carries an assigned address or
+- email, phone + name, phone + kana: 1e-10. Only the export carries an assigned address or
   puts a canary's name on a pool number; a guess would have to hit both.
-- kana within one edit + phone: 1e-4 (a misspelt reading on a pool number).
-- name + address, name + postcode, kana + postcode: 1 − exp(−n·f), where f is how common
-  the canary's full name is in Japan (reference data frequencies) and n the number of rows
-  of the scanned list at that address or postcode: the expected number of real namesakes
-  living there. A kana reading is shared by several spellings, so f is tripled for kana.
+- kana within one edit + phone: 1e-6 (a misspelt reading on a pool number).
+- name + postcode, kana + postcode: 1 − exp(−n·f), where f is how common the canary's full
+  name is in Japan (reference data frequencies) and n the number of rows of the scanned
+  list at that postcode: the expected number of real namesakes living there. A reading is
+  shared by several spellings, so f is tripled for kana.
+- name + address (postcode and block number agree): the same with n·f/100, since a
+  postcode area holds on the order of a hundred block addresses.
 - a pool phone number alone: 0.5, because rented numbers had owners before us and turn up
   in old lists (measured per number once callbacks are recorded).
+
+A scan compares a list with every canary of every export, so chance namesakes are
+expected somewhere among 10^6 canaries. The operator's threshold is therefore family-wise:
+an export is attributed when 1 − Pr ≤ (1 − threshold) / E, E being the number of exports
+in the registry (Bonferroni). One strong key clears it at any registry size; medium keys
+need corroboration by further canaries of the same export when the registry is large.
 """
 
 from __future__ import annotations
@@ -41,9 +49,10 @@ STRENGTH = {
     "kana~phone": "medium",
 }
 RANK = {"strong": 2, "medium": 1}
-P_FIXED = {"email": 1e-6, "phone+name": 1e-6, "phone+kana": 1e-6, "kana~phone": 1e-4}
+P_FIXED = {"email": 1e-10, "phone+name": 1e-10, "phone+kana": 1e-10, "kana~phone": 1e-6}
 P_PHONE_ALONE = 0.5
-P_FLOOR = 1e-6
+P_FLOOR = 1e-10
+ADDRESSES_PER_POSTCODE = 100
 DEFAULT_THRESHOLD = 0.999
 
 
@@ -87,7 +96,14 @@ def chance(key: str, f_name: float, n_rows_there: int) -> float:
     if key in P_FIXED:
         return P_FIXED[key]
     f = f_name * (3 if key.startswith("kana") else 1)
+    if key == "name+address":
+        f /= ADDRESSES_PER_POSTCODE
     return max(P_FLOOR, 1 - math.exp(-max(1, n_rows_there) * f))
+
+
+def bar(threshold: float, exports: int) -> float:
+    """The confidence an export must reach: the threshold, Bonferroni-corrected."""
+    return 1 - (1 - threshold) / max(1, exports)
 
 
 def _explain_rows(evidence: pl.DataFrame) -> pl.DataFrame:
@@ -111,10 +127,10 @@ def attribute(
     weak: pl.DataFrame,
     names: Mapping[int, str],
     postcode_rows: Counter[str],
-    address_rows: Counter[str],
     exports_by_phone: Mapping[str, list[int]],
     meta: Mapping[int, ExportMeta],
     threshold: float = DEFAULT_THRESHOLD,
+    exports_total: int = 1,
 ) -> tuple[list[ExportFinding], list[AccountFinding]]:
     """Findings per export (most likely first) and per account."""
     per_canary: dict[int, Evidence] = {}
@@ -122,11 +138,7 @@ def attribute(
     rows_by: dict[tuple[int, str], list[int]] = defaultdict(list)
     for r in _explain_rows(evidence).iter_rows(named=True):
         rows_by[(r["canary_id"], r["key"])].append(r["_row"])
-        there = (
-            address_rows.get(r["address"] or "", 1)
-            if r["key"] == "name+address"
-            else postcode_rows.get(r["postcode"] or "", 1)
-        )
+        there = postcode_rows.get(r["postcode"] or "", 1)
         p = chance(r["key"], r["f_name"] or 1e-6, there)
         current = per_canary.get(r["canary_id"])
         strength = STRENGTH[r["key"]]
@@ -169,13 +181,15 @@ def attribute(
             ExportFinding(
                 meta[e],
                 confidence,
-                confidence >= threshold,
+                confidence >= bar(threshold, exports_total),
                 sorted(by_export.get(e, []), key=lambda v: v.p),
                 weak_by_export.get(e, []),
             )
         )
     findings.sort(key=lambda f: (-f.confidence, -f.matched, f.meta.code))
-    return findings, _accounts(findings, phone_tokens, exports_by_phone, meta, threshold)
+    return findings, _accounts(
+        findings, phone_tokens, exports_by_phone, meta, bar(threshold, exports_total)
+    )
 
 
 def _accounts(

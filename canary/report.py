@@ -198,7 +198,10 @@ def render(result: ScanResult, generated: datetime | None = None) -> str:
         "export <i>i</i> leaked follows Papadimitriou and Garcia-Molina (IEEE TKDE 2011): "
         "Pr = 1 − ∏<sub>t</sub> (1 − (1 − p<sub>t</sub>)/|V<sub>t</sub>|), over the canaries "
         "and pool numbers t found, where p<sub>t</sub> is the chance that t was hit without a "
-        "leak and V<sub>t</sub> the exports holding t. / 各出力には固有のカナリアを埋め込みます。"
+        "leak and V<sub>t</sub> the exports holding t. The threshold is family-wise: an export "
+        "is attributed when 1 − Pr ≤ (1 − threshold)/E, E the number of exports in the "
+        "registry, because a scan tests every export at once. "
+        "/ 各出力には固有のカナリアを埋め込みます。"
         "照合は正規化後に強度別のキーで行い、氏名のみでは一致としません。</p><table>"
         + _row(["Key / キー", "Strength / 強度", "Chance hit p / 偶然一致確率"], header=True)
     )
@@ -207,8 +210,8 @@ def render(result: ScanResult, generated: datetime | None = None) -> str:
             p = f"{P_FIXED[key]:.0e}"
         else:
             p = (
-                "1 − exp(−n·f): n rows at the postcode/address, f the name's frequency "
-                "(×3 for kana)"
+                "1 − exp(−n·f): n rows at the postcode, f the name's frequency "
+                "(×3 for kana, ÷100 for a full address)"
             )
         parts.append(_row([_e(key), _e(strength), _e(p)]))
     parts.append(_row(["pool phone number alone", "weak", f"{P_PHONE_ALONE} (shared by exports)"]))

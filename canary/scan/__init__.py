@@ -223,7 +223,14 @@ def scan(
         .iter_rows()
     )
     findings, accounts = attribute(
-        all_evidence, all_weak, names, postcodes, Counter(), index.exports_by_phone, meta, threshold
+        all_evidence,
+        all_weak,
+        names,
+        postcodes,
+        index.exports_by_phone,
+        meta,
+        threshold,
+        exports_total=registry.export_count(),
     )
     matched_rows = all_evidence["_row"].n_unique() if all_evidence.height else 0
     strong_rows = set(all_evidence["_row"].to_list())
