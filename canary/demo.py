@@ -15,6 +15,7 @@ from rich.table import Table
 
 from canary.pools import parse_owned_domain, parse_owned_phone
 from canary.registry import Registry
+from canary.scan import scan
 from canary.seed import SeedRequest, seed
 from canary.settings import Settings
 from canary.trace import trace
@@ -28,6 +29,34 @@ EXPORTS = [  # (account, members of a shared account, recipient)
     ("sysadmin", ("佐々木", "田村", "小川", "中島"), "システムベンダーB社"),
     ("suzuki", (), "DM発送C社"),
 ]
+
+
+def _as_a_broker_would(seeded: Path, dest: Path) -> Path:
+    """Half the rows of a seeded export, mangled the way list brokers publish them."""
+    import csv
+    import io
+    import random
+
+    import jaconv
+
+    rng = random.Random(5)
+    rows = list(csv.reader(io.StringIO(seeded.read_bytes().decode("cp932"))))[3:]
+    kept = [r for r in rows if rng.random() < 0.5]
+    rng.shuffle(kept)
+    out = io.StringIO(newline="")
+    w = csv.writer(out, delimiter="\t", lineterminator="\n")
+    w.writerow(["お名前", "ﾌﾘｶﾞﾅ", "TEL", "ご住所"])
+    for r in kept:
+        w.writerow(
+            [
+                r[1].replace("\u3000", ""),
+                jaconv.z2h(r[2], kana=True),
+                r[7].replace("-", ""),
+                f"〒{r[5]} {r[6]}",
+            ]
+        )
+    dest.write_text(out.getvalue(), encoding="utf-8")
+    return dest
 
 
 def run_demo(out: Console, keep: Path | None = None) -> None:
@@ -134,9 +163,24 @@ def _story(out: Console, base: Settings, workdir: Path) -> None:
             "phone is weak evidence; the caller asking for "
             f"'{person.surname}' makes it strong."
         )
+    broker = _as_a_broker_would(workdir / "members_sysadmin.csv", workdir / "業者名簿.tsv")
+    found_in_list = scan(registry, settings.seeds_dir, broker)
+    out.print(
+        "5. A broker's list turns up (UTF-8 TSV, columns renamed, no email, half-width "
+        "kana, phones rewritten, half the rows, shuffled). `canary scan` says:"
+    )
+    for f in found_in_list.exports:
+        if f.attributed:
+            e = f.meta
+            keys = sorted({ev.key for ev in f.evidence})
+            out.print(
+                f"   [bold]→ export {e.code}[/bold] (account {e.account}): "
+                f"{f.matched} of {e.canary_count} canaries found by {', '.join(keys)}; "
+                f"probability {f.confidence:.6f}."
+            )
     verdict = registry.verify_audit()
     out.print(
-        f"5. Every step is in the hash-chained audit log: {verdict.entries} entries, "
+        f"6. Every step is in the hash-chained audit log: {verdict.entries} entries, "
         f"{'intact' if verdict.ok else 'BROKEN'}."
     )
     out.rule()
