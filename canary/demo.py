@@ -171,11 +171,11 @@ def _story(out: Console, base: Settings, workdir: Path) -> None:
     )
     for f in found_in_list.exports:
         if f.attributed:
-            e = f.meta
+            meta = f.meta
             keys = sorted({ev.key for ev in f.evidence})
             out.print(
-                f"   [bold]→ export {e.code}[/bold] (account {e.account}): "
-                f"{f.matched} of {e.canary_count} canaries found by {', '.join(keys)}; "
+                f"   [bold]→ export {meta.code}[/bold] (account {meta.account}): "
+                f"{f.matched} of {meta.canary_count} canaries found by {', '.join(keys)}; "
                 f"probability {f.confidence:.6f}."
             )
     verdict = registry.verify_audit()
