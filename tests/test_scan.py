@@ -329,3 +329,67 @@ def test_a_row_is_one_canary(registry, settings, tmp_path) -> None:  # type: ign
     no_weak = pl.DataFrame(schema={"_row": pl.Int64, "phone": pl.String})
     findings, _ = attribute(evidence, no_weak, {1: "A", 2: "B"}, Counter(), {}, meta)
     assert [f.meta.code for f in findings] == ["EX-10"]
+
+
+def test_account_named_when_no_single_export_is(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Pool numbers shared by two exports of one login name the login, not an export."""
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from canary.attribute import attribute
+    from canary.registry.scans import ExportMeta
+
+    meta = {
+        e: ExportMeta(
+            e,
+            f"EX-{e}",
+            "c",
+            "l",
+            "sysadmin" if e < 12 else "other",
+            e < 12,
+            ["佐藤", "鈴木"] if e < 12 else [],
+            None,
+            datetime.now(UTC),
+            10,
+            "delivered",
+        )
+        for e in (10, 11, 12)
+    }
+    numbers = {f"0503100{i:04d}": [10, 11] for i in range(12)}
+    weak = pl.DataFrame(
+        {"_row": list(range(12)), "phone": list(numbers)},
+        schema={"_row": pl.Int64, "phone": pl.String},
+    )
+    empty = pl.DataFrame(
+        schema={
+            "_row": pl.Int64,
+            "canary_id": pl.Int64,
+            "export_id": pl.Int64,
+            "key": pl.String,
+            "postcode": pl.String,
+            "address": pl.String,
+            "f_name": pl.Float64,
+        }
+    )
+    exports, accounts = attribute(empty, weak, {}, Counter(), numbers, meta)
+    assert {f.meta.code for f in exports} == {"EX-10", "EX-11"}
+    assert not any(f.attributed for f in exports)
+    [account] = accounts
+    assert account.account == "sysadmin" and account.attributed
+    assert account.exports == ["EX-10", "EX-11"] and account.members == ["佐藤", "鈴木"]
+
+
+def test_canary_identities_are_unique(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """No two canaries share a name (or reading) at one postcode, across exports."""
+    import polars as pl
+
+    src = write_csv(tmp_path / "h.csv", people(300, seed=50))
+    for i in range(4):
+        _export(registry, settings, tmp_path, rows=300, account=f"a{i}", seed_no=60 + i, src=src)
+    from canary.scan.index import build_index
+
+    canaries = build_index(registry, settings.seeds_dir).canaries
+    assert canaries.height == canaries.select("name", "postcode").unique().height
+    assert canaries.height == canaries.select("kana", "postcode").unique().height
+    assert canaries.filter(pl.col("email").is_not_null()).select("email").is_unique().all()
