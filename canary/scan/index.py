@@ -32,6 +32,29 @@ class CanaryIndex:
     def size(self) -> int:
         return self.canaries.height
 
+    def prepared(self) -> dict[str, pl.DataFrame]:
+        """Frames every chunk joins against, built once per scan rather than per chunk."""
+        if not hasattr(self, "_prepared"):
+            c = self.canaries.rename(
+                {
+                    "name": "name_c",
+                    "kana": "kana_c",
+                    "postcode": "postcode_c",
+                    "address": "address_c",
+                    "email": "email_c",
+                    "street": "street_c",
+                }
+            )
+            self._prepared = {
+                "all": c,
+                "email": c.drop_nulls("email_c"),
+                "by_id": c.drop("export_id"),
+                "name": c.drop_nulls(["name_c", "postcode_c"]),
+                "kana": c.drop_nulls(["kana_c", "postcode_c"]),
+                "phones": self.phones.select("phone").unique(),
+            }
+        return self._prepared
+
 
 def _name_frequencies(seeds_dir: str) -> tuple[dict[str, float], dict[str, float]]:
     import csv

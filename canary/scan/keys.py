@@ -36,22 +36,22 @@ def phone_digits(expr: pl.Expr) -> pl.Expr:
 
 
 def _national(digits: pl.Expr) -> pl.Expr:
-    national = (
-        pl.when(digits.str.starts_with("+81"))
-        .then(pl.lit("0") + digits.str.slice(3))
-        .when(digits.str.starts_with("81") & digits.str.len_chars().is_in([11, 12]))
-        .then(pl.lit("0") + digits.str.slice(2))
-        .otherwise(digits.str.replace_all(r"\+", ""))
-    )
-    return pl.when(national.str.contains(r"^0\d{9,10}$")).then(national).otherwise(None)
+    """Digits (and +) → national digits: +81 / 81 prefixes become 0; null unless the shape
+    of a Japanese number (0 and 9 or 10 digits). Regexes, not string arithmetic: fast."""
+    national = digits.str.replace(r"^\+?81(\d{9,10})$", "0${1}")
+    return pl.when(national.str.contains(r"^0\d{9,10}$")).then(national)
 
 
-def name_key(expr: pl.Expr) -> pl.Expr:
-    return expr.str.replace_all(r"[\s\u3000]+", "").str.replace_many(_VARIANT_FROM, _VARIANT_TO)
+def name_key(expr: pl.Expr, variants: bool = True) -> pl.Expr:
+    """Name without spaces, variant kanji folded (skipped when a chunk has none)."""
+    out = expr.str.replace_all(r"[\s\u3000]+", "")
+    return out.str.replace_many(_VARIANT_FROM, _VARIANT_TO) if variants else out
 
 
-def kana_key(expr: pl.Expr) -> pl.Expr:
-    return expr.str.replace_all(r"[\s\u3000・]+", "").str.replace_many(_HIRAGANA, _KATAKANA)
+def kana_key(expr: pl.Expr, hiragana: bool = True) -> pl.Expr:
+    """Reading without spaces, in katakana (the hiragana pass skipped when there is none)."""
+    out = expr.str.replace_all(r"[\s\u3000・]+", "")
+    return out.str.replace_many(_HIRAGANA, _KATAKANA) if hiragana else out
 
 
 def address_core(expr: pl.Expr) -> pl.Expr:
@@ -70,8 +70,8 @@ def address_core(expr: pl.Expr) -> pl.Expr:
 
 
 def postcode_digits(expr: pl.Expr) -> pl.Expr:
-    digits = expr.str.extract(r"(\d{3})-?(\d{4})", 0).str.replace("-", "")
-    return pl.when(digits.str.len_chars() == 7).then(digits).otherwise(None)
+    digits = expr.str.replace_all(r"\D", "")
+    return pl.when(digits.str.len_chars() == 7).then(digits)
 
 
 def street_key(core: pl.Expr) -> pl.Expr:
@@ -89,11 +89,41 @@ class RowKeys:
     emails: pl.DataFrame  # _row, email
 
 
+def _ascii(frame: pl.DataFrame, column: str) -> bool:
+    """Whether a chunk's column is plain ASCII, so NFKC (costly) can be skipped for it."""
+    return not frame.select(pl.col(column).str.contains(r"[^\x00-\x7F]").any()).item()
+
+
+def _plain(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """A column's text, NFKC-normalised only when the chunk holds non-ASCII in it."""
+    return pl.col(column).fill_null("") if _ascii(frame, column) else _text(column)
+
+
+# Characters NFKC changes in names and readings: half-width kana and full-width ASCII,
+# compatibility ideographs (﨑), enclosed and squared forms. The ideographic space is
+# removed with the other spaces, so it needs no NFKC.
+_NFKC_NEEDED = r"[\uFF00-\uFFEF\uF900-\uFAFF\u2460-\u24FF\u3200-\u33FF\u2F00-\u2FDF]"
+_VARIANTS_RE = "[" + "".join(_VARIANT_FROM) + "]"
+
+
+def _any(frame: pl.DataFrame, column: str, pattern: str) -> bool:
+    return bool(frame.select(pl.col(column).str.contains(pattern).any()).item())
+
+
+def _name_text(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """Text of a name or reading column, NFKC-normalised only where the chunk needs it."""
+    expr = pl.col(column).fill_null("")
+    return expr.str.normalize("NFKC") if _any(frame, column, _NFKC_NEEDED) else expr
+
+
 def _long(frame: pl.DataFrame, columns: list[int], name: str) -> pl.DataFrame:
     if not columns:
         return pl.DataFrame(schema={"_row": pl.Int64, name: pl.String})
     return pl.concat(
-        [frame.select(pl.col("_row").cast(pl.Int64), _text(f"c{i}").alias(name)) for i in columns]
+        [
+            frame.select(pl.col("_row").cast(pl.Int64), _plain(frame, f"c{i}").alias(name))
+            for i in columns
+        ]
     )
 
 
@@ -111,7 +141,8 @@ def phones_of(frame: pl.DataFrame, columns: list[int]) -> pl.DataFrame:
         .explode("phone")
         .select("_row", phone_digits(pl.col("phone")).alias("phone"))
     )
-    return pl.concat([single, multi]).drop_nulls("phone").unique()
+    # A cell is either a single number or split (more than 11 digits), never both.
+    return pl.concat([single.drop_nulls("phone"), multi.drop_nulls("phone")])
 
 
 def emails_of(frame: pl.DataFrame, columns: list[int]) -> pl.DataFrame:
@@ -128,12 +159,12 @@ def emails_of(frame: pl.DataFrame, columns: list[int]) -> pl.DataFrame:
 
 def row_keys(frame: pl.DataFrame, plan: KeyPlan) -> RowKeys:
     """Keys of every row of a chunk."""
-    names = [_text(f"c{i}") for i in plan.names]
+    names = [_name_text(frame, f"c{i}") for i in plan.names]
     if plan.name_parts:
-        names.append(pl.concat_str([_text(f"c{i}") for i in plan.name_parts]))
-    kanas = [_text(f"c{i}") for i in plan.kanas]
+        names.append(pl.concat_str([_name_text(frame, f"c{i}") for i in plan.name_parts]))
+    kanas = [_name_text(frame, f"c{i}") for i in plan.kanas]
     if plan.kana_parts:
-        kanas.append(pl.concat_str([_text(f"c{i}") for i in plan.kana_parts]))
+        kanas.append(pl.concat_str([_name_text(frame, f"c{i}") for i in plan.kana_parts]))
     for i in plan.merged:
         merged = _text(f"c{i}")
         names.append(merged.str.replace(r"\s*\(.*\)$", ""))
@@ -144,14 +175,20 @@ def row_keys(frame: pl.DataFrame, plan: KeyPlan) -> RowKeys:
         if plan.address
         else pl.lit(None, dtype=pl.String)
     )
-    codes = [postcode_digits(_text(f"c{i}")) for i in plan.postcodes]
+    codes = [postcode_digits(_plain(frame, f"c{i}")) for i in plan.postcodes]
     if not plan.postcodes:  # a postcode written inside the address
         head = address.str.slice(0, 14).str.normalize("NFKC")
         codes.append(postcode_digits(head.str.extract(r"^〒?\s*(\d{3}-?\d{4})", 1)))
+    variants = any(
+        _any(frame, f"c{i}", _VARIANTS_RE) for i in plan.names + plan.name_parts + plan.merged
+    )
+    hiragana = any(
+        _any(frame, f"c{i}", "[\u3041-\u3096]") for i in plan.kanas + plan.kana_parts + plan.merged
+    )
     main = frame.select(
         pl.col("_row").cast(pl.Int64),
-        _first_non_empty([name_key(e) for e in names]).alias("name"),
-        _first_non_empty([kana_key(e) for e in kanas]).alias("kana"),
+        _first_non_empty([name_key(e, variants) for e in names]).alias("name"),
+        _first_non_empty([kana_key(e, hiragana) for e in kanas]).alias("kana"),
         pl.coalesce(codes).alias("postcode"),
         pl.when(address.str.len_chars() > 0).then(address).otherwise(None).alias("address"),
     )

@@ -46,26 +46,18 @@ def _street(address: pl.Expr) -> pl.Expr:
 
 def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(evidence of strong and medium matches, weak phone-only hits) for one chunk."""
-    canaries = index.canaries.rename(
-        {
-            "name": "name_c",
-            "kana": "kana_c",
-            "postcode": "postcode_c",
-            "address": "address_c",
-            "email": "email_c",
-            "street": "street_c",
-        }
-    )
+    prepared = index.prepared()
+    canaries = prepared["all"]
     main = rows.main
     found: list[pl.DataFrame] = []
 
-    hit = rows.emails.join(canaries.drop_nulls("email_c"), left_on="email", right_on="email_c")
+    hit = rows.emails.join(prepared["email"], left_on="email", right_on="email_c")
     found.append(_evidence(hit, "email"))
 
     pairs = (
         rows.phones.join(index.phones, on="phone")
         .join(main.select("_row", "name", "kana"), on="_row")
-        .join(canaries.drop("export_id"), on="canary_id")
+        .join(prepared["by_id"], on="canary_id")
     )
     same_name = pl.col("name") == pl.col("name_c")
     found.append(_evidence(pairs.filter(same_name), "phone+name"))
@@ -86,14 +78,15 @@ def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.D
             for a, b in zip(near["kana"].to_list(), near["kana_c"].to_list(), strict=True)
         ]
         found.append(_evidence(near.filter(pl.Series(close, dtype=pl.Boolean)), "kana~phone"))
-    weak = rows.phones.join(index.phones.select("phone").unique(), on="phone").select(
-        "_row", "phone"
-    )
+    weak = rows.phones.join(prepared["phones"], on="phone").select("_row", "phone")
 
     # Name (or reading) + postcode; where the street address agrees too, the key is strong.
     for col, key in (("name", "name"), ("kana", "kana")):
         at = main.drop_nulls([col, "postcode"]).join(
-            canaries, left_on=[col, "postcode"], right_on=[f"{col}_c", "postcode_c"], coalesce=False
+            prepared[col],
+            left_on=[col, "postcode"],
+            right_on=[f"{col}_c", "postcode_c"],
+            coalesce=False,
         )
         if at.height:
             at = at.with_columns(_street(pl.col("address")).alias("street"))
