@@ -393,3 +393,15 @@ def test_canary_identities_are_unique(registry, settings, tmp_path) -> None:  # 
     assert canaries.height == canaries.select("name", "postcode").unique().height
     assert canaries.height == canaries.select("kana", "postcode").unique().height
     assert canaries.filter(pl.col("email").is_not_null()).select("email").is_unique().all()
+
+
+def test_postcode_inside_address_is_not_a_postcode_column() -> None:
+    from canary.scan.plan import plan_keys
+
+    sample = [["山田　太郎", "〒100-0001 東京都千代田区千代田1-1"],
+              ["佐藤　花子", "〒530-0001 大阪府大阪市北区梅田1-2"]] * 5
+    plan = plan_keys(["氏名", "ご住所"], sample, None)
+    assert plan.address == [1] and plan.postcodes == []
+    ids = [["山田　太郎", "1000001", "100-0001"], ["佐藤　花子", "1000002", "530-0001"]] * 5
+    plan = plan_keys(["氏名", "会員番号", "郵便番号"], ids, None)
+    assert plan.postcodes == [2]

@@ -48,8 +48,8 @@ def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--canaries",
     type=int,
-    help="How many canaries; default ~10·log10(rows), at most "
-    "2% of rows (1,000 rows → 20, 100,000 → 50, 10 M → 70).",
+    help="How many canaries; default ~15·log10(rows), at most "
+    "2% of rows (1,000 rows → 20, 100,000 → 76, 10 M → 106).",
 )
 @click.option(
     "--encoding", help="Input encoding if detection is wrong: utf-8, utf-8-sig, cp932, euc-jp."

@@ -103,7 +103,7 @@ def plan_keys(
             continue
         # IDs of seven digits look like postcodes: without a postcode header, a 〒 or a
         # hyphen is required.
-        marked = _share(values, lambda v: re.match(r"^〒?\s*\d{3}-\d{4}$|^〒", v) is not None)
+        marked = _share(values, lambda v: re.match(r"^〒?\s*\d{3}-\d{4}$", v) is not None)
         if (hint == "postcode" and _share(values, _POSTCODE_RE.match) > 0.5) or marked > 0.7:
             plan.postcodes.append(i)
             continue
