@@ -128,30 +128,16 @@ def _decode(block: bytes, encoding: str, stats: ReadStats) -> bytes:
 def read_text(
     path: Path, layout: Layout, start: int, head: csvfile.Head, stats: ReadStats
 ) -> Iterator[Chunk]:
-    """Chunks of a delimited file; decoding runs on a producer thread beside polars."""
+    """Chunks of a delimited file. Reading, decoding and parsing (polars releases the GIL)
+    run on a producer thread, so the next chunk is parsed while this one is matched."""
     width = len(layout.columns)
     schema = {f"c{i}": pl.String for i in range(width)}
     encoding = head.dialect.encoding
-    q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=2)
+    q: queue.Queue[pl.DataFrame | BaseException | None] = queue.Queue(maxsize=2)
 
-    def produce() -> None:
-        try:
-            for block in _blocks(path, start, head.dialect.terminator, stats):
-                q.put(_decode(block, encoding, stats))
-            q.put(None)
-        except BaseException as exc:  # surfaced to the consumer
-            q.put(exc)
-
-    threading.Thread(target=produce, daemon=True, name="canary-decode").start()
-    row = 0
-    while True:
-        item = q.get()
-        if item is None:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        frame = pl.read_csv(
-            io.BytesIO(item),
+    def parse(block: bytes) -> pl.DataFrame:
+        return pl.read_csv(
+            io.BytesIO(block),
             has_header=False,
             schema=schema,
             separator=layout.delimiter or ",",
@@ -161,8 +147,25 @@ def read_text(
             raise_if_empty=False,
             eol_char="\n" if head.dialect.terminator == 10 else "\r",
         )
-        n = frame.height
-        frame = frame.with_columns(pl.int_range(row + 1, row + n + 1, eager=False).alias("_row"))
+
+    def produce() -> None:
+        try:
+            for block in _blocks(path, start, head.dialect.terminator, stats):
+                q.put(parse(_decode(block, encoding, stats)))
+            q.put(None)
+        except BaseException as exc:  # surfaced to the consumer
+            q.put(exc)
+
+    threading.Thread(target=produce, daemon=True, name="canary-read").start()
+    row = 0
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        n = item.height
+        frame = item.with_columns(pl.int_range(row + 1, row + n + 1, eager=False).alias("_row"))
         row += n
         stats.rows += n
         yield Chunk(frame)
