@@ -256,6 +256,20 @@ def _quoted_flags(raw: str, delimiter: str, n: int) -> list[bool]:
     return (flags + [False] * n)[:n]
 
 
+def read_tail(path: Path, dialect: Dialect, nbytes: int = 65536) -> list[list[str]]:
+    """The last complete records of a file (those wholly inside its last ``nbytes``)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - nbytes))
+        data = fh.read()
+    term = bytes([dialect.terminator])
+    first = data.find(term) + 1 if size > nbytes else 0
+    text = data[first:].decode(dialect.encoding, errors="replace")
+    # Quotes could make the first line a continuation; only quote-free lines are trusted.
+    lines = [ln for ln in text.splitlines() if ln and '"' not in ln]
+    return [next(csv.reader([ln], delimiter=dialect.delimiter)) for ln in lines]
+
+
 def check_ragged(records: Sequence[Sequence[str]], header_index: int, name: str) -> None:
     """Refuse a file whose rows do not all have the header's number of fields."""
     rows = records[header_index + 1 :] if header_index >= 0 else records

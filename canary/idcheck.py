@@ -59,38 +59,6 @@ def find_existing_ids(
         return _python_scan(path, dialect, schema, column, wanted)
 
 
-def id_range(
-    path: Path, dialect: Dialect, schema: Schema, column: int, prefix: str, skip_lines: int
-) -> tuple[int, int, int] | None:
-    """(count, min, max) of the numeric part of the whole ID column, or None if unreadable."""
-    import polars as pl
-
-    try:
-        frame = (
-            _scan(path, dialect, len(schema.columns), skip_lines)
-            .select(
-                pl.col(f"c{column}")
-                .str.strip_chars()
-                .str.strip_prefix(prefix)
-                .str.extract(r"^(\d{1,18})", 1)
-                .cast(pl.Int64, strict=False)
-                .alias("n")
-            )
-            .select(
-                pl.col("n").count().alias("count"),
-                pl.col("n").min().alias("lo"),
-                pl.col("n").max().alias("hi"),
-            )
-            .collect(engine="streaming")
-        )
-    except (pl.exceptions.PolarsError, OSError):
-        return None
-    count, lo, hi = frame.row(0)
-    if not count:
-        return None
-    return int(count), int(lo), int(hi)
-
-
 def _python_scan(
     path: Path, dialect: Dialect, schema: Schema, column: int, wanted: set[str]
 ) -> set[str]:

@@ -31,7 +31,7 @@ from canary import csvfile, xlsxfile
 from canary.errors import EmptyFileError, InputError, OutputError, PoolTooSmallError
 from canary.formats import IdStyle
 from canary.generate import CanaryFactory, GeneratedCanary
-from canary.idcheck import find_existing_ids, id_range
+from canary.idcheck import find_existing_ids
 from canary.pools import PoolNumber, choose_phone_set
 from canary.profile import profile_host
 from canary.reference import Gazetteer, name_book
@@ -453,7 +453,7 @@ def _seed_text(
     )
     clock.lap("profile")
     skip_lines = _lines_before(req.input, header_end, dialect.terminator)
-    _fit_id_range(req.input, dialect, schema, factory, skip_lines)
+    _fit_id_range(req.input, dialect, schema, factory, est_rows)
     made = [factory.make() for _ in range(count)]
     made = _resolve_id_collisions(req.input, dialect, schema, factory, made, skip_lines)
     clock.lap("canaries")
@@ -497,15 +497,23 @@ def _seed_text(
 
 
 def _fit_id_range(
-    path: Path, dialect: csvfile.Dialect, schema: Schema, factory: CanaryFactory, skip_lines: int
+    path: Path, dialect: csvfile.Dialect, schema: Schema, factory: CanaryFactory, est_rows: int
 ) -> None:
+    """Widen the ID range seen in the head with the IDs at the end of the file: lists are
+    usually sorted by ID, so the tail holds the highest. Collisions anywhere in the file are
+    still ruled out afterwards by one columnar pass (``_resolve_id_collisions``)."""
     id_col = schema.column_of("id")
     style = factory.profile.columns[id_col].style if id_col is not None else None
     if id_col is None or not isinstance(style, IdStyle):
         return
-    found = id_range(path, dialect, schema, id_col, style.prefix, skip_lines)
-    if found:
-        factory.set_id_range(*found)
+    numbers = [style.low, style.high]
+    for record in csvfile.read_tail(path, dialect):
+        value = record[id_col].strip() if id_col < len(record) else ""
+        if value.startswith(style.prefix) and value.endswith(style.suffix):
+            digits = value[len(style.prefix) : len(value) - len(style.suffix) or None]
+            if digits.isdigit():
+                numbers.append(int(digits))
+    factory.set_id_range(est_rows, min(numbers), max(numbers))
 
 
 def _lines_before(path: Path, offset: int, terminator: int) -> int:
