@@ -15,6 +15,7 @@ import pytest
 from benchmarks.leaksim import publish, read_seeded
 from canary.registry import Registry
 from canary.scan import scan
+from canary.scan.match import EVIDENCE_SCHEMA
 from canary.seed import SeedRequest, seed
 from canary.settings import Settings
 from tests.listgen import people, write_csv
@@ -306,15 +307,7 @@ def test_a_row_is_one_canary(registry, settings, tmp_path) -> None:  # type: ign
             "address": [None, None],
             "f_name": [1e-5, 1e-5],
         },
-        schema={
-            "_row": pl.Int64,
-            "canary_id": pl.Int64,
-            "export_id": pl.Int64,
-            "key": pl.String,
-            "postcode": pl.String,
-            "address": pl.String,
-            "f_name": pl.Float64,
-        },
+        schema=EVIDENCE_SCHEMA,
     )
     from datetime import UTC, datetime
 
@@ -361,17 +354,7 @@ def test_account_named_when_no_single_export_is(tmp_path) -> None:  # type: igno
         {"_row": list(range(12)), "phone": list(numbers)},
         schema={"_row": pl.Int64, "phone": pl.String},
     )
-    empty = pl.DataFrame(
-        schema={
-            "_row": pl.Int64,
-            "canary_id": pl.Int64,
-            "export_id": pl.Int64,
-            "key": pl.String,
-            "postcode": pl.String,
-            "address": pl.String,
-            "f_name": pl.Float64,
-        }
-    )
+    empty = pl.DataFrame(schema=EVIDENCE_SCHEMA)
     exports, accounts = attribute(empty, weak, {}, Counter(), numbers, meta)
     assert {f.meta.code for f in exports} == {"EX-10", "EX-11"}
     assert not any(f.attributed for f in exports)
@@ -398,8 +381,10 @@ def test_canary_identities_are_unique(registry, settings, tmp_path) -> None:  # 
 def test_postcode_inside_address_is_not_a_postcode_column() -> None:
     from canary.scan.plan import plan_keys
 
-    sample = [["山田　太郎", "〒100-0001 東京都千代田区千代田1-1"],
-              ["佐藤　花子", "〒530-0001 大阪府大阪市北区梅田1-2"]] * 5
+    sample = [
+        ["山田　太郎", "〒100-0001 東京都千代田区千代田1-1"],
+        ["佐藤　花子", "〒530-0001 大阪府大阪市北区梅田1-2"],
+    ] * 5
     plan = plan_keys(["氏名", "ご住所"], sample, None)
     assert plan.address == [1] and plan.postcodes == []
     ids = [["山田　太郎", "1000001", "100-0001"], ["佐藤　花子", "1000002", "530-0001"]] * 5

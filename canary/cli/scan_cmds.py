@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -53,25 +54,14 @@ def scan_cmd(
     Only counts, hashes and the matched canaries are recorded, never the list's people.
     """
     from canary.attribute import DEFAULT_THRESHOLD
-    from canary.scan import scan
+    from canary.scan import ScanResult, scan
 
     registry = app.registry()
     limit = threshold if threshold is not None else DEFAULT_THRESHOLD
     seeds = app.settings.seeds_dir
-    if stderr_is_tty() and not as_json:
-        with err_console().status(f"scanning {file.name}…") as status:
-            result = scan(
-                registry,
-                seeds,
-                file,
-                threshold=limit,
-                encoding=encoding,
-                record=not no_record,
-                cache_dir=app.settings.cache_dir,
-                progress=lambda n: status.update(f"scanning {file.name}: {n:,} rows"),
-            )
-    else:
-        result = scan(
+
+    def run(progress: Callable[[int], None] | None = None) -> ScanResult:
+        return scan(
             registry,
             seeds,
             file,
@@ -79,7 +69,14 @@ def scan_cmd(
             encoding=encoding,
             record=not no_record,
             cache_dir=app.settings.cache_dir,
+            progress=progress,
         )
+
+    if stderr_is_tty() and not as_json:
+        with err_console().status(f"scanning {file.name}…") as status:
+            result = run(lambda n: status.update(f"scanning {file.name}: {n:,} rows"))
+    else:
+        result = run()
     if report is not None:
         from canary.report import write_report
 
