@@ -44,14 +44,20 @@ def _national(digits: pl.Expr) -> pl.Expr:
 
 def name_key(expr: pl.Expr, variants: bool = True) -> pl.Expr:
     """Name without spaces, variant kanji folded (skipped when a chunk has none)."""
-    out = expr.str.replace_all(r"[\s\u3000]+", "")
+    out = _drop_spaces(expr)
     return out.str.replace_many(_VARIANT_FROM, _VARIANT_TO) if variants else out
 
 
 def kana_key(expr: pl.Expr, hiragana: bool = True) -> pl.Expr:
     """Reading without spaces, in katakana (the hiragana pass skipped when there is none)."""
-    out = expr.str.replace_all(r"[\s\u3000・]+", "")
+    out = _drop_spaces(expr).str.replace_all("・", "", literal=True)
     return out.str.replace_many(_HIRAGANA, _KATAKANA) if hiragana else out
+
+
+def _drop_spaces(expr: pl.Expr) -> pl.Expr:
+    # Literal replaces are several times faster than a regex class; NFKC has already
+    # turned other spaces into these two.
+    return expr.str.replace_all(" ", "", literal=True).str.replace_all("\u3000", "", literal=True)
 
 
 def address_core(expr: pl.Expr) -> pl.Expr:
@@ -102,7 +108,9 @@ def _plain(frame: pl.DataFrame, column: str) -> pl.Expr:
 # Characters NFKC changes in names and readings: half-width kana and full-width ASCII,
 # compatibility ideographs (﨑), enclosed and squared forms. The ideographic space is
 # removed with the other spaces, so it needs no NFKC.
-_NFKC_NEEDED = r"[\uFF00-\uFFEF\uF900-\uFAFF\u2460-\u24FF\u3200-\u33FF\u2F00-\u2FDF]"
+_NFKC_NEEDED = (
+    r"[\uFF00-\uFFEF\uF900-\uFAFF\u2460-\u24FF\u3200-\u33FF\u2F00-\u2FDF\u00A0\u2000-\u200B\t]"
+)
 _VARIANTS_RE = "[" + "".join(_VARIANT_FROM) + "]"
 
 

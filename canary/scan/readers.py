@@ -151,6 +151,14 @@ def read_text(
     def produce() -> None:
         try:
             for block in _blocks(path, start, head.dialect.terminator, stats):
+                if encoding == "utf-8":
+                    # polars checks UTF-8 itself, in Rust and without the GIL; only a block
+                    # it refuses is decoded in Python, with replacement characters counted.
+                    try:
+                        q.put(parse(block))
+                        continue
+                    except pl.exceptions.ComputeError:
+                        pass
                 q.put(parse(_decode(block, encoding, stats)))
             q.put(None)
         except BaseException as exc:  # surfaced to the consumer
