@@ -49,8 +49,9 @@ class CanaryIndex:
                 "all": c,
                 "email": c.drop_nulls("email_c"),
                 "by_id": c.drop("export_id"),
-                "name": c.drop_nulls(["name_c", "postcode_c"]),
-                "kana": c.drop_nulls(["kana_c", "postcode_c"]),
+                # Every canary has a name, reading and postcode: no filtered copies needed.
+                "name": c,
+                "kana": c,
                 "phones": self.phones.select("phone").unique(),
             }
         return self._prepared
