@@ -188,3 +188,24 @@ def test_demo_runs(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "account sysadmin" in res.output
     assert "intact" in res.output
+
+
+def test_audit_verify_exit_code_when_broken(run, settings) -> None:  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    assert run("init").exit_code == 0
+    assert run("pool", "add-domain", "a.example.jp").exit_code == 0
+    reg = Registry(settings.db)
+    with reg.engine.begin() as c:
+        if reg.engine.dialect.name == "postgresql":
+            c.execute(sa.text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+            c.execute(sa.text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1"))
+            c.execute(sa.text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only"))
+        else:
+            c.execute(sa.text("DROP TRIGGER audit_log_no_update"))
+            c.execute(sa.text("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1"))
+    reg.close()
+    res = run("audit", "verify")
+    assert res.exit_code == 8 and "BROKEN at entry 1" in res.output
+    res = run("audit", "verify", "--json")
+    assert res.exit_code == 8 and json.loads(res.output)["ok"] is False

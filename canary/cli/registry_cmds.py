@@ -72,13 +72,12 @@ def audit_verify(app: AppContext, as_json: bool) -> None:
     elif result.ok:
         console().print(f"Audit chain intact: {result.entries} entries, head {result.head[:16]}…")
     if not result.ok:
-        raise (
-            click.exceptions.Exit(8)
-            if as_json
-            else click.ClickException(
-                f"Audit chain BROKEN at entry {result.broken_at}: {result.reason}."
+        if not as_json:
+            click.echo(
+                f"canary: audit chain BROKEN at entry {result.broken_at}: {result.reason}.",
+                err=True,
             )
-        )
+        raise click.exceptions.Exit(8)
 
 
 @audit_group.command("log")
