@@ -103,7 +103,11 @@ def _print_summary(result: object, report: Path | None) -> None:
             f"No canary found among {result.canaries_indexed:,}: this list shows no sign "
             "of our exports."
         )
-    for f in result.exports[:15]:
+    attributed = [f for f in result.exports if f.attributed]
+    # Attributed exports in full; when none is, the strongest candidates, so an
+    # investigator sees what came close.
+    shown = attributed or result.exports[:5]
+    for f in shown:
         m = f.meta
         shared = f" (shared: {', '.join(m.account_members)})" if m.account_members else ""
         verdict = "[bold red]ATTRIBUTED[/bold red]" if f.attributed else "not attributed"
@@ -117,19 +121,26 @@ def _print_summary(result: object, report: Path | None) -> None:
             f"{f.matched}/{m.canary_count} canaries found{weak}; "
             f"probability {f.confidence:.6f}: {verdict}"
         )
-        for e in f.evidence[:8] if f.attributed else []:
+        for e in f.evidence[:8]:
             rows = ", ".join(str(r) for r in e.rows[:5])
             out.print(f"      {e.name}: {e.key} ({e.strength}, chance {e.p:.0e}), row {rows}")
-    if len(result.exports) > 15:
+    others = len(result.exports) - len(shown)
+    if others > 0:
         out.print(
-            f"… and {len(result.exports) - 15} more exports with weaker evidence "
-            "(see --json or --report)."
+            f"{others} other export(s) had weaker evidence and are not attributed "
+            "(chance namesakes or shared pool numbers; see --json or --report)."
         )
-    for a in result.accounts:
+    named = [a for a in result.accounts if a.attributed]
+    for a in named:
         out.print(
             f"Account [bold]{a.account}[/bold] ({a.client} / {a.list_name}) across "
-            f"{len(a.exports)} exports: probability {a.confidence:.4f}"
-            + (" — [bold red]ATTRIBUTED[/bold red]" if a.attributed else "")
+            f"{len(a.exports)} exports ({', '.join(a.exports)}): probability "
+            f"{a.confidence:.6f} — [bold red]ATTRIBUTED[/bold red]"
+        )
+    if len(result.accounts) > len(named):
+        out.print(
+            f"{len(result.accounts) - len(named)} account(s) had weaker evidence across "
+            "several exports; not attributed."
         )
     if result.scan_id:
         out.print(f"Recorded as scan {result.scan_id}.")
