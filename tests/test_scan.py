@@ -390,3 +390,34 @@ def test_postcode_inside_address_is_not_a_postcode_column() -> None:
     ids = [["山田　太郎", "1000001", "100-0001"], ["佐藤　花子", "1000002", "530-0001"]] * 5
     plan = plan_keys(["氏名", "会員番号", "郵便番号"], ids, None)
     assert plan.postcodes == [2]
+
+
+@pytest.mark.parametrize("encoding", ["cp932", "euc_jp", "utf-8"])
+def test_headerless_broker_list(registry, settings, tmp_path, encoding) -> None:  # type: ignore[no-untyped-def]
+    """No header at all: roles come from the values; phones as +81, names without spaces."""
+    code, out = _export(registry, settings, tmp_path, rows=600)
+    _, rows = read_seeded(out)
+    body = [[r[1].replace("\u3000", ""), "+81 " + r[7][1:], r[6]] for r in rows]
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator="\n").writerows(body)
+    path = tmp_path / f"noheader_{encoding}.csv"
+    path.write_bytes(buf.getvalue().encode(encoding, errors="replace"))
+    result = scan(registry, settings.seeds_dir, path, record=False)
+    assert result.rows == len(body)
+    assert result.exports[0].meta.code == code and result.exports[0].attributed
+
+
+def test_typo_in_reading_still_matches_with_phone(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A reading one keystroke off, on a pool number, is a medium match."""
+    code, _out = _export(registry, settings, tmp_path, rows=600)
+    canaries = [c for c in registry.canaries_of(code) if c.phone_e164]
+    rows = []
+    for c in canaries:
+        kana = c.kana.replace("\u3000", "")
+        typo = kana[:-1] + ("ア" if kana[-1] != "ア" else "イ")
+        rows.append([typo, "0" + c.phone_e164[3:]])
+    broker = _broker(tmp_path, "typos.csv", ["カナ", "電話"], rows)
+    result = scan(registry, settings.seeds_dir, broker, record=False)
+    top = result.exports[0]
+    assert top.meta.code == code and top.attributed
+    assert {e.key for e in top.evidence} == {"kana~phone"}
