@@ -15,7 +15,6 @@ crash between 4 and 5 is rolled forward by ``recover`` (the sealed file is put i
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import math
 import os
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from canary import csvfile, xlsxfile
+from canary.delivery import TempFile, file_sha256, place_file, recover
 from canary.errors import EmptyFileError, InputError, OutputError, PoolTooSmallError
 from canary.formats import IdStyle
 from canary.generate import CanaryFactory, GeneratedCanary
@@ -40,7 +40,6 @@ from canary.registry.records import CanaryDraft, ExportDraft, ExportRecord
 from canary.schema import Schema, infer_schema
 from canary.settings import Settings
 
-TEMP_SUFFIX = ".canary-part"
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
 
@@ -145,101 +144,6 @@ def _check_output(req: SeedRequest) -> None:
         raise OutputError(f"Cannot write into {parent}; choose a folder you can write to.")
 
 
-class _TempFile:
-    """A locked, exclusive temporary file beside the output; removed unless kept."""
-
-    def __init__(self, output: Path) -> None:
-        name = f".{output.name}.{os.getpid()}-{random.randrange(16**8):08x}{TEMP_SUFFIX}"
-        self.path = output.parent / name
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self.fh = os.fdopen(fd, "wb", buffering=1024 * 1024)
-        self.keep = False
-
-    def seal(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-
-    def close(self) -> None:
-        if not self.fh.closed:
-            self.fh.close()  # releases the lock
-        if not self.keep:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-
-
-def _place_file(temp: Path, output: Path, force: bool) -> None:
-    if force:
-        os.replace(temp, output)
-    else:
-        try:
-            os.link(temp, output)  # fails if the output appeared meanwhile: never clobber
-        except FileExistsError as exc:
-            raise OutputError(
-                f"{output} appeared while seeding; the seeded copy is kept at {temp}."
-            ) from exc
-        temp.unlink()
-    csvfile.fsync_dir(output.parent)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(4 * 1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def recover(registry: Registry, directory: Path | None = None) -> list[str]:
-    """Finish or void interrupted seeds; remove abandoned temporary files.
-
-    Returns a line per action taken.
-    """
-    actions: list[str] = []
-    for export in registry.sealed_exports():
-        out, temp = Path(export.output_path), Path(export.temp_path or "")
-        if export.temp_path and temp.exists() and _locked(temp):
-            continue  # still being written by a live process
-        if out.exists() and _file_sha256(out) == export.output_sha256:
-            registry.set_export_status(export.code, "delivered", "found in place on recovery")
-            actions.append(f"{export.code}: file was in place; marked delivered")
-        elif export.temp_path and temp.exists() and _file_sha256(temp) == export.output_sha256:
-            if out.exists():
-                raise OutputError(
-                    f"Recovering {export.code}: {out} exists but is not the sealed "
-                    f"export; move it away and run `canary exports recover`."
-                )
-            _place_file(temp, out, force=False)
-            registry.set_export_status(export.code, "delivered", "rolled forward on recovery")
-            actions.append(f"{export.code}: sealed file put in place at {out}")
-        else:
-            registry.set_export_status(export.code, "void", "file never appeared")
-            actions.append(f"{export.code}: seeded file was lost before delivery; marked void")
-    sealed_temps = {e.temp_path for e in registry.sealed_exports()}
-    if directory is not None and directory.is_dir():
-        for temp in directory.glob(f".*{TEMP_SUFFIX}"):
-            if str(temp) in sealed_temps or _locked(temp):
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-                actions.append(f"removed abandoned partial file {temp.name}")
-    return actions
-
-
-def _locked(path: Path) -> bool:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 def seed(
     registry: Registry, settings: Settings, req: SeedRequest, progress: Progress | None = None
 ) -> SeedResult:
@@ -340,7 +244,7 @@ def _export_draft(
     rows_in: int,
     count: int,
     sha256: str,
-    temp: _TempFile,
+    temp: TempFile,
     file_format: str,
     encoding: str | None,
 ) -> ExportDraft:
@@ -405,7 +309,7 @@ def _phone_written(c: GeneratedCanary, second: bool = False) -> bool:
 def _finish(
     registry: Registry,
     req: SeedRequest,
-    temp: _TempFile,
+    temp: TempFile,
     draft: ExportDraft,
     drafts: list[CanaryDraft],
     numbers: list[PoolNumber],
@@ -419,7 +323,7 @@ def _finish(
     registry.seal_export(draft, drafts, numbers)
     temp.keep = True  # from here the registry owns the file: recovery rolls it forward
     # Still holding the temp file's lock, so a concurrent recovery leaves it to us.
-    _place_file(temp.path, req.output, req.force)
+    place_file(temp.path, req.output, req.force)
     temp.fh.close()
     registry.set_export_status(draft.code, "delivered")
     if clock:
@@ -466,7 +370,7 @@ def _seed_text(
     insertions = [
         csvfile.Insertion(t, dialect.render_row(c.row)) for t, c in zip(targets, made, strict=True)
     ]
-    temp = _TempFile(req.output)
+    temp = TempFile(req.output)
     try:
         out_hash = hashlib.sha256()
         done = 0
@@ -581,13 +485,13 @@ def _seed_xlsx(
                 )
         data_rows = max(1, est_rows)
         slots = sorted(rng.randrange(max(1, data_rows - 1)) for _ in range(count))
-        temp = _TempFile(req.output)
+        temp = TempFile(req.output)
         try:
             result = book.write_seeded(
                 temp.fh, schema.header_index, slots, [c.row for c in made], progress
             )
             temp.seal()
-            digest = _file_sha256(temp.path)
+            digest = file_sha256(temp.path)
             drafts = _draft_canaries(made, result.positions, factory)
             draft = _export_draft(req, schema, result.rows_in, count, digest, temp, "xlsx", None)
             export = _finish(registry, req, temp, draft, drafts, numbers)

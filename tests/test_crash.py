@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import canary.seed as seed_module
+from canary.delivery import recover
 from canary.registry import Registry
-from canary.seed import SeedRequest, recover, seed
+from canary.seed import SeedRequest, seed
 from canary.settings import Settings
 from tests.listgen import people, write_csv
 
@@ -48,7 +49,7 @@ def test_interrupted_after_commit_rolls_forward(
     def crash(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(seed_module, "_place_file", crash)
+    monkeypatch.setattr(seed_module, "place_file", crash)
     with pytest.raises(KeyboardInterrupt):
         seed(
             registry,

@@ -116,7 +116,7 @@ def show_export(app: AppContext, export_id: str, as_json: bool) -> None:
 @handle_errors
 def recover_cmd(app: AppContext, directory: Path | None) -> None:
     """Finish or void seeds that were interrupted (seeding does this by itself too)."""
-    from canary.seed import recover
+    from canary.delivery import recover
 
     actions = recover(app.registry(), directory)
     for line in actions:
