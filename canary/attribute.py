@@ -170,7 +170,7 @@ def attribute(
         holders = exports_by_phone.get(phone, [])
         for e in holders:
             survive[e] *= 1 - (1 - P_PHONE_ALONE) / len(holders)
-            weak_by_export[e].append(phone)
+            weak_by_export[e].append("0" + phone)  # shown as dialled: 090…
 
     findings = []
     for e, s in survive.items():

@@ -349,7 +349,7 @@ def test_account_named_when_no_single_export_is(tmp_path) -> None:  # type: igno
         )
         for e in (10, 11, 12)
     }
-    numbers = {f"0503100{i:04d}": [10, 11] for i in range(12)}
+    numbers = {f"503100{i:04d}": [10, 11] for i in range(12)}  # significant numbers
     weak = pl.DataFrame(
         {"_row": list(range(12)), "phone": list(numbers)},
         schema={"_row": pl.Int64, "phone": pl.String},

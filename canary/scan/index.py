@@ -76,13 +76,14 @@ def _name_frequencies(seeds_dir: str) -> tuple[dict[str, float], dict[str, float
     return surnames, given
 
 
-def national(e164: str | None) -> str | None:
+def significant(e164: str | None) -> str | None:
+    """+819012345678 → 9012345678, the form phones are compared in."""
     if not e164:
         return None
-    return "0" + e164[3:] if e164.startswith("+81") else e164
+    return e164[3:] if e164.startswith("+81") else e164
 
 
-INDEX_FORMAT = 2  # bump when the index's columns or normalisation change
+INDEX_FORMAT = 3  # bump when the index's columns or normalisation change
 
 
 def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None) -> CanaryIndex:
@@ -153,15 +154,9 @@ def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
     schema = {f: (pl.Int64 if f.endswith("_id") else pl.String) for f in fields}
     parts = [pl.DataFrame(batch, schema=schema, orient="row") for batch in registry.canary_keys()]
     raw = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
-    # E.164 to national digits, as the rows' phones are normalised.
+    # E.164 to national significant numbers, as the rows' phones are normalised.
     raw = raw.with_columns(
-        [
-            pl.when(pl.col(c).str.starts_with("+81"))
-            .then(pl.lit("0") + pl.col(c).str.slice(3))
-            .otherwise(pl.col(c))
-            .alias(c)
-            for c in ("phone1", "phone2")
-        ]
+        [pl.col(c).str.strip_prefix("+81").alias(c) for c in ("phone1", "phone2")]
     )
     surname_part = pl.col("name_raw").str.split("\u3000").list.first()
     given_part = pl.col("name_raw").str.split("\u3000").list.last()
@@ -195,5 +190,5 @@ def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
             raw.select(pl.col("phone2").alias("phone"), "canary_id", "export_id"),
         ]
     ).drop_nulls("phone")
-    by_phone = {national(k) or k: v for k, v in registry.exports_by_number().items()}
+    by_phone = {significant(k) or k: v for k, v in registry.exports_by_number().items()}
     return CanaryIndex(canaries, phones, by_phone)

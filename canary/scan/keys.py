@@ -31,15 +31,16 @@ def _text(col: str) -> pl.Expr:
 
 
 def phone_digits(expr: pl.Expr) -> pl.Expr:
-    """Phone text (NFKC) → national digits, or null when not a Japanese number's shape."""
-    return _national(expr.str.replace(r"(?i)(?:ext|x|内線).*$", "").str.replace_all(r"[^\d+]", ""))
+    """Phone text (NFKC) → its national significant number, or null when not the shape of
+    a Japanese number. 090-1234-5678, +81 90 1234 5678 and 819012345678 all give
+    9012345678: one extracting regex, no string arithmetic."""
+    return _significant(
+        expr.str.replace(r"(?i)(?:ext|x|内線).*$", "").str.replace_all(r"[^\d+]", "")
+    )
 
 
-def _national(digits: pl.Expr) -> pl.Expr:
-    """Digits (and +) → national digits: +81 / 81 prefixes become 0; null unless the shape
-    of a Japanese number (0 and 9 or 10 digits). Regexes, not string arithmetic: fast."""
-    national = digits.str.replace(r"^\+?81(\d{9,10})$", "0${1}")
-    return pl.when(national.str.contains(r"^0\d{9,10}$")).then(national)
+def _significant(digits: pl.Expr) -> pl.Expr:
+    return digits.str.extract(r"^(?:\+?81|0)(\d{9,10})$", 1)
 
 
 def name_key(expr: pl.Expr, variants: bool = True) -> pl.Expr:
@@ -140,7 +141,7 @@ def phones_of(frame: pl.DataFrame, columns: list[int]) -> pl.DataFrame:
     cells = _long(frame, columns, "text").with_columns(
         pl.col("text").str.replace_all(r"[^\d+]", "").alias("digits")
     )
-    single = cells.select("_row", _national(pl.col("digits")).alias("phone"))
+    single = cells.select("_row", _significant(pl.col("digits")).alias("phone"))
     # A cell holding several numbers ("090-… / 03-…") or an extension (内線, ext) is split
     # and cut; most cells hold one number.
     multi = (
