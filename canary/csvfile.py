@@ -213,9 +213,12 @@ def read_head(
         delimiter = max(counts, key=lambda d: counts[d])
         if counts[delimiter] == 0:
             delimiter = ","
-    ends = [int(e) for e in _record_ends(body, terminator)[: sample_records + 40]]
-    if not ends or (cut == len(head) and ends[-1] < len(body)):
-        ends.append(len(body))  # last record without a final newline
+    all_ends = [int(e) for e in _record_ends(body, terminator)]
+    if not all_ends or (cut == len(head) and all_ends[-1] < len(body)):
+        all_ends.append(len(body))  # last record without a final newline
+    # The average record size comes from every record of the head; only the sample is parsed.
+    avg = (all_ends[-1] - len(bom)) / max(1, len(all_ends))
+    ends = all_ends[: sample_records + 40]
     records: list[list[str]] = []
     quoted: list[list[bool]] = []
     start = len(bom)
@@ -237,7 +240,6 @@ def read_head(
     flat = [q for qs, r in zip(quoted, records, strict=True) if len(r) > 1 for q in qs]
     quote_all = bool(flat) and sum(flat) / len(flat) > 0.98
     dialect = Dialect(enc, bom, delimiter, quote_all, newline, terminator)
-    avg = (ends[-1] - len(bom)) / max(1, len(ends))
     return Head(dialect, records, quoted, ends, size, avg)
 
 

@@ -78,6 +78,18 @@ for _role, _names in {
 
 # Header fragments, tried in order when no exact name matches.
 _CONTAINS: tuple[tuple[str, str], ...] = (
+    # Dates that are not birth dates (joined, registered, updated) must not become one.
+    ("入会", "other"),
+    ("登録", "other"),
+    ("更新", "other"),
+    ("作成", "other"),
+    ("受付日", "other"),
+    ("契約日", "other"),
+    ("来店", "other"),
+    ("購入", "other"),
+    ("joined", "other"),
+    ("created", "other"),
+    ("updated", "other"),
     ("携帯", "mobile"),
     ("mobile", "mobile"),
     ("メール", "email"),
@@ -318,6 +330,18 @@ def _refine_name_roles(
             roles[idx[0]], roles[idx[1]] = first, second
 
 
+def _one_birth_date(roles: list[str], by: list[str]) -> None:
+    """Several date columns guessed from values: a header-named one (生年月日) is the birth
+    date, the others are other dates (joined, visited), never a second birth date."""
+    dates = [i for i, r in enumerate(roles) if r == "birth_date"]
+    if len(dates) < 2:
+        return
+    keep = next((i for i in dates if by[i] == "header"), dates[0])
+    for i in dates:
+        if i != keep:
+            roles[i] = "other"
+
+
 def infer_schema(
     records: Sequence[Sequence[str]], overrides: Mapping[str, str] | None = None
 ) -> Schema:
@@ -356,6 +380,7 @@ def infer_schema(
         roles.append(role)
         by.append("header" if from_header else "values")
     _refine_name_roles(roles, columns, samples)
+    _one_birth_date(roles, by)
 
     for role, target in (overrides or {}).items():
         if role not in ROLES:

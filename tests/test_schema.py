@@ -102,3 +102,24 @@ def test_name_and_email_keys() -> None:
     assert name_key("山﨑 花子") == name_key("山崎花子")
     assert kana_key("ﾀｶﾊｼ ｲﾁﾛｳ") == kana_key("たかはし　いちろう") == "タカハシイチロウ"
     assert email_key(" Taro.Yamada＠Example.JP ") == "taro.yamada@example.jp"
+
+
+def test_join_date_is_not_a_birth_date() -> None:
+    header = ["顧客ID", "氏名", "生年月日", "電話番号", "入会日"]
+    rows = [[r[0], r[1], r[4], r[7], "2019/04/01"] for r in people(20)]
+    s = infer_schema([header, *rows])
+    assert s.roles == ("id", "name", "birth_date", "phone", "other")
+    unnamed = [[r[1], r[4], r[7], "2019/04/01"] for r in people(20)]
+    s = infer_schema(unnamed)
+    assert s.roles.count("birth_date") == 1
+
+
+def test_size_estimate_of_a_small_list(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A list that fits in the head is measured from all its records, not the sample."""
+    from canary.csvfile import read_head
+    from tests.listgen import write_csv
+
+    path = write_csv(tmp_path / "l.csv", people(10_000, seed=3))
+    head = read_head(path)
+    estimate = (head.size - head.ends[0]) / head.avg_record_bytes
+    assert 9_500 < estimate < 10_500
