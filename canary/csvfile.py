@@ -8,7 +8,6 @@ them uses the bytes of ``"``, ``,``, tab, CR or LF inside a multi-byte character
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import os
@@ -432,7 +431,3 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def incremental_check(encoding: str) -> codecs.IncrementalDecoder:
-    return codecs.getincrementaldecoder(encoding)()

@@ -324,6 +324,14 @@ class IdStyle:
             not prefix and not suffix,
         )
 
+    def number(self, value: str) -> int | None:
+        """The number inside an ID written in this style, or None."""
+        value = value.strip()
+        if not (value.startswith(self.prefix) and value.endswith(self.suffix)):
+            return None
+        digits = value[len(self.prefix) : len(value) - len(self.suffix) or None]
+        return int(digits) if digits.isdigit() else None
+
     def render(self, number: int) -> str:
         digits = f"{number:0{self.width}d}" if self.width else str(number)
         return f"{self.prefix}{digits}{self.suffix}"

@@ -9,7 +9,6 @@ domain whose local part looks like the ones people choose.
 from __future__ import annotations
 
 import random
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -24,7 +23,7 @@ from canary.formats import (
     RomajiStyle,
     SexStyle,
 )
-from canary.normalize import address_key, kana_key, name_key
+from canary.normalize import kana_key, name_key
 from canary.pools import PoolNumber
 from canary.profile import ColumnProfile, HostProfile
 from canary.reference import Gazetteer, NameBook, Place
@@ -104,6 +103,7 @@ class CanaryFactory:
         # shared by two canaries would let one export's leak point at another.
         self.identity_taken = identity_taken
         self._identities: set[tuple[str, str]] = set()
+        self._primary_phone_col: ColumnProfile | None = None  # set per canary by make()
         self.today = today or date.today()
         self._used_emails: set[str] = set()
         self._used_ids: set[int] = set()
@@ -384,9 +384,6 @@ class CanaryFactory:
         row = [self._fill(col, p) for col in prof.columns]
         fields = dict(zip((c.name for c in prof.columns), row, strict=True))
         return GeneratedCanary(p, row, fields)
-
-    def address_key_of(self, p: Person) -> str:
-        return address_key(unicodedata.normalize("NFKC", p.address))
 
 
 _ADDRESS_ROLES = {

@@ -38,7 +38,6 @@ class ColumnProfile:
     role: str
     blank_share: float
     values: Counter[str] = field(default_factory=Counter)  # frequent values only
-    quoted_share: float = 0.0
     style: object | None = None
     fullwidth: bool = False
     includes_prefecture: bool = True
@@ -118,9 +117,7 @@ _STYLE_BY_ROLE = {
 }
 
 
-def profile_host(
-    schema: Schema, body: Sequence[Sequence[str]], quoted: Sequence[Sequence[bool]] | None = None
-) -> HostProfile:
+def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
     """Learn a HostProfile from the data rows that follow the header."""
     width = len(schema.columns)
     n = max(1, len(body))
@@ -131,8 +128,6 @@ def profile_host(
         counts = Counter(filled)
         col = ColumnProfile(name=name, role=role, blank_share=1 - len(filled) / n)
         col.values = Counter({v: c for v, c in counts.items() if c >= MIN_SHARED})
-        if quoted is not None:
-            col.quoted_share = sum(1 for q in quoted if i < len(q) and q[i]) / n
         style_cls = _STYLE_BY_ROLE.get(role)
         if style_cls is not None:
             col.style = style_cls.learn(values)  # type: ignore[attr-defined]

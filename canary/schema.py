@@ -317,9 +317,7 @@ def _looks_like_unknown_header(records: Sequence[Sequence[str]]) -> int:
     return -1
 
 
-def _refine_name_roles(
-    roles: list[str], columns: Sequence[str], samples: Sequence[Sequence[str]]
-) -> None:
+def _refine_name_roles(roles: list[str]) -> None:
     """A 'name' role on two adjacent columns means surname + given; same for kana."""
     for whole, first, second in (
         ("name", "surname", "given"),
@@ -379,7 +377,7 @@ def infer_schema(
             role = "kana"
         roles.append(role)
         by.append("header" if from_header else "values")
-    _refine_name_roles(roles, columns, samples)
+    _refine_name_roles(roles)
     _one_birth_date(roles, by)
 
     for role, target in (overrides or {}).items():

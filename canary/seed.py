@@ -32,8 +32,9 @@ from canary.errors import EmptyFileError, InputError, OutputError, PoolTooSmallE
 from canary.formats import IdStyle
 from canary.generate import CanaryFactory, GeneratedCanary
 from canary.idcheck import find_existing_ids
+from canary.normalize import address_key
 from canary.pools import PoolNumber, choose_phone_set
-from canary.profile import profile_host
+from canary.profile import HostProfile, profile_host
 from canary.reference import Gazetteer, name_book
 from canary.registry import Registry, new_export_code
 from canary.registry.records import CanaryDraft, ExportDraft, ExportRecord
@@ -123,12 +124,6 @@ def _terminal() -> str | None:
     return None
 
 
-def is_xlsx(path: Path) -> bool:
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    return magic == b"PK\x03\x04" or path.suffix.lower() in (".xlsx", ".xlsm")
-
-
 def _check_output(req: SeedRequest) -> None:
     out = req.output
     if out.resolve() == req.input.resolve():
@@ -155,7 +150,7 @@ def seed(
     recover(registry, req.output.parent)
     rng = random.Random(req.rng_seed)
     try:
-        xlsx = is_xlsx(req.input)
+        xlsx = xlsxfile.is_xlsx(req.input)
     except OSError as exc:
         raise InputError(f"Cannot read {req.input}: {exc.strerror}.") from exc
     if xlsx:
@@ -169,12 +164,11 @@ def _prepare(
     req: SeedRequest,
     schema: Schema,
     body: list[list[str]],
-    quoted: list[list[bool]] | None,
     est_rows: int,
     rng: random.Random,
     encodable: Callable[[str], bool],
 ) -> tuple[CanaryFactory, int, list[PoolNumber]]:
-    profile = profile_host(schema, body, quoted)
+    profile = profile_host(schema, body)
     count = req.canaries if req.canaries is not None else default_canary_count(est_rows)
     if count < 1:
         raise InputError("--canaries must be at least 1.")
@@ -222,20 +216,11 @@ def _prepare(
     return factory, count, numbers
 
 
-def _id_numbers(profile: object, id_col: int, body: list[list[str]]) -> set[int]:
-    from canary.formats import IdStyle
-
-    style = profile.columns[id_col].style  # type: ignore[attr-defined]
+def _id_numbers(profile: HostProfile, id_col: int, body: list[list[str]]) -> set[int]:
+    style = profile.columns[id_col].style
     if not isinstance(style, IdStyle):
         return set()
-    out = set()
-    for r in body:
-        v = r[id_col].strip() if id_col < len(r) else ""
-        if v.startswith(style.prefix) and v.endswith(style.suffix):
-            digits = v[len(style.prefix) : len(v) - len(style.suffix) or None]
-            if digits.isdigit():
-                out.add(int(digits))
-    return out
+    return {n for r in body if id_col < len(r) and (n := style.number(r[id_col])) is not None}
 
 
 def _export_draft(
@@ -289,7 +274,7 @@ def _draft_canaries(
                 birth_date=p.birth.isoformat(),
                 postcode=p.place.postcode,
                 address=p.address,
-                address_key=factory.address_key_of(p),
+                address_key=address_key(p.address),
                 phone_e164=p.phone.e164 if p.phone and _phone_written(c) else None,
                 phone2_e164=p.phone2.e164 if p.phone2 and _phone_written(c, second=True) else None,
                 email=p.email if p.email and p.email in c.row else None,
@@ -348,18 +333,22 @@ def _seed_text(
     body = [r for r in head.records[schema.header_index + 1 :] if any(c.strip() for c in r)]
     if not body:
         raise EmptyFileError(f"{req.input.name} has a header but no rows of people.")
-    quoted = head.quoted[schema.header_index + 1 :]
     est_rows = max(len(body), round((head.size - header_end) / max(1.0, head.avg_record_bytes)))
     dialect = head.dialect
     clock.lap("read_head")
     factory, count, numbers = _prepare(
-        registry, settings, req, schema, body, quoted, est_rows, rng, dialect.encodable
+        registry, settings, req, schema, body, est_rows, rng, dialect.encodable
     )
     clock.lap("profile")
     skip_lines = _lines_before(req.input, header_end, dialect.terminator)
     _fit_id_range(req.input, dialect, schema, factory, est_rows)
     made = [factory.make() for _ in range(count)]
-    made = _resolve_id_collisions(req.input, dialect, schema, factory, made, skip_lines)
+    made = _resolve_id_collisions(
+        schema,
+        factory,
+        made,
+        lambda col, wanted: find_existing_ids(req.input, dialect, schema, col, wanted, skip_lines),
+    )
     clock.lap("canaries")
 
     span = max(1, head.size - header_end)
@@ -412,11 +401,8 @@ def _fit_id_range(
         return
     numbers = [style.low, style.high]
     for record in csvfile.read_tail(path, dialect):
-        value = record[id_col].strip() if id_col < len(record) else ""
-        if value.startswith(style.prefix) and value.endswith(style.suffix):
-            digits = value[len(style.prefix) : len(value) - len(style.suffix) or None]
-            if digits.isdigit():
-                numbers.append(int(digits))
+        if id_col < len(record) and (n := style.number(record[id_col])) is not None:
+            numbers.append(n)
     factory.set_id_range(est_rows, min(numbers), max(numbers))
 
 
@@ -426,20 +412,20 @@ def _lines_before(path: Path, offset: int, terminator: int) -> int:
 
 
 def _resolve_id_collisions(
-    path: Path,
-    dialect: csvfile.Dialect,
     schema: Schema,
     factory: CanaryFactory,
     made: list[GeneratedCanary],
-    skip_lines: int,
+    existing: Callable[[int, set[str]], set[str]],
 ) -> list[GeneratedCanary]:
-    """Make sure no canary ID equals a host ID anywhere in the file (not only the sample)."""
+    """Make sure no canary ID equals a host ID anywhere in the list (not only the sample).
+
+    ``existing(column, ids)`` returns which of ``ids`` the whole ID column already holds.
+    """
     id_col = schema.column_of("id")
     if id_col is None:
         return made
     for _ in range(5):
-        wanted = {c.row[id_col] for c in made if c.row[id_col]}
-        clashes = find_existing_ids(path, dialect, schema, id_col, wanted, skip_lines)
+        clashes = existing(id_col, {c.row[id_col] for c in made if c.row[id_col]})
         if not clashes:
             return made
         numbers = {c.person.id_number for c in made if c.row[id_col] in clashes}
@@ -470,19 +456,15 @@ def _seed_xlsx(
             raise EmptyFileError(f"{req.input.name} has a header but no rows of people.")
         est_rows = max(len(body), book.row_count - schema.header_index - 1)
         factory, count, numbers = _prepare(
-            registry, settings, req, schema, body, None, est_rows, rng, lambda _: True
+            registry, settings, req, schema, body, est_rows, rng, lambda _: True
         )
         made = [factory.make() for _ in range(count)]
-        id_col = schema.column_of("id")
-        if id_col is not None:
-            clashes = book.find_values(id_col, schema.header_index, {c.row[id_col] for c in made})
-            for _ in range(5):
-                if not clashes:
-                    break
-                made = [factory.make() if c.row[id_col] in clashes else c for c in made]
-                clashes = book.find_values(
-                    id_col, schema.header_index, {c.row[id_col] for c in made}
-                )
+        made = _resolve_id_collisions(
+            schema,
+            factory,
+            made,
+            lambda col, wanted: book.find_values(col, schema.header_index, wanted),
+        )
         data_rows = max(1, est_rows)
         slots = sorted(rng.randrange(max(1, data_rows - 1)) for _ in range(count))
         temp = TempFile(req.output)

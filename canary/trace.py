@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from canary.normalize import email_key, phone_e164
+from canary.normalize import email_key, name_key, phone_e164
 from canary.registry import Registry
 from canary.registry.records import CanaryRecord
 
@@ -74,8 +74,6 @@ def trace(
         return TraceResult(e164, matches, note)
     assert name
     found = registry.find_by_name(name)
-    from canary.normalize import name_key
-
     return TraceResult(
         name,
         [TraceMatch(c, "name" if name_key(c.name) == name_key(name) else "kana") for c in found],

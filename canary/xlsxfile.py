@@ -37,6 +37,14 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+def is_xlsx(path: Path) -> bool:
+    """An Excel workbook by its zip signature or its name (a broken one is still refused
+    as a workbook, with the reason, rather than read as text)."""
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    return magic == b"PK\x03\x04" or path.suffix.lower() in (".xlsx", ".xlsm")
+
+
 def _guard(path: Path) -> None:
     with zipfile.ZipFile(path) as z:
         total = sum(i.file_size for i in z.infolist())

@@ -26,21 +26,20 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
-@dataclass(frozen=True)
-class CanaryKeys:
-    """The lookup keys of one canary, as a scan needs them."""
-
-    canary_id: int
-    export_id: int
-    name: str
-    kana: str
-    name_key: str
-    kana_key: str
-    postcode: str
-    address: str
-    phone_e164: str | None
-    phone2_e164: str | None
-    email: str | None
+# The keys a scan needs of each canary, in the order ``canary_keys`` yields them.
+CANARY_KEY_FIELDS = (
+    "canary_id",
+    "export_id",
+    "name",
+    "kana",
+    "name_key",
+    "kana_key",
+    "postcode",
+    "address",
+    "phone_e164",
+    "phone2_e164",
+    "email",
+)
 
 
 @dataclass(frozen=True)
@@ -74,21 +73,9 @@ class ScanStore:
     _audit: Any
 
     def canary_keys(self, batch: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
-        """Every canary's keys as plain tuples in the field order of CanaryKeys, in batches
+        """Every canary's keys as plain tuples ordered as CANARY_KEY_FIELDS, in batches
         (a million canaries never sit in ORM objects)."""
-        cols = (
-            Canary.id,
-            Canary.export_id,
-            Canary.name,
-            Canary.kana,
-            Canary.name_key,
-            Canary.kana_key,
-            Canary.postcode,
-            Canary.address,
-            Canary.phone_e164,
-            Canary.phone2_e164,
-            Canary.email,
-        )
+        cols = [Canary.id if f == "canary_id" else getattr(Canary, f) for f in CANARY_KEY_FIELDS]
         with self._sessions() as s:
             result = s.execute(
                 select(*cols)

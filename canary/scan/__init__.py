@@ -27,6 +27,7 @@ from canary.scan.index import load_index
 from canary.scan.keys import row_keys
 from canary.scan.match import EVIDENCE_SCHEMA, match_chunk
 from canary.scan.plan import KeyPlan, plan_keys
+from canary.xlsxfile import is_xlsx
 
 Progress = Callable[[int], None]  # rows read so far
 PARALLEL = max(2, min(4, os.cpu_count() or 2))
@@ -114,11 +115,6 @@ def _hash_file(path: Path, out: list[str]) -> None:
     out.append(digest.hexdigest())
 
 
-def _is_xlsx(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(4) == b"PK\x03\x04"
-
-
 def scan(
     registry: Registry,
     seeds_dir: str,
@@ -181,7 +177,7 @@ def scan(
             if progress:
                 progress(stats.rows)
 
-    if _is_xlsx(path):
+    if is_xlsx(path):
         kind, enc = "xlsx", None
         sheets = readers.open_xlsx(path)
         if not sheets:

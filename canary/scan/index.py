@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from canary.registry import Registry
+from canary.registry.scans import CANARY_KEY_FIELDS
 from canary.scan import keys as K
 
 JAPAN = 1.25e8
@@ -138,19 +139,14 @@ def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None)
 
 def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
     surnames, given = _name_frequencies(seeds_dir)
-    fields = [
-        "canary_id",
-        "export_id",
-        "name_raw",
-        "kana_raw",
-        "name_key",
-        "kana_key",
-        "postcode",
-        "address_raw",
-        "phone1",
-        "phone2",
-        "email",
-    ]
+    local = {
+        "name": "name_raw",
+        "kana": "kana_raw",
+        "address": "address_raw",
+        "phone_e164": "phone1",
+        "phone2_e164": "phone2",
+    }
+    fields = [local.get(f, f) for f in CANARY_KEY_FIELDS]
     schema = {f: (pl.Int64 if f.endswith("_id") else pl.String) for f in fields}
     parts = [pl.DataFrame(batch, schema=schema, orient="row") for batch in registry.canary_keys()]
     raw = pl.concat(parts) if parts else pl.DataFrame(schema=schema)

@@ -110,15 +110,8 @@ def _looks_cut(last: bytes) -> bool:
 
 
 def _decode(block: bytes, encoding: str, stats: ReadStats) -> bytes:
-    if encoding in ("utf-8", "utf-8-sig"):
-        try:
-            block.decode("utf-8")
-            return block
-        except UnicodeDecodeError:
-            pass
-        text = block.decode("utf-8", errors="replace")
-    else:
-        text = block.decode(encoding, errors="replace")
+    # UTF-8 blocks only come here when polars refused them, so they need the replacement.
+    text = block.decode(encoding, errors="replace")
     bad = text.count("\ufffd")
     if bad:
         stats.replaced_bytes += bad
@@ -179,17 +172,11 @@ def read_text(
         yield Chunk(frame)
 
 
-def _cell(value: object) -> str:
-    from canary.xlsxfile import cell_text
-
-    return cell_text(value)
-
-
 def open_xlsx(path: Path) -> list[tuple[str, Layout, list[list[str]]]]:
     """Every non-empty sheet: its name, layout and rows as strings (XLSX holds ≤ 1 M rows)."""
     from python_calamine import CalamineWorkbook
 
-    from canary.xlsxfile import _guard
+    from canary.xlsxfile import _guard, cell_text
 
     try:
         _guard(path)
@@ -200,7 +187,7 @@ def open_xlsx(path: Path) -> list[tuple[str, Layout, list[list[str]]]]:
         raise InputError(f"{path.name} is not a readable Excel workbook ({exc}).") from exc
     sheets = []
     for name in book.sheet_names:
-        rows = [[_cell(v) for v in r] for r in book.get_sheet_by_name(name).to_python()]
+        rows = [[cell_text(v) for v in r] for r in book.get_sheet_by_name(name).to_python()]
         rows = [r for r in rows if any(c.strip() for c in r)]
         if not rows:
             continue
