@@ -219,11 +219,19 @@ def render(result: ScanResult, generated: datetime | None = None) -> str:
     return "\n".join(parts)
 
 
-def write_report(result: ScanResult, path: Path) -> None:
-    """Write the report atomically (never a half-written file)."""
+def check_report_path(path: Path) -> None:
+    """Refuse, with the reason, a report path that cannot be written."""
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"The folder {parent} does not exist; create it first.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"Cannot write into {parent}; choose a folder you can write to.")
+
+
+def write_report(result: ScanResult, path: Path) -> None:
+    """Write the report atomically (never a half-written file)."""
+    check_report_path(path)
+    parent = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

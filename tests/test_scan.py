@@ -421,3 +421,12 @@ def test_typo_in_reading_still_matches_with_phone(registry, settings, tmp_path) 
     top = result.exports[0]
     assert top.meta.code == code and top.attributed
     assert {e.key for e in top.evidence} == {"kana~phone"}
+
+
+def test_report_into_missing_folder_is_refused_before_scanning(
+    run, registry, settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    _code, out = _export(registry, settings, tmp_path, rows=300)
+    res = run("scan", str(out), "--report", str(tmp_path / "missing" / "r.html"))
+    assert res.exit_code == 5 and "does not exist" in res.output
+    assert registry.scans() == []

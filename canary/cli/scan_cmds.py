@@ -57,6 +57,10 @@ def scan_cmd(
     from canary.scan import ScanResult, scan
 
     registry = app.registry()
+    if report is not None:
+        from canary.report import check_report_path
+
+        check_report_path(report)  # before scanning, so a bad path costs no recorded scan
     limit = threshold if threshold is not None else DEFAULT_THRESHOLD
     seeds = app.settings.seeds_dir
 
