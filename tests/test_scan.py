@@ -430,3 +430,37 @@ def test_report_into_missing_folder_is_refused_before_scanning(
     res = run("scan", str(out), "--report", str(tmp_path / "missing" / "r.html"))
     assert res.exit_code == 5 and "does not exist" in res.output
     assert registry.scans() == []
+
+
+@pytest.mark.parametrize("encoding", ["cp932", "euc_jp"])
+def test_iconv_decodes_every_character_as_python_does(encoding) -> None:  # type: ignore[no-untyped-def]
+    """The scanner decodes CP932 and EUC-JP blocks with iconv when it can: it must give the
+    same text as Python's codec for every double-byte character, and hand a block with a
+    byte it cannot decode back to Python (which replaces and counts it)."""
+    import shutil
+
+    from canary.scan import readers
+
+    if not shutil.which("iconv"):
+        pytest.skip("iconv is not installed; the scanner falls back to Python's codecs")
+    if encoding == "cp932":
+        leads = [*range(0x81, 0xA0), *range(0xE0, 0xFD)]
+        trails = [*range(0x40, 0x7F), *range(0x80, 0xFD)]
+    else:
+        leads = trails = list(range(0xA1, 0xFF))
+    chars = []
+    for lead in leads:
+        for trail in trails:
+            try:
+                bytes([lead, trail]).decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            chars.append(bytes([lead, trail]))
+    assert len(chars) > 6000
+    block = b"\n".join(chars) + "\n山田,０９０\n".encode(encoding)
+    assert readers._iconv(block, encoding) == block.decode(encoding).encode("utf-8")
+    stats = readers.ReadStats()
+    broken = block + (b"\x81\n" if encoding == "cp932" else b"\xa1\n")  # a lead byte alone
+    assert readers._iconv(broken, encoding) is None
+    assert readers._decode(broken, encoding, stats).endswith("\ufffd\n".encode())
+    assert stats.replaced_bytes == 1

@@ -141,6 +141,7 @@ def scan(
             "The registry holds no canaries yet, so there is nothing to look "
             "for; seed exports with `canary seed` first."
         )
+    domains = index.email_domains()
     digest: list[str] = []
     hasher = threading.Thread(target=_hash_file, args=(path, digest), daemon=True)
     hasher.start()
@@ -148,7 +149,7 @@ def scan(
     stats = readers.ReadStats()
     evidence: list[pl.DataFrame] = []
     weak: list[pl.DataFrame] = []
-    postcodes: Counter[str] = Counter()
+    postcode_counts: list[pl.DataFrame] = []
     plans: dict[str, dict[str, list[str]]] = {}
     warnings: list[str] = []
 
@@ -157,7 +158,7 @@ def scan(
     workers = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="canary-match")
 
     def work(frame: pl.DataFrame, plan: KeyPlan) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        keys = row_keys(frame, plan)
+        keys = row_keys(frame, plan, domains)
         counts = keys.main.get_column("postcode").drop_nulls().value_counts()
         ev, wk = match_chunk(keys, index)
         return counts, ev, wk
@@ -168,8 +169,11 @@ def scan(
             step = -(-frame.height // PARALLEL)
             parts = [frame.slice(i * step, step) for i in range(PARALLEL)]
             for counts, ev, wk in workers.map(lambda f: work(f, plan), parts):
-                for code, n in counts.iter_rows():
-                    postcodes[code] += n
+                postcode_counts.append(counts)
+                if len(postcode_counts) > 16:  # compact: memory stays flat
+                    postcode_counts[:] = [
+                        pl.concat(postcode_counts).group_by("postcode").agg(pl.col("count").sum())
+                    ]
                 if ev.height:
                     evidence.append(ev)
                 if wk.height:
@@ -204,7 +208,7 @@ def scan(
         plans[path.name] = plan.describe(layout.columns)
         if not plan.usable:
             raise InputError(_no_keys(path, layout.columns))
-        consume(readers.read_text(path, layout, start, head, stats), plan)
+        consume(readers.read_text(path, layout, start, head, stats, plan.columns()), plan)
     workers.shutdown()
     hasher.join()
     if stats.truncated:
@@ -226,6 +230,7 @@ def scan(
     for phone in set(all_weak["phone"].to_list()):
         exports_hit.update(index.exports_by_phone.get(phone, []))
     meta = registry.export_meta(sorted(exports_hit))
+    postcodes = _rows_at(postcode_counts, all_evidence)
     names = dict(
         index.canaries.filter(
             pl.col("canary_id").is_in(all_evidence["canary_id"].unique().to_list())
@@ -279,6 +284,20 @@ def scan(
             matches,
         )
     return result
+
+
+def _rows_at(counts: list[pl.DataFrame], evidence: pl.DataFrame) -> Counter[str]:
+    """Rows of the file at each postcode where a canary was found (the rest is not needed)."""
+    wanted = evidence["postcode"].drop_nulls().unique()
+    if not counts or wanted.is_empty():
+        return Counter()
+    total = (
+        pl.concat(counts)
+        .filter(pl.col("postcode").is_in(wanted.implode()))
+        .group_by("postcode")
+        .agg(pl.col("count").sum())
+    )
+    return Counter(dict(total.iter_rows()))
 
 
 def _no_keys(path: Path, columns: tuple[str, ...]) -> str:

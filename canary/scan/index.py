@@ -33,6 +33,18 @@ class CanaryIndex:
     def size(self) -> int:
         return self.canaries.height
 
+    def email_domains(self) -> list[str]:
+        """The domains of canaries' emails (pool domains), lower case."""
+        if not hasattr(self, "_domains"):
+            self._domains: list[str] = (
+                self.canaries.select(pl.col("email").str.extract(r"@(.+)$", 1).unique())
+                .drop_nulls()
+                .to_series()
+                .sort()
+                .to_list()
+            )
+        return self._domains
+
     def prepared(self) -> dict[str, pl.DataFrame]:
         """Frames every chunk joins against, built once per scan rather than per chunk."""
         if not hasattr(self, "_prepared"):

@@ -81,6 +81,15 @@ def postcode_digits(expr: pl.Expr) -> pl.Expr:
     return pl.when(digits.str.len_chars() == 7).then(digits)
 
 
+def _postcode_column(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """Seven postcode digits of a postcode column. ASCII cells (123-4567, 1234567) lose
+    their dash or space in one pass; anything else is NFKC-normalised and stripped."""
+    if _is_ascii(frame, column):
+        digits = pl.col(column).str.replace_many(["-", " "], ["", ""])
+        return pl.when(digits.str.len_bytes() == 7).then(digits)
+    return postcode_digits(_text(column))
+
+
 def street_key(core: pl.Expr) -> pl.Expr:
     """An address core up to its block number: the building, which brokers drop or rewrite,
     is cut off (千代田区千代田1-2-3メゾン101 → 千代田区千代田1-2-3)."""
@@ -96,14 +105,16 @@ class RowKeys:
     emails: pl.DataFrame  # _row, email
 
 
-def _ascii(frame: pl.DataFrame, column: str) -> bool:
-    """Whether a chunk's column is plain ASCII, so NFKC (costly) can be skipped for it."""
-    return not frame.select(pl.col(column).str.contains(r"[^\x00-\x7F]").any()).item()
+def _is_ascii(frame: pl.DataFrame, column: str) -> bool:
+    """Whether a chunk's column is plain ASCII (as many bytes as characters in every cell),
+    so NFKC (costly) can be skipped for it."""
+    col = pl.col(column)
+    return not frame.select((col.str.len_bytes() != col.str.len_chars()).any()).item()
 
 
 def _plain(frame: pl.DataFrame, column: str) -> pl.Expr:
     """A column's text, NFKC-normalised only when the chunk holds non-ASCII in it."""
-    return pl.col(column).fill_null("") if _ascii(frame, column) else _text(column)
+    return pl.col(column).fill_null("") if _is_ascii(frame, column) else _text(column)
 
 
 # Characters NFKC changes in names and readings: half-width kana and full-width ASCII,
@@ -136,26 +147,68 @@ def _long(frame: pl.DataFrame, columns: list[int], name: str) -> pl.DataFrame:
     )
 
 
+# What separates the digits of a phone number written in ASCII; other characters (letters
+# of an extension, a label) make the cell long and send it down the careful path.
+_PHONE_PUNCT = ["-", "(", ")", " ", ".", "/"]
+
+
+def _national(digits: pl.Expr) -> pl.Expr:
+    """Digits (perhaps with a leading +) → the national significant number when the length
+    fits a Japanese number (9 or 10 digits after the trunk 0 or the 81 country code)."""
+    national = (
+        pl.when(digits.str.starts_with("0"))
+        .then(digits.str.slice(1))
+        .when(digits.str.starts_with("+81"))
+        .then(digits.str.slice(3).str.strip_prefix("0"))
+        .when(digits.str.starts_with("81"))
+        .then(digits.str.slice(2).str.strip_prefix("0"))
+    )
+    return pl.when(national.str.len_bytes().is_between(9, 10)).then(national)
+
+
 def phones_of(frame: pl.DataFrame, columns: list[int]) -> pl.DataFrame:
     """(_row, phone) for every phone number in the phone columns, as national digits."""
-    cells = _long(frame, columns, "text").with_columns(
-        pl.col("text").str.replace_all(r"[^\d+]", "").alias("digits")
-    )
-    single = cells.select("_row", _significant(pl.col("digits")).alias("phone"))
-    # A cell holding several numbers ("090-… / 03-…") or an extension (内線, ext) is split
-    # and cut; most cells hold one number.
-    multi = (
-        cells.filter(pl.col("digits").str.len_chars() > 11)
-        .select("_row", pl.col("text").str.extract_all(_PHONE_FIND).alias("phone"))
-        .explode("phone")
-        .select("_row", phone_digits(pl.col("phone")).alias("phone"))
-    )
-    # A cell is either a single number or split (more than 11 digits), never both.
-    return pl.concat([single.drop_nulls("phone"), multi.drop_nulls("phone")])
+    parts = []
+    for i in columns:
+        column = f"c{i}"
+        if _is_ascii(frame, column):
+            # Most lists: ASCII digits and dashes. One pass removes the punctuation.
+            text = pl.col(column)
+            digits = text.str.replace_many(_PHONE_PUNCT, [""] * len(_PHONE_PUNCT))
+        else:
+            text = _text(column)
+            digits = text.str.replace_all(r"[^\d+]", "")
+        cells = frame.select(
+            pl.col("_row").cast(pl.Int64), text.alias("text"), digits.alias("digits")
+        ).with_columns(_national(pl.col("digits")).alias("phone"))
+        parts.append(cells.select("_row", "phone"))
+        # A cell holding several numbers ("090-… / 03-…") or an extension (内線, ext) is
+        # split and cut; most cells hold one number, and no cell is both.
+        multi = cells.filter(pl.col("phone").is_null() & (pl.col("digits").str.len_bytes() > 11))
+        if multi.height:
+            parts.append(
+                multi.select("_row", pl.col("text").str.extract_all(_PHONE_FIND).alias("phone"))
+                .explode("phone")
+                .select("_row", phone_digits(pl.col("phone")).alias("phone"))
+            )
+    if not parts:
+        return pl.DataFrame(schema={"_row": pl.Int64, "phone": pl.String})
+    return pl.concat(parts).drop_nulls("phone")
 
 
-def emails_of(frame: pl.DataFrame, columns: list[int]) -> pl.DataFrame:
-    cells = _long(frame, columns, "text").filter(pl.col("text").str.contains("@", literal=True))
+def emails_of(
+    frame: pl.DataFrame, columns: list[int], domains: list[str] | None = None
+) -> pl.DataFrame:
+    """(_row, email) for every address in the email columns. With ``domains`` (the pool
+    domains canaries use), cells naming none of them are dropped first: an address on
+    another domain can never be a canary's."""
+    cells = _long(frame, columns, "text")
+    if domains is not None:
+        if not domains:
+            return pl.DataFrame(schema={"_row": pl.Int64, "email": pl.String})
+        cells = cells.filter(pl.col("text").str.contains_any(domains, ascii_case_insensitive=True))
+    else:
+        cells = cells.filter(pl.col("text").str.contains("@", literal=True))
     return (
         cells.select(
             "_row", pl.col("text").str.to_lowercase().str.extract_all(_EMAIL_FIND).alias("email")
@@ -166,8 +219,8 @@ def emails_of(frame: pl.DataFrame, columns: list[int]) -> pl.DataFrame:
     )
 
 
-def row_keys(frame: pl.DataFrame, plan: KeyPlan) -> RowKeys:
-    """Keys of every row of a chunk."""
+def row_keys(frame: pl.DataFrame, plan: KeyPlan, domains: list[str] | None = None) -> RowKeys:
+    """Keys of every row of a chunk. ``domains``: the email domains canaries use, if known."""
     names = [_name_text(frame, f"c{i}") for i in plan.names]
     if plan.name_parts:
         names.append(pl.concat_str([_name_text(frame, f"c{i}") for i in plan.name_parts]))
@@ -184,7 +237,7 @@ def row_keys(frame: pl.DataFrame, plan: KeyPlan) -> RowKeys:
         if plan.address
         else pl.lit(None, dtype=pl.String)
     )
-    codes = [postcode_digits(_plain(frame, f"c{i}")) for i in plan.postcodes]
+    codes = [_postcode_column(frame, f"c{i}") for i in plan.postcodes]
     if not plan.postcodes:  # a postcode written inside the address
         head = address.str.slice(0, 14).str.normalize("NFKC")
         codes.append(postcode_digits(head.str.extract(r"^〒?\s*(\d{3}-?\d{4})", 1)))
@@ -194,17 +247,27 @@ def row_keys(frame: pl.DataFrame, plan: KeyPlan) -> RowKeys:
     hiragana = any(
         _any(frame, f"c{i}", "[\u3041-\u3096]") for i in plan.kanas + plan.kana_parts + plan.merged
     )
-    main = frame.select(
+    # Keys first, then empty keys as nulls: each key expression is evaluated once.
+    name_cols = [name_key(e, variants).alias(f"name{j}") for j, e in enumerate(names)]
+    kana_cols = [kana_key(e, hiragana).alias(f"kana{j}") for j, e in enumerate(kanas)]
+    keyed = frame.select(
         pl.col("_row").cast(pl.Int64),
-        _first_non_empty([name_key(e, variants) for e in names]).alias("name"),
-        _first_non_empty([kana_key(e, hiragana) for e in kanas]).alias("kana"),
+        *name_cols,
+        *kana_cols,
         pl.coalesce(codes).alias("postcode"),
-        pl.when(address.str.len_chars() > 0).then(address).otherwise(None).alias("address"),
+        address.alias("address"),
     )
-    return RowKeys(main, phones_of(frame, plan.phones), emails_of(frame, plan.emails))
+    main = keyed.select(
+        "_row",
+        _first_non_empty([pl.col(f"name{j}") for j in range(len(names))]).alias("name"),
+        _first_non_empty([pl.col(f"kana{j}") for j in range(len(kanas))]).alias("kana"),
+        "postcode",
+        _first_non_empty([pl.col("address")] if plan.address else []).alias("address"),
+    )
+    return RowKeys(main, phones_of(frame, plan.phones), emails_of(frame, plan.emails, domains))
 
 
 def _first_non_empty(exprs: list[pl.Expr]) -> pl.Expr:
     if not exprs:
         return pl.lit(None, dtype=pl.String)
-    return pl.coalesce([pl.when(e.str.len_chars() > 0).then(e) for e in exprs])
+    return pl.coalesce([pl.when(e.str.len_bytes() > 0).then(e) for e in exprs])

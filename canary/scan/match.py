@@ -54,8 +54,11 @@ def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.D
     hit = rows.emails.join(prepared["email"], left_on="email", right_on="email_c")
     found.append(_evidence(hit, "email"))
 
+    # Only pool numbers can match: the few rows holding one are found against the pool's
+    # distinct numbers before they meet the canaries that carry them.
+    pooled = rows.phones.join(prepared["phones"], on="phone", how="semi")
     pairs = (
-        rows.phones.join(index.phones, on="phone")
+        pooled.join(index.phones, on="phone")
         .join(main.select("_row", "name", "kana"), on="_row")
         .join(prepared["by_id"], on="canary_id")
     )
@@ -78,7 +81,7 @@ def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.D
             for a, b in zip(near["kana"].to_list(), near["kana_c"].to_list(), strict=True)
         ]
         found.append(_evidence(near.filter(pl.Series(close, dtype=pl.Boolean)), "kana~phone"))
-    weak = rows.phones.join(prepared["phones"], on="phone").select("_row", "phone")
+    weak = pooled.select("_row", "phone")
 
     # Name (or reading) + postcode; where the street address agrees too, the key is strong.
     for col, key in (("name", "name"), ("kana", "kana")):

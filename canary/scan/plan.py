@@ -56,6 +56,22 @@ class KeyPlan:
                 out[key] = [columns[i] for i in cols]
         return out
 
+    def columns(self) -> list[int]:
+        """Every column a key is read from."""
+        return sorted(
+            set(
+                self.phones
+                + self.emails
+                + self.names
+                + self.name_parts
+                + self.kanas
+                + self.kana_parts
+                + self.merged
+                + self.postcodes
+                + self.address
+            )
+        )
+
     @property
     def usable(self) -> bool:
         return bool(
