@@ -15,7 +15,7 @@ import polars as pl
 from rapidfuzz.distance import Levenshtein
 
 from canary.scan import keys as K
-from canary.scan.index import CanaryIndex
+from canary.scan.index import HASH_SEED, CanaryIndex, pair_hash
 
 EVIDENCE_SCHEMA = {
     "_row": pl.Int64,
@@ -51,8 +51,10 @@ def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.D
     main = rows.main
     found: list[pl.DataFrame] = []
 
-    hit = rows.emails.join(prepared["email"], left_on="email", right_on="email_c")
-    found.append(_evidence(hit, "email"))
+    hit = rows.emails.with_columns(pl.col("email").hash(HASH_SEED).alias("h")).join(
+        prepared["email"], left_on="h", right_on="h_email"
+    )
+    found.append(_evidence(hit.filter(pl.col("email") == pl.col("email_c")), "email"))
 
     # Only pool numbers can match: the few rows holding one are found against the pool's
     # distinct numbers before they meet the canaries that carry them.
@@ -85,11 +87,13 @@ def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.D
 
     # Name (or reading) + postcode; where the street address agrees too, the key is strong.
     for col, key in (("name", "name"), ("kana", "kana")):
-        at = main.drop_nulls([col, "postcode"]).join(
-            prepared[col],
-            left_on=[col, "postcode"],
-            right_on=[f"{col}_c", "postcode_c"],
-            coalesce=False,
+        at = (
+            main.drop_nulls([col, "postcode"])
+            .with_columns(pair_hash(pl.col(col), pl.col("postcode")).alias("h"))
+            .join(canaries, left_on="h", right_on=f"h_{col}")
+            .filter(
+                (pl.col(col) == pl.col(f"{col}_c")) & (pl.col("postcode") == pl.col("postcode_c"))
+            )
         )
         if at.height:
             at = at.with_columns(_street(pl.col("address")).alias("street"))
@@ -107,8 +111,11 @@ def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.D
     )
     if bare.height:
         bare = bare.with_columns(_street(pl.col("address")).alias("street"))
-        at = bare.drop_nulls("street").join(
-            canaries, left_on=["name", "street"], right_on=["name_c", "street_c"], coalesce=False
+        at = (
+            bare.drop_nulls("street")
+            .with_columns(pair_hash(pl.col("name"), pl.col("street")).alias("h"))
+            .join(canaries, left_on="h", right_on="h_street")
+            .filter((pl.col("name") == pl.col("name_c")) & (pl.col("street") == pl.col("street_c")))
         )
         found.append(_evidence(at, "name+address"))
     found = [f for f in found if f.height]
