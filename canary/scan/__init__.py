@@ -142,6 +142,7 @@ def scan(
             "for; seed exports with `canary seed` first."
         )
     domains = index.email_domains()
+    index.prepared()  # built once here, not by two matching threads at once
     digest: list[str] = []
     hasher = threading.Thread(target=_hash_file, args=(path, digest), daemon=True)
     hasher.start()

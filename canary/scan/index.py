@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from canary.registry import Registry
@@ -33,6 +34,41 @@ def pair_hash(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return a.hash(HASH_SEED).xor(b.hash(HASH_SEED + 1))
 
 
+class HashLookup:
+    """Canary rows by a 64-bit key, built once per scan and probed by every chunk.
+
+    A chunk's keys first meet a bitmap of the canaries' keys (2^27 bits, 16 MiB: with 10^6
+    canaries fewer than 1 % of a list's keys get past it), and only those are looked up by
+    binary search. A polars join would rebuild its hash table of the canaries per chunk.
+    """
+
+    BITS = 27
+
+    def __init__(self, keys: np.ndarray) -> None:
+        order = np.argsort(keys, kind="stable")
+        self.sorted = keys[order]
+        self.order = order
+        slots = keys >> np.uint64(64 - self.BITS)
+        self.bits = np.zeros(1 << (self.BITS - 3), dtype=np.uint8)
+        np.bitwise_or.at(
+            self.bits,
+            slots >> np.uint64(3),
+            np.left_shift(1, slots & np.uint64(7)).astype(np.uint8),
+        )
+
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``keys``, canary rows) of every pair with equal keys."""
+        slots = keys >> np.uint64(64 - self.BITS)
+        maybe = (self.bits[slots >> np.uint64(3)] >> (slots & np.uint64(7)).astype(np.uint8)) & 1
+        candidates = np.flatnonzero(maybe)
+        wanted = keys[candidates]
+        lo = np.searchsorted(self.sorted, wanted, "left")
+        counts = np.searchsorted(self.sorted, wanted, "right") - lo
+        rows = np.repeat(candidates, counts)
+        starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+        return rows, self.order[starts + np.arange(rows.size)]
+
+
 @dataclass
 class CanaryIndex:
     canaries: pl.DataFrame  # canary_id, export_id, email, name, kana, postcode, address, f_name
@@ -42,6 +78,15 @@ class CanaryIndex:
     @property
     def size(self) -> int:
         return self.canaries.height
+
+    def join(self, rows: pl.DataFrame, key: str, hashes: pl.Expr) -> pl.DataFrame:
+        """``rows`` side by side with the canaries whose ``h_{key}`` equals ``hashes``."""
+        prepared = self.prepared()
+        keys = rows.select(hashes).to_series().to_numpy()
+        at, canary = self._lookups[key].find(keys)
+        return pl.concat(
+            [rows[pl.Series(at)], prepared["all"][pl.Series(canary)]], how="horizontal"
+        )
 
     def email_domains(self) -> list[str]:
         """The domains of canaries' emails (pool domains), lower case."""
@@ -74,6 +119,10 @@ class CanaryIndex:
                 pair_hash(pl.col("name_c"), pl.col("street_c")).alias("h_street"),
                 pl.col("email_c").hash(HASH_SEED).alias("h_email"),
             )
+            self._lookups = {
+                key: HashLookup(c.get_column(f"h_{key}").to_numpy())
+                for key in ("name", "kana", "street")
+            }
             self._prepared = {
                 "all": c,
                 "email": c.drop_nulls("email_c"),

@@ -47,7 +47,6 @@ def _street(address: pl.Expr) -> pl.Expr:
 def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(evidence of strong and medium matches, weak phone-only hits) for one chunk."""
     prepared = index.prepared()
-    canaries = prepared["all"]
     main = rows.main
     found: list[pl.DataFrame] = []
 
@@ -87,14 +86,9 @@ def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.D
 
     # Name (or reading) + postcode; where the street address agrees too, the key is strong.
     for col, key in (("name", "name"), ("kana", "kana")):
-        at = (
-            main.drop_nulls([col, "postcode"])
-            .with_columns(pair_hash(pl.col(col), pl.col("postcode")).alias("h"))
-            .join(canaries, left_on="h", right_on=f"h_{col}")
-            .filter(
-                (pl.col(col) == pl.col(f"{col}_c")) & (pl.col("postcode") == pl.col("postcode_c"))
-            )
-        )
+        at = index.join(
+            main.drop_nulls([col, "postcode"]), col, pair_hash(pl.col(col), pl.col("postcode"))
+        ).filter((pl.col(col) == pl.col(f"{col}_c")) & (pl.col("postcode") == pl.col("postcode_c")))
         if at.height:
             at = at.with_columns(_street(pl.col("address")).alias("street"))
             key_expr = (
@@ -111,12 +105,9 @@ def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.D
     )
     if bare.height:
         bare = bare.with_columns(_street(pl.col("address")).alias("street"))
-        at = (
-            bare.drop_nulls("street")
-            .with_columns(pair_hash(pl.col("name"), pl.col("street")).alias("h"))
-            .join(canaries, left_on="h", right_on="h_street")
-            .filter((pl.col("name") == pl.col("name_c")) & (pl.col("street") == pl.col("street_c")))
-        )
+        at = index.join(
+            bare.drop_nulls("street"), "street", pair_hash(pl.col("name"), pl.col("street"))
+        ).filter((pl.col("name") == pl.col("name_c")) & (pl.col("street") == pl.col("street_c")))
         found.append(_evidence(at, "name+address"))
     found = [f for f in found if f.height]
     evidence = pl.concat(found) if found else pl.DataFrame(schema=EVIDENCE_SCHEMA)

@@ -14,7 +14,9 @@ import shutil
 import subprocess
 import threading
 import zipfile
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +135,9 @@ def _iconv(block: bytes, encoding: str) -> bytes | None:
     return done.stdout if done.returncode == 0 else None
 
 
+_STATS_LOCK = threading.Lock()
+
+
 def _decode(block: bytes, encoding: str, stats: ReadStats) -> bytes:
     converted = _iconv(block, encoding)
     if converted is not None:
@@ -141,7 +146,8 @@ def _decode(block: bytes, encoding: str, stats: ReadStats) -> bytes:
     text = block.decode(encoding, errors="replace")
     bad = text.count("\ufffd")
     if bad:
-        stats.replaced_bytes += bad
+        with _STATS_LOCK:
+            stats.replaced_bytes += bad
     return text.encode("utf-8")
 
 
@@ -176,18 +182,31 @@ def read_text(
             eol_char="\n" if head.dialect.terminator == 10 else "\r",
         )
 
-    def produce() -> None:
+    def utf8(block: bytes) -> pl.DataFrame:
+        # polars checks UTF-8 itself, in Rust and without the GIL; only a block it refuses
+        # is decoded in Python, with replacement characters counted.
         try:
-            for block in _blocks(path, start, head.dialect.terminator, stats):
-                if encoding == "utf-8":
-                    # polars checks UTF-8 itself, in Rust and without the GIL; only a block
-                    # it refuses is decoded in Python, with replacement characters counted.
-                    try:
-                        q.put(parse(block))
-                        continue
-                    except pl.exceptions.ComputeError:
-                        pass
-                q.put(parse(_decode(block, encoding, stats)))
+            return parse(block)
+        except pl.exceptions.ComputeError:
+            return parse(_decode(block, encoding, stats))
+
+    def produce() -> None:
+        blocks = _blocks(path, start, head.dialect.terminator, stats)
+        try:
+            if encoding == "utf-8":
+                for block in blocks:
+                    q.put(utf8(block))
+            else:
+                # Blocks are transcoded two at a time (iconv runs in its own process) while
+                # the previous one is parsed; order is kept.
+                with ThreadPoolExecutor(2, thread_name_prefix="canary-decode") as pool:
+                    pending: deque[Future[bytes]] = deque()
+                    for block in blocks:
+                        pending.append(pool.submit(_decode, block, encoding, stats))
+                        if len(pending) > 2:
+                            q.put(parse(pending.popleft().result()))
+                    while pending:
+                        q.put(parse(pending.popleft().result()))
             q.put(None)
         except BaseException as exc:  # surfaced to the consumer
             q.put(exc)
