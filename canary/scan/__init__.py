@@ -24,7 +24,16 @@ from canary.registry import Registry
 from canary.registry.scans import MatchRecord
 from canary.scan import readers
 from canary.scan.index import load_index
-from canary.scan.keys import row_keys
+from canary.scan.keys import (
+    RowKeys,
+    candidate_rows,
+    emails_of,
+    main_keys,
+    phones_of,
+    postcode_counts,
+    raw_shape,
+    row_keys,
+)
 from canary.scan.match import EVIDENCE_SCHEMA, match_chunk
 from canary.scan.plan import KeyPlan, plan_keys
 from canary.xlsxfile import is_xlsx
@@ -150,7 +159,7 @@ def scan(
     stats = readers.ReadStats()
     evidence: list[pl.DataFrame] = []
     weak: list[pl.DataFrame] = []
-    postcode_counts: list[pl.DataFrame] = []
+    count_chunks: list[pl.DataFrame] = []
     plans: dict[str, dict[str, list[str]]] = {}
     warnings: list[str] = []
 
@@ -159,8 +168,24 @@ def scan(
     workers = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="canary-match")
 
     def work(frame: pl.DataFrame, plan: KeyPlan) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        keys = row_keys(frame, plan, domains)
-        counts = keys.main.get_column("postcode").drop_nulls().value_counts()
+        shape = raw_shape(frame, plan)
+        if shape is None:  # several name columns, merged names, no postcode column
+            keys = row_keys(frame, plan, domains)
+            counts = keys.main.get_column("postcode").drop_nulls().value_counts()
+        else:
+            # Only rows that may hold a canary, or that need normalising to tell, are
+            # normalised; phones and emails are cheap to find in every row.
+            phones = phones_of(frame, plan.phones, index.prepared()["phone_forms"])
+            mask = candidate_rows(frame, shape, index.plain, bool(plan.address))
+            pooled = phones.join(index.prepared()["phones"], on="phone", how="semi")
+            first = frame.get_column("_row")[0] if frame.height else 0
+            mask[pooled.get_column("_row").to_numpy() - first] = True
+            keys = RowKeys(
+                main_keys(frame.filter(pl.Series(mask)), plan),
+                phones,
+                emails_of(frame, plan.emails, domains),
+            )
+            counts = postcode_counts(frame, shape)
         ev, wk = match_chunk(keys, index)
         return counts, ev, wk
 
@@ -170,10 +195,10 @@ def scan(
             step = -(-frame.height // PARALLEL)
             parts = [frame.slice(i * step, step) for i in range(PARALLEL)]
             for counts, ev, wk in workers.map(lambda f: work(f, plan), parts):
-                postcode_counts.append(counts)
-                if len(postcode_counts) > 16:  # compact: memory stays flat
-                    postcode_counts[:] = [
-                        pl.concat(postcode_counts).group_by("postcode").agg(pl.col("count").sum())
+                count_chunks.append(counts)
+                if len(count_chunks) > 16:  # compact: memory stays flat
+                    count_chunks[:] = [
+                        pl.concat(count_chunks).group_by("postcode").agg(pl.col("count").sum())
                     ]
                 if ev.height:
                     evidence.append(ev)
@@ -231,7 +256,7 @@ def scan(
     for phone in set(all_weak["phone"].to_list()):
         exports_hit.update(index.exports_by_phone.get(phone, []))
     meta = registry.export_meta(sorted(exports_hit))
-    postcodes = _rows_at(postcode_counts, all_evidence)
+    postcodes = _rows_at(count_chunks, all_evidence)
     names = dict(
         index.canaries.filter(
             pl.col("canary_id").is_in(all_evidence["canary_id"].unique().to_list())

@@ -7,6 +7,7 @@ chance that a real namesake produces a match is computed at the end of a scan.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,39 +35,57 @@ def pair_hash(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return a.hash(HASH_SEED).xor(b.hash(HASH_SEED + 1))
 
 
-class HashLookup:
-    """Canary rows by a 64-bit key, built once per scan and probed by every chunk.
+def _bitmap(sorted_keys: np.ndarray, bits: int) -> np.ndarray:
+    """A bitmap of the top ``bits`` bits of sorted 64-bit keys, one byte per 8 slots."""
+    slots = sorted_keys >> np.uint64(64 - bits)
+    where = slots >> np.uint64(3)
+    flags = np.left_shift(1, slots & np.uint64(7)).astype(np.uint8)
+    out = np.zeros(1 << (bits - 3), dtype=np.uint8)
+    if where.size:
+        starts = np.flatnonzero(np.diff(where, prepend=where[0] + np.uint64(1)))
+        out[where[starts]] = np.bitwise_or.reduceat(flags, starts)
+    return out
 
-    A chunk's keys first meet a bitmap of the canaries' keys (2^27 bits, 16 MiB: with 10^6
-    canaries fewer than 1 % of a list's keys get past it), and only those are looked up by
-    binary search. A polars join would rebuild its hash table of the canaries per chunk.
-    """
+
+class KeySet:
+    """Membership of 64-bit keys: a bitmap (2^27 bits, 16 MiB) answers most probes, binary
+    search over the sorted keys the rest."""
 
     BITS = 27
 
     def __init__(self, keys: np.ndarray) -> None:
-        order = np.argsort(keys, kind="stable")
-        self.sorted = keys[order]
-        self.order = order
+        self.sorted = pl.Series(keys).sort().to_numpy()  # numpy's own sort is single-threaded
+        self.bits = _bitmap(self.sorted, self.BITS)
+
+    def _maybe(self, keys: np.ndarray) -> np.ndarray:
         slots = keys >> np.uint64(64 - self.BITS)
-        self.bits = np.zeros(1 << (self.BITS - 3), dtype=np.uint8)
-        np.bitwise_or.at(
-            self.bits,
-            slots >> np.uint64(3),
-            np.left_shift(1, slots & np.uint64(7)).astype(np.uint8),
+        return np.flatnonzero(
+            (self.bits[slots >> np.uint64(3)] >> (slots & np.uint64(7)).astype(np.uint8)) & 1
         )
 
-    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(positions in ``keys``, canary rows) of every pair with equal keys."""
-        slots = keys >> np.uint64(64 - self.BITS)
-        maybe = (self.bits[slots >> np.uint64(3)] >> (slots & np.uint64(7)).astype(np.uint8)) & 1
-        candidates = np.flatnonzero(maybe)
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        mask = np.zeros(keys.size, dtype=bool)
+        candidates = self._maybe(keys)
         wanted = keys[candidates]
-        lo = np.searchsorted(self.sorted, wanted, "left")
-        counts = np.searchsorted(self.sorted, wanted, "right") - lo
-        rows = np.repeat(candidates, counts)
-        starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
-        return rows, self.order[starts + np.arange(rows.size)]
+        at = np.searchsorted(self.sorted, wanted)
+        found = at < self.sorted.size
+        found[found] = self.sorted[at[found]] == wanted[found]
+        mask[candidates[found]] = True
+        return mask
+
+
+def _renderings(
+    raw: pl.Expr, canonical: pl.Expr, key: Callable[[pl.Expr], pl.Expr]
+) -> list[pl.Expr]:
+    """The plain ways a list writes a canary's name or reading: surname and given name
+    with a full-width space, an ASCII space, or none."""
+    parts = raw.str.normalize("NFKC").str.strip_chars().str.split(" ")
+    two = parts.list.len() == 2
+    first, last = key(parts.list.first()), key(parts.list.last())
+    return [
+        pl.when(two).then(pl.concat_str([first, last], separator=sep)).otherwise(canonical)
+        for sep in ("\u3000", " ")
+    ] + [canonical]
 
 
 @dataclass
@@ -74,18 +93,24 @@ class CanaryIndex:
     canaries: pl.DataFrame  # canary_id, export_id, email, name, kana, postcode, address, f_name
     phones: pl.DataFrame  # phone (national digits), canary_id, export_id
     exports_by_phone: dict[str, list[int]]  # national digits → export ids holding the number
+    hashes: pl.DataFrame  # 64-bit join keys per canary (see canary_hashes); polars-version bound
 
     @property
     def size(self) -> int:
         return self.canaries.height
 
+    def plain(self, kind: str, keys: np.ndarray) -> np.ndarray:
+        """Which raw (name or reading, postcode) pair hashes are a plain rendering of a
+        canary's: see keys.candidate_rows."""
+        self.prepared()
+        return self._plain[kind].contains(keys)
+
     def join(self, rows: pl.DataFrame, key: str, hashes: pl.Expr) -> pl.DataFrame:
         """``rows`` side by side with the canaries whose ``h_{key}`` equals ``hashes``."""
-        prepared = self.prepared()
-        keys = rows.select(hashes).to_series().to_numpy()
-        at, canary = self._lookups[key].find(keys)
-        return pl.concat(
-            [rows[pl.Series(at)], prepared["all"][pl.Series(canary)]], how="horizontal"
+        return (
+            rows.with_columns(hashes.alias("_h"))
+            .join(self.prepared()["all"], left_on="_h", right_on=f"h_{key}")
+            .drop("_h")
         )
 
     def email_domains(self) -> list[str]:
@@ -113,15 +138,22 @@ class CanaryIndex:
                     "street": "street_c",
                 }
             )
-            c = c.with_columns(
-                pair_hash(pl.col("name_c"), pl.col("postcode_c")).alias("h_name"),
-                pair_hash(pl.col("kana_c"), pl.col("postcode_c")).alias("h_kana"),
-                pair_hash(pl.col("name_c"), pl.col("street_c")).alias("h_street"),
-                pl.col("email_c").hash(HASH_SEED).alias("h_email"),
-            )
-            self._lookups = {
-                key: HashLookup(c.get_column(f"h_{key}").to_numpy())
-                for key in ("name", "kana", "street")
+            h = self.hashes
+            c = c.hstack(h.select("h_name", "h_kana", "h_street", "h_email"))
+            # pair_hash is an XOR of the two strings' hashes: each rendering of a name and
+            # each way of writing the postcode was hashed once; the pairs combine here.
+            postcodes = [h.get_column(p).to_numpy() for p in ("p0", "p1")]
+            self._plain: dict[str, KeySet] = {
+                kind: KeySet(
+                    np.concatenate(
+                        [
+                            h.get_column(f"{kind}{i}").to_numpy() ^ p
+                            for i in range(3)
+                            for p in postcodes
+                        ]
+                    )
+                )
+                for kind in ("name", "kana")
             }
             self._prepared = {
                 "all": c,
@@ -129,6 +161,15 @@ class CanaryIndex:
                 "by_id": c.drop("export_id"),
                 "phones": self.phones.select("phone").unique(),
             }
+            number = pl.col("phone")
+            self._prepared["phone_forms"] = pl.concat(
+                [
+                    self._prepared["phones"].select(
+                        pl.concat_str([pl.lit(prefix), number]).alias("digits"), number
+                    )
+                    for prefix in ("0", "81", "+81", "810", "+810")
+                ]
+            )
         return self._prepared
 
 
@@ -158,7 +199,7 @@ def significant(e164: str | None) -> str | None:
     return e164[3:] if e164.startswith("+81") else e164
 
 
-INDEX_FORMAT = 3  # bump when the index's columns or normalisation change
+INDEX_FORMAT = 5  # bump when the index's columns or normalisation change
 
 
 def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None) -> CanaryIndex:
@@ -175,19 +216,21 @@ def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None)
 
     where = hashlib.sha256(registry.url.encode()).hexdigest()[:12]
     stamp = hashlib.sha256(
-        f"{INDEX_FORMAT}|{registry.canary_fingerprint()}|{seeds_dir}".encode()
+        # polars' hash is stable within one polars version only.
+        f"{INDEX_FORMAT}|{pl.__version__}|{registry.canary_fingerprint()}|{seeds_dir}".encode()
     ).hexdigest()[:16]
     folder = Path(cache_dir)
     paths = [
-        folder / f"index-{where}-{stamp}-{part}.arrow" for part in ("canaries", "phones", "numbers")
+        folder / f"index-{where}-{stamp}-{part}.arrow"
+        for part in ("canaries", "phones", "numbers", "hashes")
     ]
     if all(p.exists() for p in paths):
         try:
-            canaries, phones, numbers = (pl.read_ipc(p) for p in paths)
+            canaries, phones, numbers, hashes = (pl.read_ipc(p) for p in paths)
             by_phone: dict[str, list[int]] = {}
             for phone, export_id in numbers.iter_rows():
                 by_phone.setdefault(phone, []).append(export_id)
-            return CanaryIndex(canaries, phones, by_phone)
+            return CanaryIndex(canaries, phones, by_phone, hashes)
         except (OSError, pl.exceptions.PolarsError):
             pass  # a damaged cache is rebuilt
     index = build_index(registry, seeds_dir)
@@ -200,7 +243,8 @@ def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None)
             schema={"phone": pl.String, "export_id": pl.Int64},
             orient="row",
         )
-        for frame, path in zip((index.canaries, index.phones, numbers), paths, strict=True):
+        frames = (index.canaries, index.phones, numbers, index.hashes)
+        for frame, path in zip(frames, paths, strict=True):
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".index-")
             os.close(fd)
             os.chmod(tmp, 0o600)
@@ -253,6 +297,7 @@ def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
             )
         ).alias("f_name"),
         "name_raw",
+        "kana_raw",
     )
     phones = pl.concat(
         [
@@ -261,4 +306,36 @@ def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
         ]
     ).drop_nulls("phone")
     by_phone = {significant(k) or k: v for k, v in registry.exports_by_number().items()}
-    return CanaryIndex(canaries, phones, by_phone)
+    return CanaryIndex(canaries, phones, by_phone, canary_hashes(canaries))
+
+
+def canary_hashes(canaries: pl.DataFrame) -> pl.DataFrame:
+    """The 64-bit keys chunks are matched on, one row per canary: h_name, h_kana (name or
+    reading + postcode), h_street (name + street), h_email; and, for the raw-text fast
+    path, the hashes of the three plain renderings of the name and of the reading
+    (name0..2, kana0..2) and of the postcode with and without its dash (p0, p1)."""
+    return (
+        canaries.lazy()
+        .select(
+            pair_hash(pl.col("name"), pl.col("postcode")).alias("h_name"),
+            pair_hash(pl.col("kana"), pl.col("postcode")).alias("h_kana"),
+            pair_hash(pl.col("name"), pl.col("street")).alias("h_street"),
+            pl.col("email").hash(HASH_SEED).alias("h_email"),
+            pl.col("postcode").hash(HASH_SEED + 1).alias("p0"),
+            pl.concat_str(
+                [pl.col("postcode").str.slice(0, 3), pl.col("postcode").str.slice(3)],
+                separator="-",
+            )
+            .hash(HASH_SEED + 1)
+            .alias("p1"),
+            *[
+                form.hash(HASH_SEED).alias(f"{kind}{i}")
+                for kind, raw, key in (
+                    ("name", "name_raw", K.name_key),
+                    ("kana", "kana_raw", K.kana_key),
+                )
+                for i, form in enumerate(_renderings(pl.col(raw), pl.col(kind), key))
+            ],
+        )
+        .collect()
+    )

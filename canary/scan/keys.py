@@ -8,8 +8,10 @@ as seven digits, addresses NFKC without spaces, prefecture or postcode, dashes u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from canary.normalize import _KANJI_VARIANTS
@@ -166,25 +168,41 @@ def _national(digits: pl.Expr) -> pl.Expr:
     return pl.when(national.str.len_bytes().is_between(9, 10)).then(national)
 
 
-def phones_of(frame: pl.DataFrame, columns: list[int]) -> pl.DataFrame:
-    """(_row, phone) for every phone number in the phone columns, as national digits."""
+def phones_of(
+    frame: pl.DataFrame, columns: list[int], pool: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """(_row, phone) for every phone number in the phone columns, as national digits.
+
+    With ``pool`` (the ways a pool number can be written once punctuation is gone, and its
+    national digits: see CanaryIndex.prepared), only pool numbers are returned, found by
+    one join instead of the string arithmetic every other number would need."""
     parts = []
     for i in columns:
         column = f"c{i}"
         if _is_ascii(frame, column):
-            # Most lists: ASCII digits and dashes. One pass removes the punctuation.
+            # Most lists: ASCII digits and dashes, which one literal pass removes.
             text = pl.col(column)
-            digits = text.str.replace_many(_PHONE_PUNCT, [""] * len(_PHONE_PUNCT))
+            if _any(frame, column, r"[()\s./]"):
+                digits = text.str.replace_many(_PHONE_PUNCT, [""] * len(_PHONE_PUNCT))
+            else:
+                digits = text.str.replace_all("-", "", literal=True)
         else:
             text = _text(column)
             digits = text.str.replace_all(r"[^\d+]", "")
         cells = frame.select(
             pl.col("_row").cast(pl.Int64), text.alias("text"), digits.alias("digits")
-        ).with_columns(_national(pl.col("digits")).alias("phone"))
-        parts.append(cells.select("_row", "phone"))
+        )
+        if pool is None:
+            cells = cells.with_columns(_national(pl.col("digits")).alias("phone"))
+            single = cells.select("_row", "phone")
+            rest = cells.filter(pl.col("phone").is_null())
+        else:
+            single = cells.join(pool, on="digits").select("_row", "phone")
+            rest = cells.join(single, on="_row", how="anti")
+        parts.append(single)
         # A cell holding several numbers ("090-… / 03-…") or an extension (内線, ext) is
         # split and cut; most cells hold one number, and no cell is both.
-        multi = cells.filter(pl.col("phone").is_null() & (pl.col("digits").str.len_bytes() > 11))
+        multi = rest.filter(pl.col("digits").str.len_bytes() > 11)
         if multi.height:
             parts.append(
                 multi.select("_row", pl.col("text").str.extract_all(_PHONE_FIND).alias("phone"))
@@ -221,6 +239,15 @@ def emails_of(
 
 def row_keys(frame: pl.DataFrame, plan: KeyPlan, domains: list[str] | None = None) -> RowKeys:
     """Keys of every row of a chunk. ``domains``: the email domains canaries use, if known."""
+    return RowKeys(
+        main_keys(frame, plan),
+        phones_of(frame, plan.phones),
+        emails_of(frame, plan.emails, domains),
+    )
+
+
+def main_keys(frame: pl.DataFrame, plan: KeyPlan) -> pl.DataFrame:
+    """_row, name, kana, postcode (normalised) and address (raw) of every row."""
     names = [_name_text(frame, f"c{i}") for i in plan.names]
     if plan.name_parts:
         names.append(pl.concat_str([_name_text(frame, f"c{i}") for i in plan.name_parts]))
@@ -264,10 +291,112 @@ def row_keys(frame: pl.DataFrame, plan: KeyPlan, domains: list[str] | None = Non
         "postcode",
         _first_non_empty([pl.col("address")] if plan.address else []).alias("address"),
     )
-    return RowKeys(main, phones_of(frame, plan.phones), emails_of(frame, plan.emails, domains))
+    return main
 
 
 def _first_non_empty(exprs: list[pl.Expr]) -> pl.Expr:
     if not exprs:
         return pl.lit(None, dtype=pl.String)
     return pl.coalesce([pl.when(e.str.len_bytes() > 0).then(e) for e in exprs])
+
+
+# ---------------------------------------------------------------------------------------
+# The fast path: which rows could hold a canary at all, decided on the raw text.
+#
+# Most rows of a list are written plainly: a name of ordinary characters with at most one
+# space between surname and given name, an ASCII postcode. For those, the normalised key
+# is the raw text without its space, so the raw text can be looked up directly among the
+# plain renderings of every canary's key (with a full-width space, an ASCII space, none;
+# postcode with and without its dash). Rows written any other way (half-width kana,
+# hiragana, variant kanji, odd spacing) are taken as candidates and normalised in full, as
+# are rows holding a pool number. Only candidates get the string work; a list of plain
+# rows costs one regex test and one hash per key.
+
+_ODD = r"\s" + _NFKC_NEEDED[1:-1]
+_PLAIN_NAME = (
+    rf"^[^{_ODD}{''.join(_VARIANT_FROM)}]+(?:[ \u3000][^{_ODD}{''.join(_VARIANT_FROM)}]+)?$"
+)
+_PLAIN_KANA = rf"^[^{_ODD}\u3041-\u3096・]+(?:[ \u3000][^{_ODD}\u3041-\u3096・]+)?$"
+
+
+@dataclass(frozen=True)
+class RawShape:
+    """The raw expressions of a chunk's name, reading and postcode, when the plan has one
+    source for each (otherwise every row is normalised)."""
+
+    name: pl.Expr | None
+    kana: pl.Expr | None
+    postcode: pl.Expr
+
+
+def raw_shape(frame: pl.DataFrame, plan: KeyPlan) -> RawShape | None:
+    if plan.merged or len(plan.postcodes) != 1 or len(plan.names) > 1 or len(plan.kanas) > 1:
+        return None
+    name = (
+        pl.col(f"c{plan.names[0]}")
+        if plan.names
+        else (
+            pl.concat_str([pl.col(f"c{i}") for i in plan.name_parts]) if plan.name_parts else None
+        )
+    )
+    kana = (
+        pl.col(f"c{plan.kanas[0]}")
+        if plan.kanas
+        else (
+            pl.concat_str([pl.col(f"c{i}") for i in plan.kana_parts]) if plan.kana_parts else None
+        )
+    )
+    if name is None and kana is None:
+        return None
+    column = f"c{plan.postcodes[0]}"
+    plain = _is_ascii(frame, column) and not _any(frame, column, " ")
+    postcode = pl.col(column) if plain else _postcode_column(frame, column)
+    return RawShape(name, kana, postcode)
+
+
+def _odd(raw: pl.Expr, plain: str) -> pl.Expr:
+    """Filled cells not written plainly."""
+    return (raw.str.len_bytes() > 0) & ~raw.str.contains(plain)
+
+
+def candidate_rows(
+    frame: pl.DataFrame,
+    shape: RawShape,
+    lookup: Callable[[str, np.ndarray], np.ndarray],
+    address: bool,
+) -> np.ndarray:
+    """A mask of the rows that may hold a canary by name or reading + postcode, or that
+    need normalising to tell (and rows without a postcode, for name + address)."""
+    from canary.scan.index import HASH_SEED
+
+    exprs: list[pl.Expr] = [shape.postcode.hash(HASH_SEED + 1).alias("h_postcode")]
+    kinds = []
+    for kind, raw, plain in (("name", shape.name, _PLAIN_NAME), ("kana", shape.kana, _PLAIN_KANA)):
+        if raw is None:
+            continue
+        kinds.append(kind)
+        # pair_hash(raw, postcode), with the postcode's hash computed once for both keys
+        exprs += [raw.hash(HASH_SEED).alias(f"h_{kind}"), _odd(raw, plain).alias(f"odd_{kind}")]
+    no_postcode = shape.postcode.is_null() | (shape.postcode.str.len_bytes() == 0)
+    if address and shape.name is not None:
+        exprs.append((no_postcode & shape.name.is_not_null()).alias("bare"))
+    tests = frame.select(exprs)
+    mask = np.zeros(frame.height, dtype=bool)
+    postcode = tests.get_column("h_postcode").to_numpy()
+    for kind in kinds:
+        mask |= lookup(kind, tests.get_column(f"h_{kind}").to_numpy() ^ postcode)
+        mask |= tests.get_column(f"odd_{kind}").fill_null(False).to_numpy()
+    if "bare" in tests.columns:
+        mask |= tests.get_column("bare").fill_null(False).to_numpy()
+    return mask
+
+
+def postcode_counts(frame: pl.DataFrame, shape: RawShape) -> pl.DataFrame:
+    """Rows per postcode (seven digits): counted on the raw text, normalised per value."""
+    raw = frame.group_by(shape.postcode.alias("raw")).len()
+    return (
+        raw.select(postcode_digits(_text("raw")).alias("postcode"), pl.col("len").alias("count"))
+        .drop_nulls("postcode")
+        .group_by("postcode")
+        .agg(pl.col("count").sum())
+    )
