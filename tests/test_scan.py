@@ -464,3 +464,43 @@ def test_iconv_decodes_every_character_as_python_does(encoding) -> None:  # type
     assert readers._iconv(broken, encoding) is None
     assert readers._decode(broken, encoding, stats).endswith("\ufffd\n".encode())
     assert stats.replaced_bytes == 1
+
+
+def test_only_rows_that_may_hold_a_canary_are_normalised(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The raw-text fast path: a canary written plainly (any spacing of its name, postcode
+    with or without its dash) is a candidate, a plain stranger is not, and anything
+    written oddly (half-width kana, variant kanji) is normalised to be sure."""
+    import polars as pl
+
+    from canary.scan.index import load_index
+    from canary.scan.keys import candidate_rows, raw_shape
+    from canary.scan.plan import KeyPlan
+
+    _export(registry, settings, tmp_path, rows=400, seed_no=61)
+    index = load_index(registry, settings.seeds_dir)
+    canary = index.canaries.row(0, named=True)
+    surname, given = canary["name_raw"].split("\u3000")
+    kana_s, kana_g = canary["kana_raw"].split("\u3000")
+    code = canary["postcode"]
+    rows = [
+        (f"{surname}\u3000{given}", "", f"{code[:3]}-{code[3:]}"),  # the canary, as seeded
+        (f"{surname}{given}", "", code),  # no space, no dash
+        ("", f"{kana_s} {kana_g}", code),  # reading only, ASCII space
+        ("佐藤\u3000花子", "サトウ\u3000ハナコ", "100-0001"),  # a plain stranger
+        ("佐藤\u3000花子", "ｻﾄｳ ﾊﾅｺ", "100-0001"),  # half-width kana: normalised
+        ("髙橋\u3000一郎", "タカハシ\u3000イチロウ", "100-0001"),  # variant kanji: normalised
+        (f"{surname}\u3000{given}", "", "999-9999"),  # the canary's name elsewhere
+    ]
+    frame = pl.DataFrame(
+        {
+            "c0": [r[0] or None for r in rows],
+            "c1": [r[1] or None for r in rows],
+            "c2": [r[2] for r in rows],
+            "_row": list(range(1, len(rows) + 1)),
+        }
+    )
+    plan = KeyPlan(names=[0], kanas=[1], postcodes=[2])
+    shape = raw_shape(frame, plan)
+    assert shape is not None
+    mask = candidate_rows(frame, shape, index.plain, address=False)
+    assert mask.tolist() == [True, True, True, False, True, True, False]
