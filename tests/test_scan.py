@@ -504,3 +504,42 @@ def test_only_rows_that_may_hold_a_canary_are_normalised(registry, settings, tmp
     assert shape is not None
     mask = candidate_rows(frame, shape, index.plain, address=False)
     assert mask.tolist() == [True, True, True, False, True, True, False]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_streaming_reader_reads_what_the_block_reader_reads(tmp_path, newline, bom) -> None:  # type: ignore[no-untyped-def]
+    """UTF-8 lists are read by polars' streaming engine; the block reader (used for other
+    encodings and as the fallback) must see the same rows with the same row numbers:
+    quoted fields with commas and newlines, doubled quotes, blank lines, short and long
+    rows, CRLF or LF, with or without a BOM."""
+    import polars as pl
+
+    from canary.scan import readers
+
+    lines = ["氏名,フリガナ,電話番号,備考"]
+    for i in range(40000):
+        note = f'"複数行{i}{newline}二行目, カンマ"' if i % 97 == 0 else f'"a ""q"" {i}"'
+        if i % 211 == 0:
+            lines.append("")  # a blank line
+        if i % 389 == 0:
+            lines.append(f"短い行{i}")  # a short row
+        lines.append(f"山田\u3000太郎{i},ヤマダ\u3000タロウ,090-1234-{i:04d},{note},余分")
+    body = (newline.join(lines) + newline).encode()
+    path = tmp_path / "list.csv"
+    path.write_bytes(bom + body)
+    layout, start, head = readers.open_text(path)
+    columns = list(range(4))
+    seen = []
+    for reader in (readers.stream_utf8, readers.read_text):
+        stats = readers.ReadStats()
+        frame = pl.concat([c.frame for c in reader(path, layout, start, head, stats, columns)])
+        seen.append((frame.select(sorted(frame.columns)), stats.rows, stats.replaced_bytes))
+    (streamed, rows_s, bad_s), (blocks, rows_b, bad_b) = seen
+    assert rows_s == rows_b == streamed.height
+    assert streamed.equals(blocks)
+    assert bad_s == bad_b == 0
+    first = streamed.filter(pl.col("c0") == "山田\u3000太郎0")
+    assert first["c3"].item() == f"複数行0{newline}二行目, カンマ"
+    # every record is a row, blank lines included, so row numbers are the file's records
+    assert streamed.height == 40000 + len(range(0, 40000, 389)) + len(range(0, 40000, 211))

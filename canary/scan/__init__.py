@@ -228,7 +228,20 @@ def scan(
         plans[path.name] = plan.describe(layout.columns)
         if not plan.usable:
             raise InputError(_no_keys(path, layout.columns))
-        consume(readers.read_text(path, layout, start, head, stats, plan.columns()), plan)
+        columns = plan.columns()
+        if head.dialect.encoding == "utf-8":
+            try:
+                consume(readers.stream_utf8(path, layout, start, head, stats, columns), plan)
+            except pl.exceptions.PolarsError:
+                # A file polars' streaming reader refuses (one ending inside a quoted
+                # field): start again with the block reader, which copes and says so.
+                evidence.clear()
+                weak.clear()
+                count_chunks.clear()
+                stats = readers.ReadStats()
+                consume(readers.read_text(path, layout, start, head, stats, columns), plan)
+        else:
+            consume(readers.read_text(path, layout, start, head, stats, columns), plan)
     hasher.join()
     if stats.truncated:
         warnings.append(

@@ -226,6 +226,55 @@ def read_text(
         yield Chunk(frame)
 
 
+STREAM_ROWS = 250_000
+
+
+def stream_utf8(
+    path: Path,
+    layout: Layout,
+    start: int,
+    head: csvfile.Head,
+    stats: ReadStats,
+    columns: list[int],
+) -> Iterator[Chunk]:
+    """Chunks of a UTF-8 file read by polars' streaming engine: its own threads, no Python
+    block splitting, about three times faster than read_text. Undecodable bytes become
+    U+FFFD and are counted in the key columns. polars refuses a file that ends inside a
+    quoted field (a PolarsError, raised at the end): the caller then reads it again with
+    read_text, which reads such a record as far as it goes and says so."""
+    with path.open("rb") as fh:
+        before = fh.read(start)
+    skip = before.count(bytes([head.dialect.terminator]))
+    if b'"' in before and csvfile._record_ends(before, head.dialect.terminator).size != skip:
+        raise pl.exceptions.ComputeError("a quoted header spans lines")
+    width = len(layout.columns)
+    frame = pl.scan_csv(
+        path,
+        has_header=False,
+        skip_lines=skip,
+        schema={f"c{i}": pl.String for i in range(width)},
+        separator=layout.delimiter or ",",
+        quote_char='"',
+        truncate_ragged_lines=True,
+        missing_columns="insert",
+        raise_if_empty=False,
+        encoding="utf8-lossy",
+        eol_char="\n" if head.dialect.terminator == 10 else "\r",
+    ).select([f"c{i}" for i in sorted(set(columns))])
+    row = 0
+    for part in frame.collect_batches(chunk_size=STREAM_ROWS):
+        bad = part.select(
+            pl.sum_horizontal(pl.all().str.count_matches("\ufffd", literal=True).sum())
+        ).item()
+        if bad:
+            stats.replaced_bytes += int(bad)
+        n = part.height
+        part = part.with_columns(pl.int_range(row + 1, row + n + 1, eager=False).alias("_row"))
+        row += n
+        stats.rows += n
+        yield Chunk(part)
+
+
 def open_xlsx(path: Path) -> list[tuple[str, Layout, list[list[str]]]]:
     """Every non-empty sheet: its name, layout and rows as strings (XLSX holds ≤ 1 M rows)."""
     from python_calamine import CalamineWorkbook
