@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from canary.scan.plan import KeyPlan, plan_keys
 from canary.xlsxfile import is_xlsx
 
 Progress = Callable[[int], None]  # rows read so far
+MATCHERS = 2
 
 
 @dataclass
@@ -187,19 +189,28 @@ def scan(
         return counts, ev, wk
 
     def consume(chunks: object, plan: KeyPlan) -> None:
-        for chunk in chunks:  # type: ignore[attr-defined]
-            counts, ev, wk = work(chunk.frame, plan)
-            count_chunks.append(counts)
-            if len(count_chunks) > 16:  # compact: memory stays flat
-                count_chunks[:] = [
-                    pl.concat(count_chunks).group_by("postcode").agg(pl.col("count").sum())
-                ]
-            if ev.height:
-                evidence.append(ev)
-            if wk.height:
-                weak.append(wk)
-            if progress:
-                progress(stats.rows)
+        # Two chunks are matched at once (polars releases the GIL); at most two more wait.
+        with ThreadPoolExecutor(MATCHERS, thread_name_prefix="canary-match") as pool:
+            running: deque[Future[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]] = deque()
+            for chunk in chunks:  # type: ignore[attr-defined]
+                running.append(pool.submit(work, chunk.frame, plan))
+                if len(running) > MATCHERS:
+                    collect(*running.popleft().result())
+            while running:
+                collect(*running.popleft().result())
+
+    def collect(counts: pl.DataFrame, ev: pl.DataFrame, wk: pl.DataFrame) -> None:
+        count_chunks.append(counts)
+        if len(count_chunks) > 16:  # compact: memory stays flat
+            count_chunks[:] = [
+                pl.concat(count_chunks).group_by("postcode").agg(pl.col("count").sum())
+            ]
+        if ev.height:
+            evidence.append(ev)
+        if wk.height:
+            weak.append(wk)
+        if progress:
+            progress(stats.rows)
 
     if is_xlsx(path):
         kind, enc = "xlsx", None
