@@ -48,10 +48,10 @@ def _bitmap(sorted_keys: np.ndarray, bits: int) -> np.ndarray:
 
 
 class KeySet:
-    """Membership of 64-bit keys: a bitmap (2^27 bits, 16 MiB) answers most probes, binary
-    search over the sorted keys the rest."""
+    """Membership of 64-bit keys: a bitmap (2^28 bits, 32 MiB) answers most probes (with
+    6x10^6 keys, 98 % of misses), binary search over the sorted keys the rest."""
 
-    BITS = 27
+    BITS = 28
 
     def __init__(self, keys: np.ndarray) -> None:
         self.sorted = pl.Series(keys).sort().to_numpy()  # numpy's own sort is single-threaded

@@ -238,10 +238,10 @@ def stream_utf8(
     columns: list[int],
 ) -> Iterator[Chunk]:
     """Chunks of a UTF-8 file read by polars' streaming engine: its own threads, no Python
-    block splitting, about three times faster than read_text. Undecodable bytes become
-    U+FFFD and are counted in the key columns. polars refuses a file that ends inside a
-    quoted field (a PolarsError, raised at the end): the caller then reads it again with
-    read_text, which reads such a record as far as it goes and says so."""
+    block splitting, about three times faster than read_text. polars refuses a file with
+    an undecodable byte or one that ends inside a quoted field (a PolarsError): the
+    caller then reads it again with read_text, which replaces and counts such bytes,
+    reads a cut-off record as far as it goes, and says so."""
     with path.open("rb") as fh:
         before = fh.read(start)
     skip = before.count(bytes([head.dialect.terminator]))
@@ -258,16 +258,11 @@ def stream_utf8(
         truncate_ragged_lines=True,
         missing_columns="insert",
         raise_if_empty=False,
-        encoding="utf8-lossy",
+        encoding="utf8",
         eol_char="\n" if head.dialect.terminator == 10 else "\r",
     ).select([f"c{i}" for i in sorted(set(columns))])
     row = 0
     for part in frame.collect_batches(chunk_size=STREAM_ROWS):
-        bad = part.select(
-            pl.sum_horizontal(pl.all().str.count_matches("\ufffd", literal=True).sum())
-        ).item()
-        if bad:
-            stats.replaced_bytes += int(bad)
         n = part.height
         part = part.with_columns(pl.int_range(row + 1, row + n + 1, eager=False).alias("_row"))
         row += n
