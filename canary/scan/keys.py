@@ -182,7 +182,7 @@ def phones_of(
         if _is_ascii(frame, column):
             # Most lists: ASCII digits and dashes, which one literal pass removes.
             text = pl.col(column)
-            if _any(frame, column, r"[()\s./]"):
+            if frame.select(pl.col(column).str.contains_any(_PHONE_PUNCT[1:]).any()).item():
                 digits = text.str.replace_many(_PHONE_PUNCT, [""] * len(_PHONE_PUNCT))
             else:
                 digits = text.str.replace_all("-", "", literal=True)
@@ -349,7 +349,10 @@ def raw_shape(frame: pl.DataFrame, plan: KeyPlan) -> RawShape | None:
     if name is None and kana is None:
         return None
     column = f"c{plan.postcodes[0]}"
-    plain = _is_ascii(frame, column) and not _any(frame, column, " ")
+    plain = (
+        _is_ascii(frame, column)
+        and not frame.select(pl.col(column).str.contains(" ", literal=True).any()).item()
+    )
     postcode = pl.col(column) if plain else _postcode_column(frame, column)
     return RawShape(name, kana, postcode)
 

@@ -262,12 +262,27 @@ def stream_utf8(
         eol_char="\n" if head.dialect.terminator == 10 else "\r",
     ).select([f"c{i}" for i in sorted(set(columns))])
     row = 0
-    for part in frame.collect_batches(chunk_size=STREAM_ROWS):
+    pending: list[pl.DataFrame] = []
+    size = 0
+
+    def chunk() -> Chunk:
+        nonlocal row, pending, size
+        # The batches' columns are chained, not copied into one buffer.
+        part = pl.concat(pending, rechunk=False)
+        pending, size = [], 0
         n = part.height
         part = part.with_columns(pl.int_range(row + 1, row + n + 1, eager=False).alias("_row"))
         row += n
         stats.rows += n
-        yield Chunk(part)
+        return Chunk(part)
+
+    for batch in frame.collect_batches():
+        pending.append(batch)
+        size += batch.height
+        if size >= STREAM_ROWS:
+            yield chunk()
+    if pending:
+        yield chunk()
 
 
 def open_xlsx(path: Path) -> list[tuple[str, Layout, list[list[str]]]]:
