@@ -22,7 +22,7 @@ from canary.errors import EmptyFileError, InputError, RegistryError
 from canary.registry import Registry
 from canary.registry.scans import MatchRecord
 from canary.scan import readers
-from canary.scan.index import load_index
+from canary.scan.index import HASH_SEED, load_index
 from canary.scan.keys import (
     RowKeys,
     candidate_rows,
@@ -170,12 +170,15 @@ def scan(
         shape = raw_shape(frame, plan)
         if shape is None:  # several name columns, merged names, no postcode column
             keys = row_keys(frame, plan, domains)
-            counts = keys.main.get_column("postcode").drop_nulls().value_counts()
+            counts = postcode_counts(
+                keys.main.select(pl.col("postcode").hash(HASH_SEED + 1)).to_series()
+            )
         else:
             # Only rows that may hold a canary, or that need normalising to tell, are
             # normalised; phones and emails are cheap to find in every row.
             phones = phones_of(frame, plan.phones, index.prepared()["phone_forms"])
-            mask = candidate_rows(frame, shape, index.plain, bool(plan.address))
+            counted: list[pl.DataFrame] = []
+            mask = candidate_rows(frame, shape, index.plain, bool(plan.address), counted)
             pooled = phones.join(index.prepared()["phones"], on="phone", how="semi")
             first = frame.get_column("_row")[0] if frame.height else 0
             mask[pooled.get_column("_row").to_numpy() - first] = True
@@ -184,7 +187,7 @@ def scan(
                 phones,
                 emails_of(frame, plan.emails, domains),
             )
-            counts = postcode_counts(frame, shape)
+            counts = counted[0]
         ev, wk = match_chunk(keys, index)
         return counts, ev, wk
 
@@ -202,9 +205,7 @@ def scan(
     def collect(counts: pl.DataFrame, ev: pl.DataFrame, wk: pl.DataFrame) -> None:
         count_chunks.append(counts)
         if len(count_chunks) > 16:  # compact: memory stays flat
-            count_chunks[:] = [
-                pl.concat(count_chunks).group_by("postcode").agg(pl.col("count").sum())
-            ]
+            count_chunks[:] = [pl.concat(count_chunks).group_by("h").agg(pl.col("count").sum())]
         if ev.height:
             evidence.append(ev)
         if wk.height:
@@ -330,17 +331,28 @@ def scan(
 
 
 def _rows_at(counts: list[pl.DataFrame], evidence: pl.DataFrame) -> Counter[str]:
-    """Rows of the file at each postcode where a canary was found (the rest is not needed)."""
+    """Rows of the file at each postcode where a canary was found (the rest is not needed).
+    Rows were counted by the hash of their postcode text, seven digits or with a dash."""
     wanted = evidence["postcode"].drop_nulls().unique()
     if not counts or wanted.is_empty():
         return Counter()
-    total = (
-        pl.concat(counts)
-        .filter(pl.col("postcode").is_in(wanted.implode()))
-        .group_by("postcode")
-        .agg(pl.col("count").sum())
+    forms = pl.DataFrame({"postcode": wanted}).select(
+        "postcode",
+        pl.col("postcode").hash(HASH_SEED + 1).alias("h0"),
+        pl.concat_str(
+            [pl.col("postcode").str.slice(0, 3), pl.col("postcode").str.slice(3)], separator="-"
+        )
+        .hash(HASH_SEED + 1)
+        .alias("h1"),
     )
-    return Counter(dict(total.iter_rows()))
+    totals = pl.concat(counts).group_by("h").agg(pl.col("count").sum())
+    found = pl.concat(
+        [
+            forms.join(totals, left_on=form, right_on="h").select("postcode", "count")
+            for form in ("h0", "h1")
+        ]
+    )
+    return Counter(dict(found.group_by("postcode").agg(pl.col("count").sum()).iter_rows()))
 
 
 def _no_keys(path: Path, columns: tuple[str, ...]) -> str:

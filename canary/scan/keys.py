@@ -367,9 +367,11 @@ def candidate_rows(
     shape: RawShape,
     lookup: Callable[[str, np.ndarray], np.ndarray],
     address: bool,
+    counts: list[pl.DataFrame] | None = None,
 ) -> np.ndarray:
     """A mask of the rows that may hold a canary by name or reading + postcode, or that
-    need normalising to tell (and rows without a postcode, for name + address)."""
+    need normalising to tell (and rows without a postcode, for name + address). With
+    ``counts``, the rows per postcode are appended to it (see postcode_counts)."""
     from canary.scan.index import HASH_SEED
 
     exprs: list[pl.Expr] = [shape.postcode.hash(HASH_SEED + 1).alias("h_postcode")]
@@ -386,6 +388,8 @@ def candidate_rows(
     tests = frame.select(exprs)
     mask = np.zeros(frame.height, dtype=bool)
     postcode = tests.get_column("h_postcode").to_numpy()
+    if counts is not None:
+        counts.append(postcode_counts(postcode))
     for kind in kinds:
         mask |= lookup(kind, tests.get_column(f"h_{kind}").to_numpy() ^ postcode)
         mask |= tests.get_column(f"odd_{kind}").fill_null(False).to_numpy()
@@ -394,12 +398,9 @@ def candidate_rows(
     return mask
 
 
-def postcode_counts(frame: pl.DataFrame, shape: RawShape) -> pl.DataFrame:
-    """Rows per postcode (seven digits): counted on the raw text, normalised per value."""
-    raw = frame.group_by(shape.postcode.alias("raw")).len()
-    return (
-        raw.select(postcode_digits(_text("raw")).alias("postcode"), pl.col("len").alias("count"))
-        .drop_nulls("postcode")
-        .group_by("postcode")
-        .agg(pl.col("count").sum())
-    )
+def postcode_counts(hashes: np.ndarray | pl.Series) -> pl.DataFrame:
+    """Rows per postcode, keyed by the postcode text's 64-bit hash (as candidate_rows and
+    the index compute it): counting integers is cheaper than counting strings, and only
+    the postcodes where a canary is found are ever looked up (see scan._rows_at)."""
+    series = pl.Series("h", hashes, dtype=pl.UInt64)
+    return series.value_counts(name="count").with_columns(pl.col("count").cast(pl.Int64))
