@@ -15,10 +15,11 @@ import subprocess
 import threading
 import zipfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -83,29 +84,34 @@ def open_text(path: Path, encoding: str | None = None) -> tuple[Layout, int, csv
 
 
 def _blocks(path: Path, start: int, terminator: int, stats: ReadStats) -> Iterator[bytes]:
-    term = bytes([terminator])
     with path.open("rb", buffering=0) as fh:
         fh.seek(start)
-        carry = b""
-        while True:
-            data = fh.read(BLOCK_BYTES)
-            if not data:
-                if carry.strip():
-                    if not carry.endswith(term):
-                        stats.truncated = _looks_cut(carry)
-                    yield carry
-                return
-            buf = carry + data if carry else data
-            if buf.find(b'"') == -1:
-                cut = buf.rfind(term) + 1
-            else:
-                ends = csvfile._record_ends(buf, terminator)
-                cut = int(ends[-1]) if ends.size else 0
-            if cut <= 0:
-                carry = buf
-                continue
-            yield buf[:cut]
-            carry = buf[cut:]
+        yield from _blocks_of(fh, terminator, stats)
+
+
+def _blocks_of(fh: BinaryIO, terminator: int, stats: ReadStats) -> Iterator[bytes]:
+    """Blocks of whole records from a stream, cut at a record boundary outside quotes."""
+    term = bytes([terminator])
+    carry = b""
+    while True:
+        data = fh.read(BLOCK_BYTES)
+        if not data:
+            if carry.strip():
+                if not carry.endswith(term):
+                    stats.truncated = _looks_cut(carry)
+                yield carry
+            return
+        buf = carry + data if carry else data
+        if buf.find(b'"') == -1:
+            cut = buf.rfind(term) + 1
+        else:
+            ends = csvfile._record_ends(buf, terminator)
+            cut = int(ends[-1]) if ends.size else 0
+        if cut <= 0:
+            carry = buf
+            continue
+        yield buf[:cut]
+        carry = buf[cut:]
 
 
 def _looks_cut(last: bytes) -> bool:
@@ -127,15 +133,47 @@ def _iconv(block: bytes, encoding: str) -> bytes | None:
     if not binary or not name:
         return None
     try:
-        done = subprocess.run(
-            [binary, "-f", name, "-t", "UTF-8"], input=block, capture_output=True, check=False
+        proc = subprocess.Popen(
+            [binary, "-f", name, "-t", "UTF-8"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
     except OSError:
         return None
-    return done.stdout if done.returncode == 0 else None
+    assert proc.stdin is not None and proc.stdout is not None
+
+    # One large write and one large read (communicate() moves 4 KiB at a time).
+    def feed() -> None:
+        try:
+            with proc.stdin:  # type: ignore[union-attr]
+                proc.stdin.write(block)  # type: ignore[union-attr]
+        except BrokenPipeError:  # iconv stopped at a byte it cannot decode
+            pass
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    out = proc.stdout.read()
+    proc.stdout.close()
+    writer.join()
+    return out if proc.wait() == 0 else None
 
 
 _STATS_LOCK = threading.Lock()
+
+
+def _in_order(
+    blocks: Iterator[bytes], parse: Callable[[bytes], pl.DataFrame]
+) -> Iterator[pl.DataFrame]:
+    """``parse`` of each block, two at a time on worker threads, in the blocks' order."""
+    with ThreadPoolExecutor(2, thread_name_prefix="canary-parse") as pool:
+        pending: deque[Future[pl.DataFrame]] = deque()
+        for block in blocks:
+            pending.append(pool.submit(parse, block))
+            if len(pending) > 2:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _decode(block: bytes, encoding: str, stats: ReadStats) -> bytes:
@@ -161,7 +199,8 @@ def read_text(
 ) -> Iterator[Chunk]:
     """Chunks of a delimited file (only ``columns``, when given: the others are never
     materialised). Reading, decoding and parsing (polars releases the GIL) run on a
-    producer thread, so the next chunk is parsed while this one is matched."""
+    producer thread, so the next chunk is parsed while this one is matched.
+    """
     width = len(layout.columns)
     schema = {f"c{i}": pl.String for i in range(width)}
     wanted = sorted(set(columns)) if columns else None
@@ -197,16 +236,10 @@ def read_text(
                 for block in blocks:
                     q.put(utf8(block))
             else:
-                # Blocks are transcoded two at a time (iconv runs in its own process) while
-                # the previous one is parsed; order is kept.
-                with ThreadPoolExecutor(2, thread_name_prefix="canary-decode") as pool:
-                    pending: deque[Future[bytes]] = deque()
-                    for block in blocks:
-                        pending.append(pool.submit(_decode, block, encoding, stats))
-                        if len(pending) > 2:
-                            q.put(parse(pending.popleft().result()))
-                    while pending:
-                        q.put(parse(pending.popleft().result()))
+                # Blocks are transcoded (iconv in its own process, or Python) and parsed
+                # two at a time.
+                for frame in _in_order(blocks, lambda b: parse(_decode(b, encoding, stats))):
+                    q.put(frame)
             q.put(None)
         except BaseException as exc:  # surfaced to the consumer
             q.put(exc)
