@@ -8,6 +8,7 @@ chance that a real namesake produces a match is computed at the end of a scan.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +54,8 @@ class KeySet:
 
     BITS = 28
 
-    def __init__(self, keys: np.ndarray) -> None:
-        self.sorted = pl.Series(keys).sort().to_numpy()  # numpy's own sort is single-threaded
+    def __init__(self, sorted_keys: np.ndarray) -> None:
+        self.sorted = sorted_keys
         self.bits = _bitmap(self.sorted, self.BITS)
 
     def _maybe(self, keys: np.ndarray) -> np.ndarray:
@@ -94,6 +95,7 @@ class CanaryIndex:
     phones: pl.DataFrame  # phone (national digits), canary_id, export_id
     exports_by_phone: dict[str, list[int]]  # national digits → export ids holding the number
     hashes: pl.DataFrame  # 64-bit join keys per canary (see canary_hashes); polars-version bound
+    plain_keys: dict[str, np.ndarray]  # name|kana → sorted keys of plain renderings (plain_keys)
 
     @property
     def size(self) -> int:
@@ -140,21 +142,14 @@ class CanaryIndex:
             )
             h = self.hashes
             c = c.hstack(h.select("h_name", "h_kana", "h_street", "h_email"))
-            # pair_hash is an XOR of the two strings' hashes: each rendering of a name and
-            # each way of writing the postcode was hashed once; the pairs combine here.
-            postcodes = [h.get_column(p).to_numpy() for p in ("p0", "p1")]
-            self._plain: dict[str, KeySet] = {
-                kind: KeySet(
-                    np.concatenate(
-                        [
-                            h.get_column(f"{kind}{i}").to_numpy() ^ p
-                            for i in range(3)
-                            for p in postcodes
-                        ]
+            with ThreadPoolExecutor(2) as pool:  # numpy releases the GIL
+                self._plain: dict[str, KeySet] = dict(
+                    zip(
+                        ("name", "kana"),
+                        pool.map(KeySet, (self.plain_keys["name"], self.plain_keys["kana"])),
+                        strict=True,
                     )
                 )
-                for kind in ("name", "kana")
-            }
             self._prepared = {
                 "all": c,
                 "email": c.drop_nulls("email_c"),
@@ -199,7 +194,7 @@ def significant(e164: str | None) -> str | None:
     return e164[3:] if e164.startswith("+81") else e164
 
 
-INDEX_FORMAT = 5  # bump when the index's columns or normalisation change
+INDEX_FORMAT = 6  # bump when the index's columns or normalisation change
 
 
 def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None) -> CanaryIndex:
@@ -222,15 +217,16 @@ def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None)
     folder = Path(cache_dir)
     paths = [
         folder / f"index-{where}-{stamp}-{part}.arrow"
-        for part in ("canaries", "phones", "numbers", "hashes")
+        for part in ("canaries", "phones", "numbers", "hashes", "name-keys", "kana-keys")
     ]
     if all(p.exists() for p in paths):
         try:
-            canaries, phones, numbers, hashes = (pl.read_ipc(p) for p in paths)
+            canaries, phones, numbers, hashes, names, kanas = (pl.read_ipc(p) for p in paths)
             by_phone: dict[str, list[int]] = {}
             for phone, export_id in numbers.iter_rows():
                 by_phone.setdefault(phone, []).append(export_id)
-            return CanaryIndex(canaries, phones, by_phone, hashes)
+            keys = {"name": names.to_series().to_numpy(), "kana": kanas.to_series().to_numpy()}
+            return CanaryIndex(canaries, phones, by_phone, hashes, keys)
         except (OSError, pl.exceptions.PolarsError):
             pass  # a damaged cache is rebuilt
     index = build_index(registry, seeds_dir)
@@ -243,7 +239,14 @@ def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None)
             schema={"phone": pl.String, "export_id": pl.Int64},
             orient="row",
         )
-        frames = (index.canaries, index.phones, numbers, index.hashes)
+        frames = (
+            index.canaries,
+            index.phones,
+            numbers,
+            index.hashes,
+            pl.DataFrame({"k": index.plain_keys["name"]}),
+            pl.DataFrame({"k": index.plain_keys["kana"]}),
+        )
         for frame, path in zip(frames, paths, strict=True):
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".index-")
             os.close(fd)
@@ -306,7 +309,29 @@ def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
         ]
     ).drop_nulls("phone")
     by_phone = {significant(k) or k: v for k, v in registry.exports_by_number().items()}
-    return CanaryIndex(canaries, phones, by_phone, canary_hashes(canaries))
+    hashes = canary_hashes(canaries)
+    return CanaryIndex(canaries, phones, by_phone, hashes, plain_keys(hashes))
+
+
+def plain_keys(hashes: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Sorted pair hashes of every plain rendering of each canary's name (and reading)
+    with each way of writing its postcode. pair_hash is an XOR of the two strings'
+    hashes, so each rendering and each postcode form was hashed once (canary_hashes) and
+    the pairs combine here."""
+    postcodes = [pl.col("p0"), pl.col("p1")]
+    return {
+        kind: pl.concat(
+            [
+                hashes.select(pl.col(f"{kind}{i}").xor(p).alias("k"))
+                for i in range(3)
+                for p in postcodes
+            ]
+        )
+        .get_column("k")
+        .sort()
+        .to_numpy()
+        for kind in ("name", "kana")
+    }
 
 
 def canary_hashes(canaries: pl.DataFrame) -> pl.DataFrame:
