@@ -135,11 +135,8 @@ def _story(out: Console, base: Settings, workdir: Path) -> None:
     )
 
     leaked = results[1]
-    canary = (
-        next(c for c in leaked.canaries if c.person.email)
-        if any(c.person.email for c in leaked.canaries)
-        else leaked.canaries[0]
-    )
+    own = leaked.own()  # canaries unique to the leaked export
+    canary = next((c for c in own if c.person.email), own[0])
     person = canary.person
     out.print("\n3. Months later, an 'investment seminar' mail arrives for a canary:")
     out.print(f"   To: {person.email or '(no email)'}   ({person.name}, {person.kana})")

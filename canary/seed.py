@@ -23,7 +23,7 @@ import socket
 import time
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from canary import csvfile, xlsxfile
@@ -56,6 +56,33 @@ def default_canary_count(rows: int) -> int:
     return max(1, min(math.ceil(15 * math.log10(rows + 1)), rows // 50))
 
 
+def default_stable_count(count: int) -> int:
+    """How many of an export's ``count`` canaries are stable for its (list, account).
+
+    Stable canaries are the same rows in every export of one list by one account, so an
+    insider who diffs two of the account's exports and drops every row that differs still
+    carries them, and the account is named. They cannot name the export (every export of
+    the account holds them); the export's own canaries do that. A quarter keeps most of an
+    export's canaries unique to it (exact attribution) while leaving several to survive a
+    diff; below four canaries every canary stays unique.
+    """
+    return count // 4 if count >= 4 else 0
+
+
+def stable_group(client: str, list_name: str, account: str) -> str:
+    """The key of one (client, list, account) group of exports."""
+    return hashlib.sha256("\x1f".join((client, list_name, account)).encode()).hexdigest()[:32]
+
+
+@dataclass
+class Carried:
+    """A stable canary carried again: the very row the group's earlier exports hold."""
+
+    row: list[str]
+    fields: dict[str, str]
+    draft: CanaryDraft
+
+
 @dataclass(frozen=True)
 class SeedRequest:
     input: Path
@@ -66,6 +93,7 @@ class SeedRequest:
     recipient: str | None = None
     requested_by: str | None = None
     canaries: int | None = None
+    stable: int | None = None  # of them stable for (list, account); default_stable_count
     encoding: str | None = None
     mapping: Mapping[str, str] = field(default_factory=dict)
     force: bool = False
@@ -79,9 +107,14 @@ class SeedRequest:
 class SeedResult:
     export: ExportRecord
     schema: Schema
-    canaries: list[GeneratedCanary]
+    canaries: list[GeneratedCanary | Carried]
     positions: list[int]
     timings: dict[str, float] = field(default_factory=dict)
+    stable: int = 0  # the first ``stable`` canaries are stable for (list, account)
+
+    def own(self) -> list[GeneratedCanary]:
+        """The canaries unique to this export."""
+        return [c for c in self.canaries[self.stable :] if isinstance(c, GeneratedCanary)]
 
     def as_json(self) -> dict[str, object]:
         e = self.export
@@ -97,6 +130,7 @@ class SeedResult:
             "account": e.account,
             "encoding": e.encoding,
             "format": e.file_format,
+            "stable_canaries": self.stable,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
@@ -216,6 +250,46 @@ def _prepare(
     return factory, count, numbers
 
 
+def _make_canaries(
+    registry: Registry,
+    req: SeedRequest,
+    schema: Schema,
+    factory: CanaryFactory,
+    count: int,
+    numbers: list[PoolNumber],
+    encodable: Callable[[str], bool],
+) -> tuple[list[GeneratedCanary | Carried], int]:
+    """The export's canaries, stable ones first, and how many are stable. Stable canaries
+    already made for this (client, list, account) with the same columns are carried again
+    as the same rows (their pool numbers join the export's); the rest are made new."""
+    stable = req.stable if req.stable is not None else default_stable_count(count)
+    if not 0 <= stable <= count:
+        raise InputError(f"--stable must be between 0 and the number of canaries ({count}).")
+    carried: list[GeneratedCanary | Carried] = []
+    if stable:
+        group = stable_group(req.client, req.list_name, req.account)
+        columns = list(schema.columns)
+        for _, draft in registry.stable_canaries(group):
+            if len(carried) == stable:
+                break
+            if list(draft.fields) != columns:
+                continue  # made for another layout of the list
+            row = [str(draft.fields[c]) for c in columns]
+            if all(encodable(cell) for cell in row):
+                carried.append(Carried(row, {c: str(draft.fields[c]) for c in columns}, draft))
+        have = {n.e164 for n in numbers}
+        wanted = {
+            e
+            for c in carried
+            if isinstance(c, Carried)
+            for e in (c.draft.phone_e164, c.draft.phone2_e164)
+            if e and e not in have
+        }
+        numbers.extend(registry.numbers_by_e164(sorted(wanted)))
+    made = carried + [factory.make() for _ in range(count - len(carried))]
+    return made, stable
+
+
 def _id_numbers(profile: HostProfile, id_col: int, body: list[list[str]]) -> set[int]:
     style = profile.columns[id_col].style
     if not isinstance(style, IdStyle):
@@ -259,10 +333,19 @@ def _export_draft(
 
 
 def _draft_canaries(
-    made: list[GeneratedCanary], positions: list[int], factory: CanaryFactory
+    made: list[GeneratedCanary | Carried],
+    positions: list[int],
+    factory: CanaryFactory,
+    stable: int = 0,
+    group: str | None = None,
 ) -> list[CanaryDraft]:
+    """Registry drafts: the first ``stable`` canaries are the group's stable ones."""
     drafts = []
-    for c, pos in zip(made, positions, strict=True):
+    for i, (c, pos) in enumerate(zip(made, positions, strict=True)):
+        if isinstance(c, Carried):
+            drafts.append(replace(c.draft, position=pos))
+            continue
+        layer = "stable" if i < stable else "export"
         p = c.person
         drafts.append(
             CanaryDraft(
@@ -279,6 +362,8 @@ def _draft_canaries(
                 phone2_e164=p.phone2.e164 if p.phone2 and _phone_written(c, second=True) else None,
                 email=p.email if p.email and p.email in c.row else None,
                 fields=c.fields,
+                layer=layer,
+                stable_group=group if layer == "stable" else None,
             )
         )
     return drafts
@@ -342,7 +427,7 @@ def _seed_text(
     clock.lap("profile")
     skip_lines = _lines_before(req.input, header_end, dialect.terminator)
     _fit_id_range(req.input, dialect, schema, factory, est_rows)
-    made = [factory.make() for _ in range(count)]
+    made, stable = _make_canaries(registry, req, schema, factory, count, numbers, dialect.encodable)
     made = _resolve_id_collisions(
         schema,
         factory,
@@ -379,14 +464,15 @@ def _seed_text(
         for pos, i in zip(result.positions, order, strict=True):
             positions[i] = pos
         clock.lap("splice")
-        drafts = _draft_canaries(made, positions, factory)
+        group = stable_group(req.client, req.list_name, req.account)
+        drafts = _draft_canaries(made, positions, factory, stable, group)
         draft = _export_draft(
             req, schema, result.rows_in, count, out_hash.hexdigest(), temp, "csv", dialect.label
         )
         export = _finish(registry, req, temp, draft, drafts, numbers, clock)
     finally:
         temp.close()
-    return SeedResult(export, schema, made, positions, clock.laps)
+    return SeedResult(export, schema, made, positions, clock.laps, stable)
 
 
 def _fit_id_range(
@@ -414,9 +500,9 @@ def _lines_before(path: Path, offset: int, terminator: int) -> int:
 def _resolve_id_collisions(
     schema: Schema,
     factory: CanaryFactory,
-    made: list[GeneratedCanary],
+    made: list[GeneratedCanary | Carried],
     existing: Callable[[int, set[str]], set[str]],
-) -> list[GeneratedCanary]:
+) -> list[GeneratedCanary | Carried]:
     """Make sure no canary ID equals a host ID anywhere in the list (not only the sample).
 
     ``existing(column, ids)`` returns which of ``ids`` the whole ID column already holds.
@@ -428,7 +514,13 @@ def _resolve_id_collisions(
         clashes = existing(id_col, {c.row[id_col] for c in made if c.row[id_col]})
         if not clashes:
             return made
-        numbers = {c.person.id_number for c in made if c.row[id_col] in clashes}
+        # A carried stable canary whose ID a new person of the list now holds is replaced
+        # by a new canary (stable for the group from here on).
+        numbers = {
+            c.person.id_number
+            for c in made
+            if c.row[id_col] in clashes and isinstance(c, GeneratedCanary)
+        }
         factory.exclude_ids({n for n in numbers if n is not None})
         made = [factory.make() if c.row[id_col] in clashes else c for c in made]
     raise InputError(
@@ -458,7 +550,9 @@ def _seed_xlsx(
         factory, count, numbers = _prepare(
             registry, settings, req, schema, body, est_rows, rng, lambda _: True
         )
-        made = [factory.make() for _ in range(count)]
+        made, stable = _make_canaries(
+            registry, req, schema, factory, count, numbers, lambda _: True
+        )
         made = _resolve_id_collisions(
             schema,
             factory,
@@ -474,9 +568,10 @@ def _seed_xlsx(
             )
             temp.seal()
             digest = file_sha256(temp.path)
-            drafts = _draft_canaries(made, result.positions, factory)
+            group = stable_group(req.client, req.list_name, req.account)
+            drafts = _draft_canaries(made, result.positions, factory, stable, group)
             draft = _export_draft(req, schema, result.rows_in, count, digest, temp, "xlsx", None)
             export = _finish(registry, req, temp, draft, drafts, numbers)
         finally:
             temp.close()
-    return SeedResult(export, schema, made, result.positions)
+    return SeedResult(export, schema, made, result.positions, stable=stable)

@@ -52,6 +52,13 @@ def _parse_map(values: tuple[str, ...]) -> dict[str, str]:
     "2% of rows (1,000 rows → 20, 100,000 → 76, 10 M → 106).",
 )
 @click.option(
+    "--stable",
+    type=int,
+    help="How many of the canaries are the same rows in every export of this list by this "
+    "account, so the account is still named after an insider diffs two exports; default a "
+    "quarter (none below 4 canaries), 0 for none.",
+)
+@click.option(
     "--encoding", help="Input encoding if detection is wrong: utf-8, utf-8-sig, cp932, euc-jp."
 )
 @click.option(
@@ -82,17 +89,20 @@ def seed_cmd(
     recipient: str | None,
     requested_by: str | None,
     canaries: int | None,
+    stable: int | None,
     encoding: str | None,
     mapping: tuple[str, ...],
     members: tuple[str, ...],
     force: bool,
     as_json: bool,
 ) -> None:
-    """Seed list IN with canaries unique to this export and write it to --out.
+    """Seed list IN with canaries and write it to --out.
 
     Every row of IN is kept byte for byte, in order (encoding, delimiter, quoting, line
-    endings); canaries are extra rows at random places. The export and its canaries are in
-    the registry before the file appears. CSV/TSV in UTF-8, CP932 or EUC-JP, and XLSX.
+    endings); canaries are extra rows at random places. Most are unique to this export;
+    --stable of them are carried by every export of this list by this account. The export
+    and its canaries are in the registry before the file appears. CSV/TSV in UTF-8, CP932 or
+    EUC-JP, and XLSX.
     """
     from canary.seed import SeedRequest, seed
 
@@ -105,6 +115,7 @@ def seed_cmd(
         recipient=recipient,
         requested_by=requested_by,
         canaries=canaries,
+        stable=stable,
         encoding=encoding,
         mapping=_parse_map(mapping),
         force=force,

@@ -31,6 +31,7 @@ from canary.registry.models import (
     ExportPhone,
     PeopleList,
     PoolPhone,
+    StableCarrier,
 )
 from canary.registry.pools import PoolStore
 from canary.registry.records import (
@@ -46,7 +47,7 @@ __all__ = ["CanaryDraft", "CanaryRecord", "ExportDraft", "ExportRecord", "Regist
 _MIGRATIONS = str(Path(__file__).parent / "migrations")
 # The newest migration; a test checks it against Alembic's own view of the scripts. Kept as a
 # constant so that everyday commands need not import Alembic (half of the start-up time).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: read aloud safely
 
 
@@ -313,26 +314,41 @@ class Registry(PoolStore, ScanStore):
                 s.add(export)
                 s.flush()
                 for c in canaries:
-                    s.add(
-                        Canary(
-                            export_id=export.id,
-                            position=c.position,
-                            name=c.name,
-                            kana=c.kana,
-                            romaji=c.romaji,
-                            sex=c.sex,
-                            birth_date=c.birth_date,
-                            postcode=c.postcode,
-                            address=c.address,
-                            phone_e164=c.phone_e164,
-                            phone2_e164=c.phone2_e164,
-                            email=email_key(c.email) if c.email else None,
-                            name_key=name_key(c.name),
-                            kana_key=kana_key(c.kana),
-                            address_key=c.address_key,
-                            fields=dict(c.fields),
+                    if c.reuse_id is not None:
+                        s.add(
+                            StableCarrier(
+                                export_id=export.id, canary_id=c.reuse_id, position=c.position
+                            )
                         )
+                        continue
+                    row = Canary(
+                        export_id=export.id,
+                        position=c.position,
+                        name=c.name,
+                        kana=c.kana,
+                        romaji=c.romaji,
+                        sex=c.sex,
+                        birth_date=c.birth_date,
+                        postcode=c.postcode,
+                        address=c.address,
+                        phone_e164=c.phone_e164,
+                        phone2_e164=c.phone2_e164,
+                        email=email_key(c.email) if c.email else None,
+                        name_key=name_key(c.name),
+                        kana_key=kana_key(c.kana),
+                        address_key=c.address_key,
+                        fields=dict(c.fields),
+                        layer=c.layer,
+                        stable_group=c.stable_group,
                     )
+                    s.add(row)
+                    if c.layer == "stable":
+                        s.flush()
+                        s.add(
+                            StableCarrier(
+                                export_id=export.id, canary_id=row.id, position=c.position
+                            )
+                        )
                 for n in numbers:
                     s.add(ExportPhone(export_id=export.id, pool_phone_id=n.id))
                 if numbers:
@@ -432,37 +448,57 @@ class Registry(PoolStore, ScanStore):
 
     # -- canaries -------------------------------------------------------------------------
 
+    def _record(self, c: Canary, export: Export, position: int) -> CanaryRecord:
+        return CanaryRecord(
+            export=self._export_record(export),
+            position=position,
+            name=c.name,
+            kana=c.kana,
+            romaji=c.romaji,
+            sex=c.sex,
+            birth_date=c.birth_date,
+            postcode=c.postcode,
+            address=c.address,
+            phone_e164=c.phone_e164,
+            phone2_e164=c.phone2_e164,
+            email=c.email,
+            fields=dict(c.fields or {}),
+            layer=c.layer,
+        )
+
     def _canary_records(self, s: Session, q: Any) -> list[CanaryRecord]:
+        """Records of the canaries ``q`` selects: a stable canary once per export carrying
+        it, at its place in that export."""
         out = []
-        for c in s.execute(q).scalars():
-            out.append(
-                CanaryRecord(
-                    export=self._export_record(c.export),
-                    position=c.position,
-                    name=c.name,
-                    kana=c.kana,
-                    romaji=c.romaji,
-                    sex=c.sex,
-                    birth_date=c.birth_date,
-                    postcode=c.postcode,
-                    address=c.address,
-                    phone_e164=c.phone_e164,
-                    phone2_e164=c.phone2_e164,
-                    email=c.email,
-                    fields=dict(c.fields or {}),
-                )
+        for c in s.execute(q).scalars().all():
+            if c.layer != "stable":
+                out.append(self._record(c, c.export, c.position))
+                continue
+            carriers = s.execute(
+                select(StableCarrier, Export)
+                .join(Export, Export.id == StableCarrier.export_id)
+                .where(StableCarrier.canary_id == c.id)
+                .order_by(Export.id)
             )
+            out.extend(self._record(c, export, carrier.position) for carrier, export in carriers)
         return out
 
     def canaries_of(self, code: str) -> list[CanaryRecord]:
+        """Every canary an export carries, its own and the stable ones of its account."""
+        code = code.strip().upper()
         with self._sessions() as s:
-            q = (
-                select(Canary)
-                .join(Export)
-                .where(Export.code == code.strip().upper())
-                .order_by(Canary.position)
+            own = s.execute(
+                select(Canary).join(Export).where(Export.code == code, Canary.layer != "stable")
+            ).scalars()
+            out = [self._record(c, c.export, c.position) for c in own]
+            carried = s.execute(
+                select(Canary, StableCarrier.position, Export)
+                .join(StableCarrier, StableCarrier.canary_id == Canary.id)
+                .join(Export, Export.id == StableCarrier.export_id)
+                .where(Export.code == code)
             )
-            return self._canary_records(s, q)
+            out.extend(self._record(c, export, position) for c, position, export in carried)
+            return sorted(out, key=lambda r: r.position)
 
     def find_by_email(self, email: str) -> list[CanaryRecord]:
         with self._sessions() as s:

@@ -144,7 +144,20 @@ class Canary(Base):
     kana_key: Mapped[str] = mapped_column(String(100))
     address_key: Mapped[str] = mapped_column(Text)
     fields: Mapped[dict[str, object]] = mapped_column(JSON)  # column -> value written
+    # "export": unique to its export. "stable": carried, as the same row, by every export of
+    # one list by one account (stable_group); its carriers are in stable_carriers.
+    layer: Mapped[str] = mapped_column(String(8), default="export", server_default="export")
+    stable_group: Mapped[str | None] = mapped_column(String(64), index=True)
     export: Mapped[Export] = relationship(back_populates="canaries")
+
+
+class StableCarrier(Base):
+    """An export carrying a stable canary (the export that introduced it included)."""
+
+    __tablename__ = "stable_carriers"
+    export_id: Mapped[int] = mapped_column(ForeignKey("exports.id"), primary_key=True)
+    canary_id: Mapped[int] = mapped_column(ForeignKey("canaries.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)  # 0-based data-row index in that export
 
 
 class AuditEntry(Base):

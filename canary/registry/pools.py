@@ -120,6 +120,14 @@ class PoolStore:
             rows = s.execute(select(PoolPhone).where(PoolPhone.state == "active")).scalars()
             return [PoolNumber(p.id, p.e164, p.kind, p.use_count) for p in rows]
 
+    def numbers_by_e164(self, e164s: Sequence[str]) -> list[PoolNumber]:
+        """The pool numbers with these E.164 forms, whatever their state."""
+        if not e164s:
+            return []
+        with self._sessions() as s:
+            rows = s.execute(select(PoolPhone).where(PoolPhone.e164.in_(list(e164s)))).scalars()
+            return [PoolNumber(p.id, p.e164, p.kind, p.use_count) for p in rows]
+
     def used_phone_sets(self) -> set[str]:
         with self._sessions() as s:
             q = select(Export.phone_set_hash).where(Export.phone_set_hash.is_not(None))

@@ -49,6 +49,9 @@ class CanaryDraft:
     phone2_e164: str | None
     email: str | None
     fields: Mapping[str, object]
+    layer: str = "export"  # or "stable": see models.Canary
+    stable_group: str | None = None
+    reuse_id: int | None = None  # a stable canary already in the registry, carried again
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class CanaryRecord:
     phone2_e164: str | None
     email: str | None
     fields: dict[str, object]
+    layer: str = "export"  # or "stable" (carried by every export of the list by the account)
 
 
 @dataclass(frozen=True)

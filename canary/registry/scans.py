@@ -20,7 +20,9 @@ from canary.registry.models import (
     PoolPhone,
     Scan,
     ScanMatch,
+    StableCarrier,
 )
+from canary.registry.records import CanaryDraft
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -85,6 +87,50 @@ class ScanStore:
             for part in result.partitions(batch):
                 yield [tuple(row) for row in part]
 
+    def stable_canaries(self, group: str) -> list[tuple[int, CanaryDraft]]:
+        """The stable canaries of one (client, list, account) group, oldest first, as
+        (canary id, draft) for carrying them again (see seed)."""
+        with self._sessions() as s:
+            rows = s.execute(
+                select(Canary)
+                .where(Canary.stable_group == group, Canary.layer == "stable")
+                .order_by(Canary.id)
+            ).scalars()
+            return [
+                (
+                    c.id,
+                    CanaryDraft(
+                        position=-1,
+                        name=c.name,
+                        kana=c.kana,
+                        romaji=c.romaji,
+                        sex=c.sex,
+                        birth_date=c.birth_date,
+                        postcode=c.postcode,
+                        address=c.address,
+                        address_key=c.address_key,
+                        phone_e164=c.phone_e164,
+                        phone2_e164=c.phone2_e164,
+                        email=c.email,
+                        fields=dict(c.fields),
+                        layer="stable",
+                        stable_group=group,
+                        reuse_id=c.id,
+                    ),
+                )
+                for c in rows
+            ]
+
+    def stable_carriers(self) -> list[tuple[int, int]]:
+        """(canary id, export id) of every live export carrying a stable canary."""
+        with self._sessions() as s:
+            q = (
+                select(StableCarrier.canary_id, StableCarrier.export_id)
+                .join(Export, Export.id == StableCarrier.export_id)
+                .where(Export.status != "void")
+            )
+            return [(int(c), int(e)) for c, e in s.execute(q)]
+
     def canary_fingerprint(self) -> str:
         """Changes whenever the set of live canaries changes (new exports, voided ones)."""
         from sqlalchemy import func
@@ -93,7 +139,8 @@ class ScanStore:
             count, top = s.execute(select(func.count(Canary.id), func.max(Canary.id))).one()
             void = s.execute(select(func.count(Export.id)).where(Export.status == "void")).scalar()
             numbers = s.execute(select(func.count()).select_from(ExportPhone)).scalar()
-        return f"{count}-{top}-{void}-{numbers}"
+            carried = s.execute(select(func.count()).select_from(StableCarrier)).scalar()
+        return f"{count}-{top}-{void}-{numbers}-{carried}"
 
     def export_meta(self, export_ids: Sequence[int] | None = None) -> dict[int, ExportMeta]:
         """Metadata of the given exports (all when None), keyed by export id."""
