@@ -89,6 +89,9 @@ class AccountFinding:
     exports: list[str]
     confidence: float
     attributed: bool
+    # canaries held by several of the account's exports (stable canaries): they name the
+    # account, never one export
+    evidence: list[Evidence] = field(default_factory=list)
 
 
 def chance(key: str, f_name: float, n_rows_there: int) -> float:
@@ -136,7 +139,31 @@ def attribute(
     per_canary: dict[int, Evidence] = {}
     export_of: dict[int, int] = {}
     rows_by: dict[tuple[int, str], list[int]] = defaultdict(list)
+    # Rows whose best match several exports hold (a stable canary, carried by every export
+    # of one list by one account) name no single export: they go to the account.
+    shared: dict[int, Evidence] = {}
+    holders_of: dict[int, set[int]] = defaultdict(set)
     for r in _explain_rows(evidence).iter_rows(named=True):
+        if r["holders"] > 1:
+            holders_of[r["canary_id"]].add(r["export_id"])
+            there = postcode_rows.get(r["postcode"] or "", 1)
+            p = chance(r["key"], r["f_name"] or 1e-6, there)
+            ev = shared.get(r["canary_id"])
+            if ev is None or p < ev.p:
+                rows = ev.rows if ev else []
+                ev = Evidence(
+                    r["canary_id"],
+                    names.get(r["canary_id"], ""),
+                    r["key"],
+                    STRENGTH[r["key"]],
+                    p,
+                    rows,
+                )
+                shared[r["canary_id"]] = ev
+            ev.holders = len(holders_of[r["canary_id"]])
+            if r["_row"] not in ev.rows:
+                ev.rows.append(r["_row"])
+            continue
         rows_by[(r["canary_id"], r["key"])].append(r["_row"])
         there = postcode_rows.get(r["postcode"] or "", 1)
         p = chance(r["key"], r["f_name"] or 1e-6, there)
@@ -187,8 +214,15 @@ def attribute(
             )
         )
     findings.sort(key=lambda f: (-f.confidence, -f.matched, f.meta.code))
+    for ev in shared.values():
+        ev.rows.sort()
     return findings, _accounts(
-        findings, phone_tokens, exports_by_phone, meta, bar(threshold, exports_total)
+        findings,
+        phone_tokens,
+        exports_by_phone,
+        meta,
+        bar(threshold, exports_total),
+        [(ev, holders_of[cid]) for cid, ev in shared.items()],
     )
 
 
@@ -198,8 +232,11 @@ def _accounts(
     exports_by_phone: Mapping[str, list[int]],
     meta: Mapping[int, ExportMeta],
     threshold: float,
+    shared: list[tuple[Evidence, set[int]]] = [],  # noqa: B006 (read only)
 ) -> list[AccountFinding]:
-    """Accounts named by evidence that no single export of theirs explains on its own."""
+    """Accounts named by evidence that no single export of theirs explains on its own:
+    canaries shared by several of the account's exports (stable canaries), and the
+    exports' own evidence and pool numbers taken together."""
 
     def account_of(m: ExportMeta) -> tuple[str, str, str]:
         return (m.client, m.list_name, m.account)
@@ -208,6 +245,16 @@ def _accounts(
     survive: dict[tuple[str, str, str], float] = defaultdict(lambda: 1.0)
     exports: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     members: dict[tuple[str, str, str], list[str]] = {}
+    stable: dict[tuple[str, str, str], list[Evidence]] = defaultdict(list)
+    for ev, carriers in shared:
+        known = [meta[e] for e in carriers if e in meta]
+        for key, n in Counter(account_of(m) for m in known).items():
+            # A canary every carrier of which is this account's counts fully for it.
+            mine = [m for m in known if account_of(m) == key]
+            survive[key] *= 1 - (1 - ev.p) * n / len(carriers)
+            exports[key].update(m.code for m in mine)
+            members.setdefault(key, mine[0].account_members)
+            stable[key].append(ev)
     for f in findings:
         key = account_of(f.meta)
         members[key] = f.meta.account_members
@@ -227,7 +274,7 @@ def _accounts(
             )
     out = []
     for key, s in survive.items():
-        if key in covered or len(exports[key]) < 2:
+        if key in covered or (len(exports[key]) < 2 and not stable[key]):
             continue
         confidence = 1 - s
         out.append(
@@ -239,6 +286,7 @@ def _accounts(
                 sorted(exports[key]),
                 confidence,
                 confidence >= threshold,
+                sorted(stable[key], key=lambda v: v.p),
             )
         )
     out.sort(key=lambda a: -a.confidence)

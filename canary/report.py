@@ -155,6 +155,38 @@ def render(result: ScanResult, generated: datetime | None = None) -> str:
                 )
             )
         parts.append("</table>")
+        stable = [(a, e) for a in result.accounts for e in a.evidence]
+        if stable:
+            parts.append(
+                "<p>Stable canaries are the same rows in every export of one list by one "
+                "account: they survive an insider's diff of two exports and name the account, "
+                "not one export. / 固定カナリアは同じアカウントによる同じ名簿の"
+                "すべての出力に同じ行で含まれ、出力どうしの差分を取っても残り、"
+                "出力ではなくアカウントを示します。</p><table>"
+                + _row(
+                    [
+                        "Account / アカウント",
+                        "Canary / カナリア",
+                        "Key / 照合キー",
+                        "Chance / 偶然の確率",
+                        "Rows / 行",
+                    ],
+                    header=True,
+                )
+            )
+            for a, e in stable:
+                parts.append(
+                    _row(
+                        [
+                            _e(a.account),
+                            _e(e.name),
+                            _e(e.key),
+                            f"{e.p:.1e}",
+                            _e(", ".join(str(r) for r in e.rows[:20])),
+                        ]
+                    )
+                )
+            parts.append("</table>")
 
     parts.append("<h2>Evidence / 証拠</h2>")
     for f in result.exports:

@@ -283,7 +283,7 @@ def test_index_cache_follows_the_registry(registry, settings, tmp_path) -> None:
     result = scan(registry, settings.seeds_dir, out1, record=False, cache_dir=settings.cache_dir)
     assert result.exports[0].meta.code == first
     cached = sorted(Path(settings.cache_dir).glob("index-*.arrow"))
-    assert len(cached) == 6  # canaries, phones, numbers, hashes, name and kana keys
+    assert len(cached) == 7  # canaries, phones, numbers, hashes, name and kana keys, carriers
     # A new export changes the canaries: the cache is rebuilt and finds the new one.
     second, out2 = _export(registry, settings, tmp_path, rows=400, account="b", seed_no=42)
     result = scan(registry, settings.seeds_dir, out2, record=False, cache_dir=settings.cache_dir)

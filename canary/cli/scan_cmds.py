@@ -141,6 +141,15 @@ def _print_summary(result: object, report: Path | None) -> None:
             f"{len(a.exports)} exports ({', '.join(a.exports)}): probability "
             f"{a.confidence:.6f} — [bold red]ATTRIBUTED[/bold red]"
         )
+        if a.evidence:
+            out.print(
+                f"    {len(a.evidence)} stable canar{'y' if len(a.evidence) == 1 else 'ies'} "
+                "of this account (carried by each of its exports of the list: the account, "
+                "not one export)"
+            )
+        for e in a.evidence[:8]:
+            rows = ", ".join(str(r) for r in e.rows[:5])
+            out.print(f"      {e.name}: {e.key} ({e.strength}, chance {e.p:.0e}), row {rows}")
     if len(result.accounts) > len(named):
         out.print(
             f"{len(result.accounts) - len(named)} account(s) had weaker evidence across "

@@ -109,6 +109,17 @@ class ScanResult:
                     "confidence": round(a.confidence, 6),
                     "attributed": a.attributed,
                     "account_members": a.members,
+                    "evidence": [
+                        {
+                            "canary": e.name,
+                            "key": e.key,
+                            "strength": e.strength,
+                            "p": e.p,
+                            "rows": e.rows[:50],
+                            "carried_by": e.holders,
+                        }
+                        for e in a.evidence
+                    ],
                 }
                 for a in self.accounts
             ],
@@ -266,7 +277,9 @@ def scan(
             "the file may be damaged or mix encodings."
         )
 
-    all_evidence = pl.concat(evidence) if evidence else pl.DataFrame(schema=EVIDENCE_SCHEMA)
+    all_evidence = index.carried(
+        pl.concat(evidence) if evidence else pl.DataFrame(schema=EVIDENCE_SCHEMA)
+    )
     all_weak = (
         pl.concat(weak) if weak else pl.DataFrame(schema={"_row": pl.Int64, "phone": pl.String})
     )

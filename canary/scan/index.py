@@ -96,6 +96,18 @@ class CanaryIndex:
     exports_by_phone: dict[str, list[int]]  # national digits → export ids holding the number
     hashes: pl.DataFrame  # 64-bit join keys per canary (see canary_hashes); polars-version bound
     plain_keys: dict[str, np.ndarray]  # name|kana → sorted keys of plain renderings (plain_keys)
+    carriers: pl.DataFrame  # canary_id, export_id: every export carrying a stable canary
+
+    def carried(self, evidence: pl.DataFrame) -> pl.DataFrame:
+        """Evidence with each stable canary's match repeated for every export carrying it
+        (the canary's row in the registry names only the export that introduced it)."""
+        if not self.carriers.height or not evidence.height:
+            return evidence
+        own = evidence.join(self.carriers, on="canary_id", how="anti")
+        shared = (
+            evidence.drop("export_id").join(self.carriers, on="canary_id").select(evidence.columns)
+        )
+        return pl.concat([own, shared])
 
     @property
     def size(self) -> int:
@@ -194,7 +206,7 @@ def significant(e164: str | None) -> str | None:
     return e164[3:] if e164.startswith("+81") else e164
 
 
-INDEX_FORMAT = 6  # bump when the index's columns or normalisation change
+INDEX_FORMAT = 7  # bump when the index's columns or normalisation change
 
 
 def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None) -> CanaryIndex:
@@ -217,16 +229,26 @@ def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None)
     folder = Path(cache_dir)
     paths = [
         folder / f"index-{where}-{stamp}-{part}.arrow"
-        for part in ("canaries", "phones", "numbers", "hashes", "name-keys", "kana-keys")
+        for part in (
+            "canaries",
+            "phones",
+            "numbers",
+            "hashes",
+            "name-keys",
+            "kana-keys",
+            "carriers",
+        )
     ]
     if all(p.exists() for p in paths):
         try:
-            canaries, phones, numbers, hashes, names, kanas = (pl.read_ipc(p) for p in paths)
+            canaries, phones, numbers, hashes, names, kanas, carriers = (
+                pl.read_ipc(p) for p in paths
+            )
             by_phone: dict[str, list[int]] = {}
             for phone, export_id in numbers.iter_rows():
                 by_phone.setdefault(phone, []).append(export_id)
             keys = {"name": names.to_series().to_numpy(), "kana": kanas.to_series().to_numpy()}
-            return CanaryIndex(canaries, phones, by_phone, hashes, keys)
+            return CanaryIndex(canaries, phones, by_phone, hashes, keys, carriers)
         except (OSError, pl.exceptions.PolarsError):
             pass  # a damaged cache is rebuilt
     index = build_index(registry, seeds_dir)
@@ -246,6 +268,7 @@ def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None)
             index.hashes,
             pl.DataFrame({"k": index.plain_keys["name"]}),
             pl.DataFrame({"k": index.plain_keys["kana"]}),
+            index.carriers,
         )
         for frame, path in zip(frames, paths, strict=True):
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".index-")
@@ -310,7 +333,12 @@ def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
     ).drop_nulls("phone")
     by_phone = {significant(k) or k: v for k, v in registry.exports_by_number().items()}
     hashes = canary_hashes(canaries)
-    return CanaryIndex(canaries, phones, by_phone, hashes, plain_keys(hashes))
+    carriers = pl.DataFrame(
+        registry.stable_carriers(),
+        schema={"canary_id": pl.Int64, "export_id": pl.Int64},
+        orient="row",
+    )
+    return CanaryIndex(canaries, phones, by_phone, hashes, plain_keys(hashes), carriers)
 
 
 def plain_keys(hashes: pl.DataFrame) -> dict[str, np.ndarray]:
