@@ -308,6 +308,12 @@ class Score:
     clean_lists: int = 0
     clean_false: int = 0
     misses: list[str] = field(default_factory=list)
+    # Insider diffs: two exports of one list by one account, only the rows both hold.
+    diffs: int = 0
+    diff_named: int = 0  # the account attributed
+    diff_survivable: int = 0  # a stable canary row was still in the published list
+    diff_named_survivable: int = 0
+    diff_false: int = 0  # an export, or another account, attributed on a diff
 
     @property
     def recall(self) -> float:
@@ -330,6 +336,7 @@ def simulate(
     exports_per_host: int = 3,
     host_rows: int = 3000,
     lists: int = 12,
+    diffs: int = 0,
     seed: int = 1,
     db_url: str | None = None,
     log: bool = False,
@@ -357,6 +364,7 @@ def simulate(
     registry.add_domains([parse_owned_domain("canary-sim.example.jp")])
 
     exports: list[tuple[str, list[str], list[list[str]], set[int]]] = []
+    account_of: dict[str, tuple[str, str, str]] = {}
     host_files = []
     for h in range(hosts):
         area = AREAS[h % len(AREAS)]
@@ -380,6 +388,7 @@ def simulate(
             header, rows = read_seeded(out)
             positions = {c.position for c in registry.canaries_of(res.export.code)}
             exports.append((res.export.code, header, rows, positions))
+            account_of[res.export.code] = (f"client{h}", f"list{h}", f"account{h}-{x % 2}")
     strangers = people(400, random.Random(seed + 99), AREAS[0], id_base=9 * 10**5)
 
     score = Score()
@@ -410,6 +419,46 @@ def simulate(
                 f"attributed {len(attributed)}",
                 file=sys.stderr,
             )
+    # Insider diffs: an account's two exports of one list, the rows both hold, published.
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for i, (code, _, _, _) in enumerate(exports):
+        groups.setdefault(account_of[code], []).append(i)
+    pairs = [g for g in groups.values() if len(g) >= 2]
+    for n in range(diffs if pairs else 0):
+        ia, ib = rng.sample(rng.choice(pairs), 2)
+        code_a, header, rows_a, canaries_a = exports[ia]
+        code_b, _, rows_b, _ = exports[ib]
+        in_b = {tuple(r) for r in rows_b}
+        kept = [(i, r) for i, r in enumerate(rows_a) if tuple(r) in in_b]
+        source = (
+            f"{code_a}∩{code_b}",
+            header,
+            [r for _, r in kept],
+            {j for j, (i, _) in enumerate(kept) if i in canaries_a},
+        )
+        broker = publish([source], strangers, work, rng, f"diff{n}")
+        result = scan(registry, settings.seeds_dir, broker.path, record=False)
+        key = account_of[code_a]
+        named = {(a.client, a.list_name, a.account) for a in result.accounts if a.attributed}
+        wrong = sum(1 for f in result.exports if f.attributed) + len(named - {key})
+        score.diffs += 1
+        score.diff_named += key in named
+        score.diff_false += wrong
+        if broker.canaries_in.get(source[0], 0) > 0:
+            score.diff_survivable += 1
+            score.diff_named_survivable += key in named
+        if key not in named or wrong:
+            score.misses.append(
+                f"{broker.path.name} ({broker.description}): diff of {code_a} and {code_b}, "
+                f"account {'named' if key in named else 'MISSED'}, {wrong} false; "
+                f"stable rows kept {broker.canaries_in}"
+            )
+        if log:
+            print(
+                f"  {broker.path.name}: diff of {code_a} and {code_b}, {broker.description}; "
+                f"account named: {key in named}",
+                file=sys.stderr,
+            )
     # Clean lists: the unseeded host lists themselves, and strangers alone.
     strangers_file = work / "strangers.csv"
     write_host(strangers_file, strangers)
@@ -427,6 +476,9 @@ def main() -> None:
     ap.add_argument("--exports", type=int, default=4, help="Exports per host list.")
     ap.add_argument("--rows", type=int, default=5000, help="Rows per host list.")
     ap.add_argument("--lists", type=int, default=60, help="Broker lists to publish and scan.")
+    ap.add_argument(
+        "--diffs", type=int, default=12, help="Insider diffs of two exports to publish and scan."
+    )
     ap.add_argument("--seed", type=int, default=1, help="Random seed.")
     ap.add_argument("--db", help="Registry URL (default: a SQLite file in a temp folder).")
     args = ap.parse_args()
@@ -439,6 +491,7 @@ def main() -> None:
             exports_per_host=args.exports,
             host_rows=args.rows,
             lists=args.lists,
+            diffs=args.diffs,
             seed=args.seed,
             db_url=args.db,
             log=True,
@@ -454,6 +507,11 @@ def main() -> None:
     )
     print(f"precision {s.precision:.4f}  ({s.false} false attributions)")
     print(f"clean lists: {s.clean_lists}, exports attributed on them: {s.clean_false}")
+    print(
+        f"insider diffs: {s.diffs}; account attributed {s.diff_named}/{s.diffs}, "
+        f"where a stable canary survived {s.diff_named_survivable}/{s.diff_survivable}; "
+        f"false attributions {s.diff_false}"
+    )
     for m in s.misses:
         print("  " + m)
     print(f"took {time.perf_counter() - started:.1f}s")
