@@ -256,6 +256,23 @@ class CanaryFactory:
         """Host IDs known to exist; canaries will not take them."""
         self._excluded_ids |= ids
 
+    def id_taken(self, n: int) -> bool:
+        """Whether ID ``n`` is a host's (as far as known) or another canary's."""
+        return n in self._used_ids or n in self._excluded_ids
+
+    def set_id(self, canary: GeneratedCanary, col: int, n: int) -> None:
+        """Give a made canary ID ``n`` (in its row, fields and person)."""
+        style = self.profile.columns[col].style
+        if not isinstance(style, IdStyle):
+            return
+        old = canary.person.id_number
+        if old is not None:
+            self._used_ids.discard(old)
+        self._used_ids.add(n)
+        canary.person.id_number = n
+        canary.row[col] = style.render(n)
+        canary.fields[self.profile.columns[col].name] = canary.row[col]
+
     def set_id_range(self, count: int, low: int, high: int) -> None:
         """The whole ID column's count and range (the sample only shows its start)."""
         self._id_span = (count, low, high)

@@ -428,6 +428,12 @@ def _seed_text(
     skip_lines = _lines_before(req.input, header_end, dialect.terminator)
     _fit_id_range(req.input, dialect, schema, factory, est_rows)
     made, stable = _make_canaries(registry, req, schema, factory, count, numbers, dialect.encodable)
+    span = max(1, head.size - header_end)
+    targets = [
+        header_end + (span * i) // count + rng.randrange(max(1, span // count))
+        for i in range(count)
+    ]
+    _keep_id_order(req.input, dialect, schema, factory, body, header_end, head.size, made, targets)
     made = _resolve_id_collisions(
         schema,
         factory,
@@ -436,11 +442,6 @@ def _seed_text(
     )
     clock.lap("canaries")
 
-    span = max(1, head.size - header_end)
-    targets = [
-        header_end + (span * i) // count + rng.randrange(max(1, span // count))
-        for i in range(count)
-    ]
     insertions = [
         csvfile.Insertion(t, dialect.render_row(c.row)) for t, c in zip(targets, made, strict=True)
     ]
@@ -473,6 +474,50 @@ def _seed_text(
     finally:
         temp.close()
     return SeedResult(export, schema, made, positions, clock.laps, stable)
+
+
+def _keep_id_order(
+    path: Path,
+    dialect: csvfile.Dialect,
+    schema: Schema,
+    factory: CanaryFactory,
+    body: list[list[str]],
+    header_end: int,
+    size: int,
+    made: list[GeneratedCanary | Carried],
+    targets: list[int],
+) -> None:
+    """In a list sorted by ID, put each canary where its ID belongs (see placement):
+    a new canary takes a free ID between two neighbours, a carried one goes where its
+    fixed ID fits. ``targets`` and the new canaries' rows are changed in place; a canary
+    no place was found for keeps its random place and ID."""
+    from canary import placement
+
+    id_col = schema.column_of("id")
+    style = factory.profile.columns[id_col].style if id_col is not None else None
+    if id_col is None or not isinstance(style, IdStyle):
+        return
+    if not placement.sorted_by_id(path, dialect, id_col, style, body):
+        return
+    used: set[int] = set()
+    count = len(made)
+    span = max(1, size - header_end)
+    with path.open("rb") as fh:
+        order = placement.IdOrder(fh, dialect, id_col, style, header_end, size)
+        for i, c in enumerate(made):
+            if isinstance(c, Carried):
+                n = style.number(c.row[id_col])
+                spot = placement.place_fixed(order, n) if n is not None else None
+            else:
+                region = (header_end + span * i // count, header_end + span * (i + 1) // count)
+                spot = placement.place_new(
+                    order, factory.rng, lambda n: n in used or factory.id_taken(n), region
+                )
+                if spot is not None and spot.id is not None:
+                    factory.set_id(c, id_col, spot.id)
+                    used.add(spot.id)
+            if spot is not None:
+                targets[i] = spot.target
 
 
 def _fit_id_range(

@@ -190,3 +190,33 @@ def test_csv_rows_parse_back(registry: Registry, settings: Settings, tmp_path: P
     rows = list(csv.reader(io.StringIO(text)))
     assert len(rows) == 1 + 205
     assert res.export.encoding == "euc_jp"
+
+
+def test_canaries_keep_a_sorted_list_sorted(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    """In a list sorted by ID, each canary sits between two neighbours and takes a free ID
+    between theirs, so the seeded list is still sorted and no ID repeats."""
+    import csv as csvlib
+
+    src = write_csv(tmp_path / "l.csv", people(3000, seed=31))  # IDs C0100000, +3, +6, ...
+    host_ids = {r[0] for r in people(3000, seed=31)}
+    outs = []
+    for i, account in enumerate(["a", "a", "b"]):  # the second export carries a's stable rows
+        out = tmp_path / f"o{i}.csv"
+        res = seed(
+            registry,
+            settings,
+            SeedRequest(
+                input=src, output=out, client="c", list_name="l", account=account, rng_seed=i
+            ),
+        )
+        outs.append((out, res))
+    for out, res in outs:
+        with out.open(encoding="cp932", newline="") as fh:
+            ids = [r[0] for r in list(csvlib.reader(fh))[1:]]
+        numbers = [int(x[1:]) for x in ids]
+        assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+        canary_ids = [str(c.fields["顧客番号"]) for c in registry.canaries_of(res.export.code)]
+        assert len(canary_ids) == res.export.canary_count
+        assert not set(canary_ids) & host_ids
