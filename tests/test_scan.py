@@ -260,10 +260,18 @@ def test_truncated_file_warns(registry, settings, tmp_path) -> None:  # type: ig
     code, out = _export(registry, settings, tmp_path, rows=500)
     data = out.read_bytes()
     cut = tmp_path / "cut.csv"
-    cut.write_bytes(data[: len(data) // 2] + b'"unfinished')
+    half = data.rfind(b"\n", 0, len(data) // 2) + 1  # cut between records, then mid-field
+    cut.write_bytes(data[:half] + b'1,"unfinished')
     result = scan(registry, settings.seeds_dir, cut, record=False)
     assert any("cut off" in w for w in result.warnings)
     assert result.exports and result.exports[0].meta.code == code
+    # The same in UTF-8: the streaming reader refuses it, the block reader reads it.
+    utf8 = tmp_path / "cut-utf8.csv"
+    utf8.write_bytes(cut.read_bytes().decode("cp932").encode("utf-8"))
+    again = scan(registry, settings.seeds_dir, utf8, record=False)
+    assert any("cut off" in w for w in again.warnings)
+    assert again.rows == result.rows
+    assert again.exports and again.exports[0].meta.code == code
 
 
 def test_xlsx_bomb_refused(run, registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]

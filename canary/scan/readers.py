@@ -99,6 +99,8 @@ def _blocks_of(fh: BinaryIO, terminator: int, stats: ReadStats) -> Iterator[byte
             if carry.strip():
                 if not carry.endswith(term):
                     stats.truncated = _looks_cut(carry)
+                    if stats.truncated:
+                        carry += b'"'  # close the cut-off field: read as far as it goes
                 yield carry
             return
         buf = carry + data if carry else data
