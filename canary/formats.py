@@ -6,6 +6,7 @@ canary value (an E.164 number, an ISO date, a katakana reading) the way that col
 
 from __future__ import annotations
 
+import random
 import re
 import unicodedata
 from collections import Counter
@@ -25,6 +26,19 @@ def _filled(values: Sequence[str]) -> list[str]:
 
 def _majority(labels: Sequence[str], default: str) -> str:
     return Counter(labels).most_common(1)[0][0] if labels else default
+
+
+def _shares(labels: Sequence[str]) -> tuple[tuple[str, float], ...]:
+    """Each label with its share, most common first."""
+    counts = Counter(labels)
+    return tuple((k, n / len(labels)) for k, n in counts.most_common())
+
+
+def _pick(default: str, mix: tuple[tuple[str, float], ...], rng: random.Random | None) -> str:
+    """A label drawn from ``mix`` (the majority ``default`` without a mix or an rng)."""
+    if rng is None or len(mix) < 2:
+        return default
+    return rng.choices([k for k, _ in mix], weights=[w for _, w in mix])[0]
 
 
 def has_fullwidth_digits(values: Sequence[str]) -> bool:
@@ -218,22 +232,27 @@ class SexStyle:
 @dataclass(frozen=True)
 class NameStyle:
     separator: str = "\u3000"  # between surname and given name: full-width, ASCII or none
+    # every separator the list uses, with its share: canaries follow the mix, since a list
+    # typed by people (or merged from several systems) is rarely uniform
+    mix: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def learn(cls, values: Sequence[str]) -> NameStyle:
         labels = []
         for v in _filled(values)[:500]:
             labels.append("\u3000" if "\u3000" in v else " " if " " in v else "")
-        return cls(_majority(labels, "\u3000"))
+        return cls(_majority(labels, "\u3000"), _shares(labels))
 
-    def render(self, surname: str, given: str) -> str:
-        return f"{surname}{self.separator}{given}"
+    def render(self, surname: str, given: str, rng: random.Random | None = None) -> str:
+        return f"{surname}{_pick(self.separator, self.mix, rng)}{given}"
 
 
 @dataclass(frozen=True)
 class KanaStyle:
     script: str = "katakana"  # katakana | halfwidth | hiragana
     separator: str = "\u3000"
+    scripts: tuple[tuple[str, float], ...] = ()  # the list's mix (see NameStyle.mix)
+    separators: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def learn(cls, values: Sequence[str]) -> KanaStyle:
@@ -246,18 +265,29 @@ class KanaStyle:
             else:
                 scripts.append("katakana")
             seps.append("\u3000" if "\u3000" in v else " " if " " in v else "")
-        return cls(_majority(scripts, "katakana"), _majority(seps, "\u3000"))
+        return cls(
+            _majority(scripts, "katakana"),
+            _majority(seps, "\u3000"),
+            _shares(scripts),
+            _shares(seps),
+        )
 
-    def convert(self, katakana: str) -> str:
-        if self.script == "halfwidth":
+    def convert(self, katakana: str, script: str | None = None) -> str:
+        script = script or self.script
+        if script == "halfwidth":
             return jaconv.z2h(katakana, kana=True, ascii=False, digit=False)
-        if self.script == "hiragana":
+        if script == "hiragana":
             return jaconv.kata2hira(katakana)
         return katakana
 
-    def render(self, surname: str, given: str) -> str:
-        sep = " " if self.script == "halfwidth" and self.separator else self.separator
-        return f"{self.convert(surname)}{sep}{self.convert(given)}"
+    def pick_script(self, rng: random.Random | None = None) -> str:
+        return _pick(self.script, self.scripts, rng)
+
+    def render(self, surname: str, given: str, rng: random.Random | None = None) -> str:
+        script = self.pick_script(rng)
+        separator = _pick(self.separator, self.separators, rng)
+        sep = " " if script == "halfwidth" and separator else separator
+        return f"{self.convert(surname, script)}{sep}{self.convert(given, script)}"
 
 
 @dataclass(frozen=True)

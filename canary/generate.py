@@ -49,6 +49,7 @@ class Person:
     phone2: PoolNumber | None
     email: str | None
     id_number: int | None = None
+    kana_script: str | None = None  # drawn once per canary when the reading is split
 
     @property
     def name(self) -> str:
@@ -143,16 +144,33 @@ class CanaryFactory:
                 return self.rng.choice(candidates)
         return self.places.anywhere(self.rng)
 
-    def _street(self, place: Place, style: str) -> str:
+    def _street(self, place: Place, style: str, col: ColumnProfile | None = None) -> str:
         r = self.rng
+        if col is not None and len(col.street_styles) > 1:
+            style = r.choices(
+                [k for k, _ in col.street_styles], weights=[w for _, w in col.street_styles]
+            )[0]
         block, go = r.randint(1, 28), r.randint(1, 24)
         if place.chome:
             chome = r.choices([1, 2, 3, 4, 5, 6], weights=[30, 28, 22, 12, 6, 2])[0]
+            seen = col.chome_numbers if col is not None else []
+            if len(seen) >= 20:  # the list's own numbering: each number from its own mix
+                chome = r.choice(seen)[0]
+                block = r.choice([n for n in seen if len(n) > 1] or [(0, block)])[1]
+                go = r.choice([n for n in seen if len(n) > 2] or [(0, 0, go)])[2]
             if style == "kanji":
                 return f"{chome}丁目{block}番{go}号"
             if style == "chome_dash":
                 return f"{chome}丁目{block}-{go}"
             return f"{chome}-{block}-{go}"
+        seen = col.banchi_numbers if col is not None else []
+        if len(seen) >= 20:
+            numbers = r.choice(seen)
+            banchi = numbers[0]
+            if len(numbers) > 1:
+                go = r.choice([n for n in seen if len(n) > 1])[1]
+                return f"{banchi}番地{go}" if style == "kanji" else f"{banchi}-{go}"
+            return f"{banchi}番地" if style == "kanji" else str(banchi)
         if style == "kanji":
             return f"{r.randint(1, 1800)}番地"
         return f"{r.randint(1, 1800)}-{go}" if r.random() < 0.6 else f"{r.randint(1, 3500)}"
@@ -194,8 +212,16 @@ class CanaryFactory:
             f"{s}{g[0]}{yy}",
         ]
         weights = [14, 12, 8, 10, 8, 6, 8, 4, 10, 8]
+        # As many addresses as in the list hold no name: another name as a nickname, or
+        # letters and digits, as people choose them.
+        other = to_romaji(
+            self.names.given_for("F" if r.random() < 0.5 else "M", birth.year).draw(r).kana
+        )
+        letters = "".join(r.choices("abcdefghijklmnopqrstuvwxyz", k=r.randint(3, 8)))
+        unnamed = [f"{other}{r.randint(1, 999)}", f"{other}_{yy}", f"{letters}{r.randint(0, 9999)}"]
+        named = r.random() < self.profile.email_name_share
         for attempt in range(30):
-            local = r.choices(styles, weights=weights)[0]
+            local = r.choices(styles, weights=weights)[0] if named else r.choice(unnamed)
             if attempt >= 3:
                 local = f"{local}{r.randint(1, 9999)}"
             address = f"{local}@{r.choice(self.domains)}"
@@ -218,7 +244,7 @@ class CanaryFactory:
                 or self.profile.column("street")
             )
             style = address_col.street_style if address_col else "dash"
-            street = self._street(place, style)
+            street = self._street(place, style, address_col)
             building_share = address_col.building_share if address_col else 0.3
             building_col = self.profile.column("building")
             if building_col is not None:
@@ -304,7 +330,7 @@ class CanaryFactory:
             return ""
         if role == "name":
             style = col.style if isinstance(col.style, NameStyle) else NameStyle()
-            return style.render(p.surname, p.given)
+            return style.render(p.surname, p.given, r)
         if role == "surname":
             return p.surname
         if role == "given":
@@ -312,8 +338,11 @@ class CanaryFactory:
         if role in ("kana", "kana_surname", "kana_given"):
             kstyle = col.style if isinstance(col.style, KanaStyle) else KanaStyle()
             if role == "kana":
-                return kstyle.render(p.surname_kana, p.given_kana)
-            return kstyle.convert(p.surname_kana if role == "kana_surname" else p.given_kana)
+                return kstyle.render(p.surname_kana, p.given_kana, r)
+            if p.kana_script is None:  # one script for both halves of a split reading
+                p.kana_script = kstyle.pick_script(r)
+            kana = p.surname_kana if role == "kana_surname" else p.given_kana
+            return kstyle.convert(kana, p.kana_script)
         if role == "romaji":
             rstyle = col.style if isinstance(col.style, RomajiStyle) else RomajiStyle()
             return rstyle.render(to_romaji(p.surname_kana).title(), to_romaji(p.given_kana).title())
@@ -350,7 +379,12 @@ class CanaryFactory:
         pl = p.place
         fw = (lambda s: s.translate(_FW)) if col.fullwidth else (lambda s: s)
         pref = pl.prefecture if col.includes_prefecture else ""
-        building = f"\u3000{p.building}" if p.building else ""
+        sep = "\u3000"
+        if len(col.building_seps) > 1:
+            sep = self.rng.choices(
+                [k for k, _ in col.building_seps], weights=[w for _, w in col.building_seps]
+            )[0]
+        building = f"{sep}{p.building}" if p.building else ""
         has_building_col = self.profile.column("building") is not None
         if col.role == "prefecture":
             return pl.prefecture

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+import jaconv
+
 from canary.formats import (
     DateStyle,
     IdStyle,
@@ -43,6 +45,12 @@ class ColumnProfile:
     includes_prefecture: bool = True
     building_share: float = 0.0
     street_style: str = "dash"  # dash | chome_dash | kanji
+    street_styles: tuple[tuple[str, float], ...] = ()  # every style the list uses, by share
+    building_seps: tuple[tuple[str, float], ...] = ()  # what comes before a building name
+    # How the list numbers its addresses (in memory only): the numbers of addresses written
+    # with 丁目 (or as three numbers, 2-8-1) and of addresses by 番地 (1234 or 1234-5).
+    chome_numbers: list[tuple[int, ...]] = field(default_factory=list)
+    banchi_numbers: list[tuple[int, ...]] = field(default_factory=list)
 
 
 @dataclass
@@ -55,6 +63,9 @@ class HostProfile:
     birth_years: list[int]
     male_share: float
     email_share: float
+    # Of the list's email addresses, the share whose local part holds the person's own name
+    # in romaji (from the reading); the rest are nicknames, words, random letters.
+    email_name_share: float = 0.6
 
     def column(self, role: str) -> ColumnProfile | None:
         for c in self.columns:
@@ -86,7 +97,7 @@ def _year_of(value: str) -> int | None:
     return None
 
 
-def _street_style(values: Sequence[str]) -> str:
+def _street_labels(values: Sequence[str]) -> list[str]:
     labels = []
     for raw in values[:500]:
         v = unicodedata.normalize("NFKC", raw)
@@ -96,7 +107,38 @@ def _street_style(values: Sequence[str]) -> str:
             labels.append("chome_dash")
         elif re.search(r"\d+-\d+", v):
             labels.append("dash")
+    return labels
+
+
+def _street_style(values: Sequence[str]) -> str:
+    labels = _street_labels(values)
     return Counter(labels).most_common(1)[0][0] if labels else "dash"
+
+
+_NUMBERS_RE = re.compile(r"(\d+)(丁目|番地?|号|-)?(?:(\d+)(?:番地?|号|-)?)?(?:(\d+)号?)?")
+
+
+def _street_numbers(values: Sequence[str]) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """The block numbers of the list's addresses, split into 丁目-style (three numbers,
+    or 丁目 written) and 番地-style (one or two numbers)."""
+    chome: list[tuple[int, ...]] = []
+    banchi: list[tuple[int, ...]] = []
+    for raw in values[:2000]:
+        v = unicodedata.normalize("NFKC", raw)
+        m = _NUMBERS_RE.search(v)
+        if not m:
+            continue
+        nums = tuple(int(g) for g in (m.group(1), m.group(3), m.group(4)) if g)
+        if m.group(2) == "丁目" or len(nums) == 3:
+            chome.append(nums)
+        else:
+            banchi.append(nums)
+    return chome, banchi
+
+
+def _shares(labels: Sequence[str]) -> tuple[tuple[str, float], ...]:
+    counts = Counter(labels)
+    return tuple((k, c / len(labels)) for k, c in counts.most_common())
 
 
 _BUILDING_RE = re.compile(
@@ -138,6 +180,14 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
                 > len(filled) / 2
             )
             col.street_style = _street_style(filled)
+            col.street_styles = _shares(_street_labels(filled))
+            col.chome_numbers, col.banchi_numbers = _street_numbers(filled)
+            seps = [
+                "\u3000" if "\u3000" in v else " " if " " in v.strip() else ""
+                for v in filled[:500]
+                if _BUILDING_RE.search(v)
+            ]
+            col.building_seps = _shares(seps)
         if role in ("address", "address2", "street", "building"):
             col.building_share = (
                 sum(1 for v in filled if _BUILDING_RE.search(v)) / n
@@ -182,4 +232,24 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
         birth_years=years,
         male_share=males / (males + females) if males + females else 0.5,
         email_share=(1 - email_col.blank_share) if email_col else 0.0,
+        email_name_share=_email_name_share(schema, body),
     )
+
+
+def _email_name_share(schema: Schema, body: Sequence[Sequence[str]]) -> float:
+    """How many of the list's addresses are made of the person's name (see HostProfile)."""
+    from canary.romaji import to_romaji
+
+    email, kana = schema.column_of("email"), schema.column_of("kana")
+    if email is None or kana is None:
+        return 0.6
+    named = seen = 0
+    for r in body[:2000]:
+        if max(email, kana) >= len(r) or "@" not in r[email] or not r[kana].strip():
+            continue
+        local = r[email].split("@")[0].lower()
+        parts = unicodedata.normalize("NFKC", r[kana]).replace("\u3000", " ").split()
+        names = [to_romaji(jaconv.hira2kata(p)) for p in parts if p]
+        seen += 1
+        named += any(len(n) >= 3 and n in local for n in names)
+    return named / seen if seen >= 20 else 0.6
