@@ -390,6 +390,10 @@ def _splice(
         cursor = 0
         while pending and (pending[0].target - base < limit or eof):
             ins = pending.pop(0)
+            if cursor and ins.target - base < cursor:
+                # Same place as the row before (canaries sharing a gap in a sorted list).
+                canary(ins.row)
+                continue
             rel = max(ins.target - base, cursor)
             if plain:
                 cut = block.find(term, rel, n) + 1 if rel < limit else limit

@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from canary.csvfile import Dialect, read_tail
 from canary.formats import IdStyle
@@ -31,18 +31,29 @@ TRIES = 40
 class Line:
     start: int  # offset of the line's first byte
     end: int  # offset just past its terminator
-    id: int | None
+    id: Any  # the line's sort key (its ID by default), None when it has none
+
+
+Key = Callable[[Sequence[str]], Any]  # a row's sort key, or None when it has none
 
 
 class IdOrder:
-    """Reads IDs of the lines around byte offsets of one seeded input."""
+    """Reads the sort keys (IDs, by default) of the lines around byte offsets of a file."""
 
     def __init__(
-        self, fh: BinaryIO, dialect: Dialect, id_col: int, style: IdStyle, start: int, size: int
+        self,
+        fh: BinaryIO,
+        dialect: Dialect,
+        id_col: int,
+        style: IdStyle | None,
+        start: int,
+        size: int,
+        key: Key | None = None,
     ) -> None:
         self.fh, self.dialect, self.id_col, self.style = fh, dialect, id_col, style
         self.start, self.size = start, size
         self.term = bytes([dialect.terminator])
+        self.key = key
 
     def line_from(self, offset: int) -> Line | None:
         """The line starting at ``offset`` (a line start)."""
@@ -71,7 +82,7 @@ class IdOrder:
             return None  # a line longer than 4 KiB: not a list of people
         return self.line_from(begin)
 
-    def _id(self, raw: bytes) -> int | None:
+    def _id(self, raw: bytes) -> Any:
         text = raw.decode(self.dialect.encoding, errors="replace").rstrip("\r")
         if '"' in text and text.count('"') % 2:
             return None  # inside a quoted field that spans lines
@@ -79,7 +90,9 @@ class IdOrder:
             fields = next(csv.reader([text], delimiter=self.dialect.delimiter))
         except (csv.Error, StopIteration):
             return None
-        if self.id_col >= len(fields):
+        if self.key is not None:
+            return self.key(fields)
+        if self.id_col >= len(fields) or self.style is None:
             return None
         return self.style.number(fields[self.id_col])
 
@@ -142,8 +155,22 @@ def _sample_gap(a: int, b: int, rng: random.Random) -> list[int]:
     return [rng.randint(a + 1, b - 1) for _ in range(8)]
 
 
-def place_fixed(order: IdOrder, n: int) -> Placement | None:
-    """Where a row with ID ``n`` belongs: after the last line with a smaller ID."""
+def sorted_by(rows: Sequence[Sequence[str]], tail: Sequence[Sequence[str]], key: Key) -> bool:
+    """Whether rows are in ascending order of ``key`` in the head and in the tail, the
+    tail after the head, with more than one distinct key."""
+    head_keys = [key(r) for r in rows if any(c.strip() for c in r)]
+    tail_keys = [key(r) for r in tail if any(c.strip() for c in r)][-200:]
+    if len(head_keys) < 20 or not tail_keys or None in head_keys or None in tail_keys:
+        return False
+    keys: list[Any] = head_keys
+    run = keys + [k for k in tail_keys if k >= keys[-1]]
+    ordered = all(a <= b for a, b in itertools.pairwise(run))
+    return ordered and tail_keys == sorted(tail_keys) and len(set(head_keys)) > len(head_keys) // 4
+
+
+def place_fixed(order: IdOrder, n: Any, strict: bool = True) -> Placement | None:
+    """Where a row with key ``n`` (an ID by default) belongs: after the last line with a
+    smaller key (with ``strict``, refused when a line holds the same key: IDs are unique)."""
     lo, hi = order.start, order.size
     while hi - lo > 16384:
         mid = (lo + hi) // 2
@@ -159,7 +186,7 @@ def place_fixed(order: IdOrder, n: int) -> Placement | None:
     while line is not None and line.start < order.size:
         if line.id is None:
             return None
-        if line.id == n:
+        if line.id == n and strict:
             return None  # the ID is taken in this list
         if line.id > n:
             return Placement(prev.end - 1, None) if prev is not None else None

@@ -19,12 +19,14 @@ import hashlib
 import math
 import os
 import random
+import re
 import socket
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from canary import csvfile, xlsxfile
 from canary.delivery import TempFile, file_sha256, place_file, recover
@@ -433,18 +435,53 @@ def _seed_text(
         header_end + (span * i) // count + rng.randrange(max(1, span // count))
         for i in range(count)
     ]
-    _keep_id_order(req.input, dialect, schema, factory, body, header_end, head.size, made, targets)
-    made = _resolve_id_collisions(
-        schema,
-        factory,
-        made,
-        lambda col, wanted: find_existing_ids(req.input, dialect, schema, col, wanted, skip_lines),
+    ties = _keep_id_order(
+        req.input, dialect, schema, factory, body, header_end, head.size, made, targets
     )
+    # New canaries for IDs the list turned out to hold are placed in turn, and placing may
+    # remake a canary: rounds until every ID has been checked against the whole column.
+    for _ in range(3):
+        before = list(made)
+        made = _resolve_id_collisions(
+            schema,
+            factory,
+            made,
+            lambda col, wanted: find_existing_ids(
+                req.input, dialect, schema, col, wanted, skip_lines
+            ),
+        )
+        replaced = {i for i, (a, b) in enumerate(zip(before, made, strict=True)) if a is not b}
+        if not replaced:
+            break
+        placed = list(made)
+        ties = _keep_id_order(
+            req.input,
+            dialect,
+            schema,
+            factory,
+            body,
+            header_end,
+            head.size,
+            made,
+            targets,
+            replaced,
+        )
+        if all(a is b for a, b in zip(placed, made, strict=True)):
+            break
+    else:  # still remaking after three rounds: check the last ones, placed or not
+        made = _resolve_id_collisions(
+            schema,
+            factory,
+            made,
+            lambda col, wanted: find_existing_ids(
+                req.input, dialect, schema, col, wanted, skip_lines
+            ),
+        )
     clock.lap("canaries")
 
-    insertions = [
-        csvfile.Insertion(t, dialect.render_row(c.row)) for t, c in zip(targets, made, strict=True)
-    ]
+    # Canaries sharing a place go in their sort order (splice keeps this order for ties).
+    order = sorted(range(count), key=lambda i: (targets[i], ties[i]))
+    insertions = [csvfile.Insertion(targets[i], dialect.render_row(made[i].row)) for i in order]
     temp = TempFile(req.output)
     try:
         out_hash = hashlib.sha256()
@@ -460,7 +497,6 @@ def _seed_text(
             result = csvfile.splice(
                 src, temp.fh, header_end, insertions, dialect.terminator, tick, [out_hash]
             )
-        order = sorted(range(count), key=lambda i: targets[i])
         positions = [0] * count
         for pos, i in zip(result.positions, order, strict=True):
             positions[i] = pos
@@ -486,25 +522,33 @@ def _keep_id_order(
     size: int,
     made: list[GeneratedCanary | Carried],
     targets: list[int],
-) -> None:
+    only: set[int] | None = None,
+) -> list[Any]:
     """In a list sorted by ID, put each canary where its ID belongs (see placement):
     a new canary takes a free ID between two neighbours, a carried one goes where its
     fixed ID fits. ``targets`` and the new canaries' rows are changed in place; a canary
-    no place was found for keeps its random place and ID."""
+    no place was found for keeps its random place and ID. Returns each canary's sort key,
+    to order canaries that share a place."""
     from canary import placement
 
     id_col = schema.column_of("id")
     style = factory.profile.columns[id_col].style if id_col is not None else None
     if id_col is None or not isinstance(style, IdStyle):
-        return
+        return _keep_key_order(
+            path, dialect, schema, factory, body, header_end, size, made, targets, only
+        )
     if not placement.sorted_by_id(path, dialect, id_col, style, body):
-        return
+        return _keep_key_order(
+            path, dialect, schema, factory, body, header_end, size, made, targets, only
+        )
     used: set[int] = set()
     count = len(made)
     span = max(1, size - header_end)
     with path.open("rb") as fh:
         order = placement.IdOrder(fh, dialect, id_col, style, header_end, size)
         for i, c in enumerate(made):
+            if only is not None and i not in only:
+                continue
             if isinstance(c, Carried):
                 n = style.number(c.row[id_col])
                 spot = placement.place_fixed(order, n) if n is not None else None
@@ -518,6 +562,85 @@ def _keep_id_order(
                     used.add(spot.id)
             if spot is not None:
                 targets[i] = spot.target
+    return [style.number(c.row[id_col]) or 0 for c in made]
+
+
+def _sort_keys(schema: Schema) -> list[Callable[[Sequence[str]], object]]:
+    """Orders a list is often sorted in, other than by ID: by postcode (地区順) then
+    reading, by postcode, by reading (五十音順), by birth date."""
+    from canary.normalize import kana_key, postcode_key
+
+    pc, kana, birth = (schema.column_of(r) for r in ("postcode", "kana", "birth_date"))
+
+    def cell(r: Sequence[str], i: int | None) -> str | None:
+        return r[i] if i is not None and i < len(r) and r[i].strip() else None
+
+    def by_postcode(r: Sequence[str]) -> object:
+        v = cell(r, pc)
+        return postcode_key(v) if v else None
+
+    def by_kana(r: Sequence[str]) -> object:
+        v = cell(r, kana)
+        return kana_key(v) if v else None
+
+    def by_postcode_kana(r: Sequence[str]) -> object:
+        a, b = by_postcode(r), by_kana(r)
+        return (a, b) if a and b else None
+
+    def by_birth(r: Sequence[str]) -> object:
+        v = cell(r, birth)
+        return re.sub(r"\D", "", v) if v else None
+
+    keys: list[Callable[[Sequence[str]], object]] = []
+    if pc is not None and kana is not None:
+        keys.append(by_postcode_kana)
+    if pc is not None:
+        keys.append(by_postcode)
+    if kana is not None:
+        keys.append(by_kana)
+    if birth is not None:
+        keys.append(by_birth)
+    return keys
+
+
+def _keep_key_order(
+    path: Path,
+    dialect: csvfile.Dialect,
+    schema: Schema,
+    factory: CanaryFactory,
+    body: list[list[str]],
+    header_end: int,
+    size: int,
+    made: list[GeneratedCanary | Carried],
+    targets: list[int],
+    only: set[int] | None = None,
+) -> list[Any]:
+    """In a list sorted by postcode, reading or birth date, put each canary where its own
+    postcode, reading or birth date belongs. A new canary whose key falls outside the
+    list's (a postcode past the last one) is made again, a few times."""
+    from canary import placement
+
+    tail = csvfile.read_tail(path, dialect)
+    for key in _sort_keys(schema):
+        if placement.sorted_by(body, tail, key):
+            break
+    else:
+        return [0] * len(made)
+    with path.open("rb") as fh:
+        order = placement.IdOrder(fh, dialect, -1, None, header_end, size, key)
+        for i, c in enumerate(made):
+            if only is not None and i not in only:
+                continue
+            for _ in range(1 if isinstance(c, Carried) else 10):
+                own = key(c.row)
+                spot = placement.place_fixed(order, own, strict=False) if own else None
+                if spot is not None:
+                    targets[i] = spot.target
+                    break
+                if isinstance(c, GeneratedCanary):
+                    c = made[i] = factory.make()
+    keys = [key(c.row) for c in made]
+    return [(k is None, k if k is not None else 0) for k in keys]
 
 
 def _fit_id_range(

@@ -220,3 +220,27 @@ def test_canaries_keep_a_sorted_list_sorted(
         canary_ids = [str(c.fields["顧客番号"]) for c in registry.canaries_of(res.export.code)]
         assert len(canary_ids) == res.export.canary_count
         assert not set(canary_ids) & host_ids
+
+
+def test_canaries_keep_a_list_sorted_by_district_and_reading(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    """A city's list sorted by postcode, then reading (地区順): each canary goes where its
+    own postcode and reading belong."""
+    import csv as csvlib
+
+    from canary.normalize import kana_key, postcode_key
+
+    rows = sorted(people(3000, seed=32), key=lambda r: (postcode_key(r[5]), kana_key(r[2])))
+    src = write_csv(tmp_path / "l.csv", rows)
+    out = tmp_path / "o.csv"
+    res = seed(
+        registry,
+        settings,
+        SeedRequest(input=src, output=out, client="c", list_name="l", account="a", rng_seed=3),
+    )
+    with out.open(encoding="cp932", newline="") as fh:
+        written = list(csvlib.reader(fh))[1:]
+    keys = [(postcode_key(r[5]), kana_key(r[2])) for r in written]
+    assert len(written) == 3000 + res.export.canary_count
+    assert keys == sorted(keys)
