@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 from canary.csvfile import Dialect, read_tail
 from canary.formats import IdStyle
 
-TRIES = 40
+TRIES = 200  # a try reads two lines; lists with few gaps need many
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Line:
     start: int  # offset of the line's first byte
     end: int  # offset just past its terminator
     id: Any  # the line's sort key (its ID by default), None when it has none
+    fields: tuple[str, ...] = ()
 
 
 Key = Callable[[Sequence[str]], Any]  # a row's sort key, or None when it has none
@@ -69,7 +70,9 @@ class IdOrder:
                 break
         if cut < 0:
             return None  # the last line, without a terminator: never a neighbour here
-        return Line(offset, offset + cut + 1, self._id(data[:cut]))
+        fields = self._fields(data[:cut])
+        key = self._key(fields) if fields is not None else None
+        return Line(offset, offset + cut + 1, key, tuple(fields or ()))
 
     def line_at(self, offset: int) -> Line | None:
         """The line holding byte ``offset``."""
@@ -82,14 +85,16 @@ class IdOrder:
             return None  # a line longer than 4 KiB: not a list of people
         return self.line_from(begin)
 
-    def _id(self, raw: bytes) -> Any:
+    def _fields(self, raw: bytes) -> list[str] | None:
         text = raw.decode(self.dialect.encoding, errors="replace").rstrip("\r")
         if '"' in text and text.count('"') % 2:
             return None  # inside a quoted field that spans lines
         try:
-            fields = next(csv.reader([text], delimiter=self.dialect.delimiter))
+            return next(csv.reader([text], delimiter=self.dialect.delimiter))
         except (csv.Error, StopIteration):
             return None
+
+    def _key(self, fields: list[str]) -> Any:
         if self.key is not None:
             return self.key(fields)
         if self.id_col >= len(fields) or self.style is None:
@@ -124,6 +129,7 @@ def sorted_by_id(
 class Placement:
     target: int  # splice target: the terminator of the line the canary follows
     id: int | None  # the ID to write (None: keep the row's own)
+    before: tuple[str, ...] = ()  # the fields of the line the canary follows
 
 
 def place_new(
@@ -143,7 +149,7 @@ def place_new(
             continue
         free = [n for n in _sample_gap(prev.id, nxt.id, rng) if not taken(n)]
         if free:
-            return Placement(prev.end - 1, free[0])
+            return Placement(prev.end - 1, free[0], prev.fields)
     return None
 
 
@@ -189,7 +195,7 @@ def place_fixed(order: IdOrder, n: Any, strict: bool = True) -> Placement | None
         if line.id == n and strict:
             return None  # the ID is taken in this list
         if line.id > n:
-            return Placement(prev.end - 1, None) if prev is not None else None
+            return Placement(prev.end - 1, None, prev.fields) if prev is not None else None
         prev = line
         line = order.line_from(line.end)
     return None

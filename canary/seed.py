@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import math
 import os
 import random
@@ -544,6 +545,7 @@ def _keep_id_order(
     used: set[int] = set()
     count = len(made)
     span = max(1, size - header_end)
+    following = _columns_following_order(schema, body)
     with path.open("rb") as fh:
         order = placement.IdOrder(fh, dialect, id_col, style, header_end, size)
         for i, c in enumerate(made):
@@ -560,9 +562,30 @@ def _keep_id_order(
                 if spot is not None and spot.id is not None:
                     factory.set_id(c, id_col, spot.id)
                     used.add(spot.id)
+                    # A join date that grows with the ID: the canary joined the same day
+                    # as the member before it.
+                    for j in following:
+                        if j < len(spot.before) and spot.before[j].strip():
+                            c.row[j] = spot.before[j]
+                            c.fields[factory.profile.columns[j].name] = c.row[j]
             if spot is not None:
                 targets[i] = spot.target
     return [style.number(c.row[id_col]) or 0 for c in made]
+
+
+def _columns_following_order(schema: Schema, body: list[list[str]]) -> list[int]:
+    """Free columns (a join or registration date) whose values never decrease down a list
+    sorted by ID, with many distinct values."""
+    out = []
+    for j, role in enumerate(schema.roles):
+        if role != "other":
+            continue
+        values = [r[j] for r in body if j < len(r) and r[j].strip()]
+        if len(values) < 20 or len(set(values)) < len(values) // 10:
+            continue
+        if all(a <= b for a, b in itertools.pairwise(values)):
+            out.append(j)
+    return out
 
 
 def _sort_keys(schema: Schema) -> list[Callable[[Sequence[str]], object]]:
@@ -591,13 +614,22 @@ def _sort_keys(schema: Schema) -> list[Callable[[Sequence[str]], object]]:
         v = cell(r, birth)
         return re.sub(r"\D", "", v) if v else None
 
+    # Systems sort the text as written (a space sorts before any kana), people sort by
+    # sound: both are tried, as written first.
+    def by_postcode_kana_raw(r: Sequence[str]) -> object:
+        a, b = cell(r, pc), cell(r, kana)
+        return (a, b) if a and b else None
+
+    def by_kana_raw(r: Sequence[str]) -> object:
+        return cell(r, kana)
+
     keys: list[Callable[[Sequence[str]], object]] = []
     if pc is not None and kana is not None:
-        keys.append(by_postcode_kana)
+        keys += [by_postcode_kana_raw, by_postcode_kana]
     if pc is not None:
         keys.append(by_postcode)
     if kana is not None:
-        keys.append(by_kana)
+        keys += [by_kana_raw, by_kana]
     if birth is not None:
         keys.append(by_birth)
     return keys
