@@ -546,6 +546,7 @@ def _keep_id_order(
     count = len(made)
     span = max(1, size - header_end)
     following = _columns_following_order(schema, body)
+    misses = 0
     with path.open("rb") as fh:
         order = placement.IdOrder(fh, dialect, id_col, style, header_end, size)
         for i, c in enumerate(made):
@@ -554,11 +555,14 @@ def _keep_id_order(
             if isinstance(c, Carried):
                 n = style.number(c.row[id_col])
                 spot = placement.place_fixed(order, n) if n is not None else None
+            elif misses >= 3 and not used:
+                spot = None  # no gap anywhere so far: the IDs are dense, stop looking
             else:
                 region = (header_end + span * i // count, header_end + span * (i + 1) // count)
                 spot = placement.place_new(
                     order, factory.rng, lambda n: n in used or factory.id_taken(n), region
                 )
+                misses += spot is None
                 if spot is not None and spot.id is not None:
                     factory.set_id(c, id_col, spot.id)
                     used.add(spot.id)
