@@ -127,11 +127,6 @@ class CanaryFactory:
 
     def _place(self) -> Place:
         prof = self.profile
-        if prof.postcodes and self.rng.random() < 0.85:
-            code = self.rng.choices(list(prof.postcodes), weights=list(prof.postcodes.values()))[0]
-            place = self.places.lookup(code)
-            if place is not None:
-                return place
         for _ in range(20):
             if prof.postcode_prefixes:
                 prefix = self.rng.choices(

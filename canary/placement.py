@@ -25,7 +25,6 @@ from canary.csvfile import Dialect, read_tail
 from canary.formats import IdStyle
 
 TRIES = 200  # a try reads two lines; lists with few gaps need many
-WIDEST_OF = 6
 
 
 @dataclass(frozen=True)
@@ -139,9 +138,6 @@ def place_new(
     """A place for a new canary inside ``region`` (byte offsets), with a free ID between
     its neighbours', or None when no gap turned up."""
     lo, hi = region
-    # Splitting a gap leaves the canary closer to its neighbours than people are to
-    # theirs; the widest of a few gaps, split near its middle, leaves it as far.
-    found: list[tuple[int, Line, int]] = []
     for attempt in range(TRIES):
         if attempt == TRIES // 2:
             lo, hi = order.start, order.size  # anywhere, if this stretch is dense
@@ -151,20 +147,10 @@ def place_new(
         nxt = order.line_from(prev.end)
         if nxt is None or nxt.id is None or nxt.id - prev.id < 2:
             continue
-        middle = (prev.id + nxt.id) // 2
-        free = [
-            n
-            for n in sorted(_sample_gap(prev.id, nxt.id, rng), key=lambda n: abs(n - middle))
-            if not taken(n)
-        ]
+        free = [n for n in _sample_gap(prev.id, nxt.id, rng) if not taken(n)]
         if free:
-            found.append((nxt.id - prev.id, prev, free[0]))
-            if len(found) == WIDEST_OF:
-                break
-    if not found:
-        return None
-    _, prev, n = max(found, key=lambda f: f[0])
-    return Placement(prev.end - 1, n, prev.fields)
+            return Placement(prev.end - 1, free[0], prev.fields)
+    return None
 
 
 def _sample_gap(a: int, b: int, rng: random.Random) -> list[int]:
