@@ -204,8 +204,10 @@ def _prepare(
     est_rows: int,
     rng: random.Random,
     encodable: Callable[[str], bool],
+    spread: Sequence[list[str]] = (),
 ) -> tuple[CanaryFactory, int, list[PoolNumber]]:
-    profile = profile_host(schema, body)
+    # The profile sees the head and windows through the whole list (in memory only).
+    profile = profile_host(schema, [*body, *spread])
     count = req.canaries if req.canaries is not None else default_canary_count(est_rows)
     if count < 1:
         raise InputError("--canaries must be at least 1.")
@@ -424,8 +426,9 @@ def _seed_text(
     est_rows = max(len(body), round((head.size - header_end) / max(1.0, head.avg_record_bytes)))
     dialect = head.dialect
     clock.lap("read_head")
+    spread = csvfile.read_spread(req.input, dialect, header_end, len(schema.columns))
     factory, count, numbers = _prepare(
-        registry, settings, req, schema, body, est_rows, rng, dialect.encodable
+        registry, settings, req, schema, body, est_rows, rng, dialect.encodable, spread
     )
     clock.lap("profile")
     skip_lines = _lines_before(req.input, header_end, dialect.terminator)
