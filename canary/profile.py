@@ -66,6 +66,9 @@ class HostProfile:
     # Of the list's email addresses, the share whose local part holds the person's own name
     # in romaji (from the reading); the rest are nicknames, words, random letters.
     email_name_share: float = 0.6
+    # The list's own postcodes (seven digits) with their counts, from the head and windows
+    # through the file: canaries live where the list's people live, as often as they do.
+    postcodes: Counter[str] = field(default_factory=Counter)
 
     def column(self, role: str) -> ColumnProfile | None:
         for c in self.columns:
@@ -198,13 +201,16 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
     assert len(columns) == width
 
     prefixes: Counter[str] = Counter()
+    codes: Counter[str] = Counter()
     prefectures: Counter[str] = Counter()
     years: list[int] = []
     males = females = 0
     for col_index, role in enumerate(schema.roles):
         values = [r[col_index] for r in body if col_index < len(r) and r[col_index].strip()]
         if role == "postcode":
-            prefixes.update(k[:3] for v in values if (k := postcode_key(v)))
+            keys = [k for v in values if (k := postcode_key(v))]
+            prefixes.update(k[:3] for k in keys)
+            codes.update(keys)
         elif role in ("address", "address1", "prefecture"):
             for v in values:
                 text = unicodedata.normalize("NFKC", v).strip()
@@ -233,6 +239,7 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
         male_share=males / (males + females) if males + females else 0.5,
         email_share=(1 - email_col.blank_share) if email_col else 0.0,
         email_name_share=_email_name_share(schema, body),
+        postcodes=codes,
     )
 
 
