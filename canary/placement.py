@@ -18,10 +18,9 @@ import itertools
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
-from canary.csvfile import Dialect, read_tail
+from canary.csvfile import Dialect
 from canary.formats import IdStyle
 
 TRIES = 200  # a try reads two lines; lists with few gaps need many
@@ -31,30 +30,25 @@ TRIES = 200  # a try reads two lines; lists with few gaps need many
 class Line:
     start: int  # offset of the line's first byte
     end: int  # offset just past its terminator
-    id: Any  # the line's sort key (its ID by default), None when it has none
+    key: Any  # the line's sort key, None when it has none
     fields: tuple[str, ...] = ()
 
 
 Key = Callable[[Sequence[str]], Any]  # a row's sort key, or None when it has none
 
 
-class IdOrder:
-    """Reads the sort keys (IDs, by default) of the lines around byte offsets of a file."""
+def id_key(col: int, style: IdStyle) -> Key:
+    """A row's ID as a number, the key of a list sorted by ID."""
+    return lambda r: style.number(r[col]) if col < len(r) else None
 
-    def __init__(
-        self,
-        fh: BinaryIO,
-        dialect: Dialect,
-        id_col: int,
-        style: IdStyle | None,
-        start: int,
-        size: int,
-        key: Key | None = None,
-    ) -> None:
-        self.fh, self.dialect, self.id_col, self.style = fh, dialect, id_col, style
+
+class SortedLines:
+    """Reads the sort keys of the lines around byte offsets of a sorted file."""
+
+    def __init__(self, fh: BinaryIO, dialect: Dialect, start: int, size: int, key: Key) -> None:
+        self.fh, self.dialect, self.key = fh, dialect, key
         self.start, self.size = start, size
         self.term = bytes([dialect.terminator])
-        self.key = key
 
     def line_from(self, offset: int) -> Line | None:
         """The line starting at ``offset`` (a line start)."""
@@ -71,7 +65,7 @@ class IdOrder:
         if cut < 0:
             return None  # the last line, without a terminator: never a neighbour here
         fields = self._fields(data[:cut])
-        key = self._key(fields) if fields is not None else None
+        key = self.key(fields) if fields is not None else None
         return Line(offset, offset + cut + 1, key, tuple(fields or ()))
 
     def line_at(self, offset: int) -> Line | None:
@@ -94,36 +88,6 @@ class IdOrder:
         except (csv.Error, StopIteration):
             return None
 
-    def _key(self, fields: list[str]) -> Any:
-        if self.key is not None:
-            return self.key(fields)
-        if self.id_col >= len(fields) or self.style is None:
-            return None
-        return self.style.number(fields[self.id_col])
-
-
-def sorted_by_id(
-    path: Path, dialect: Dialect, id_col: int, style: IdStyle, body: Sequence[Sequence[str]]
-) -> bool:
-    """Whether the list is sorted by ascending ID: its head and its tail both are, and the
-    tail comes after the head."""
-
-    def ids(rows: Sequence[Sequence[str]]) -> list[int] | None:
-        out = []
-        for r in rows:
-            n = style.number(r[id_col]) if id_col < len(r) else None
-            if n is None:
-                return None
-            out.append(n)
-        return out
-
-    head = ids([r for r in body if any(c.strip() for c in r)])
-    tail = ids([r for r in read_tail(path, dialect) if any(c.strip() for c in r)][-200:])
-    if not head or len(head) < 20 or not tail:
-        return False
-    run = head + ([n for n in tail if n > head[-1]] if tail[0] > head[-1] else [])
-    return all(a < b for a, b in itertools.pairwise(run)) and tail == sorted(tail)
-
 
 @dataclass
 class Placement:
@@ -133,7 +97,7 @@ class Placement:
 
 
 def place_new(
-    order: IdOrder, rng: random.Random, taken: Callable[[int], bool], region: tuple[int, int]
+    order: SortedLines, rng: random.Random, taken: Callable[[int], bool], region: tuple[int, int]
 ) -> Placement | None:
     """A place for a new canary inside ``region`` (byte offsets), with a free ID between
     its neighbours', or None when no gap turned up."""
@@ -142,12 +106,12 @@ def place_new(
         if attempt == TRIES // 2:
             lo, hi = order.start, order.size  # anywhere, if this stretch is dense
         prev = order.line_at(rng.randrange(lo, max(lo + 1, hi)))
-        if prev is None or prev.id is None:
+        if prev is None or prev.key is None:
             continue
         nxt = order.line_from(prev.end)
-        if nxt is None or nxt.id is None or nxt.id - prev.id < 2:
+        if nxt is None or nxt.key is None or nxt.key - prev.key < 2:
             continue
-        free = [n for n in _sample_gap(prev.id, nxt.id, rng) if not taken(n)]
+        free = [n for n in _sample_gap(prev.key, nxt.key, rng) if not taken(n)]
         if free:
             return Placement(prev.end - 1, free[0], prev.fields)
     return None
@@ -161,40 +125,44 @@ def _sample_gap(a: int, b: int, rng: random.Random) -> list[int]:
     return [rng.randint(a + 1, b - 1) for _ in range(8)]
 
 
-def sorted_by(rows: Sequence[Sequence[str]], tail: Sequence[Sequence[str]], key: Key) -> bool:
-    """Whether rows are in ascending order of ``key`` in the head and in the tail, the
-    tail after the head, with more than one distinct key."""
-    head_keys = [key(r) for r in rows if any(c.strip() for c in r)]
+def sorted_by(
+    head: Sequence[Sequence[str]], tail: Sequence[Sequence[str]], key: Key, strict: bool = False
+) -> bool:
+    """Whether a list is in ascending order of ``key``: its head and its tail both are, the
+    tail after the head, with many distinct keys (``strict``: no key twice, as IDs)."""
+    head_keys = [key(r) for r in head if any(c.strip() for c in r)]
     tail_keys = [key(r) for r in tail if any(c.strip() for c in r)][-200:]
     if len(head_keys) < 20 or not tail_keys or None in head_keys or None in tail_keys:
         return False
-    keys: list[Any] = head_keys
-    run = keys + [k for k in tail_keys if k >= keys[-1]]
-    ordered = all(a <= b for a, b in itertools.pairwise(run))
+    run: list[Any] = head_keys + [k for k in tail_keys if k > head_keys[-1]]
+    if strict:
+        ordered = all(a < b for a, b in itertools.pairwise(run))
+    else:
+        ordered = all(a <= b for a, b in itertools.pairwise(run))
     return ordered and tail_keys == sorted(tail_keys) and len(set(head_keys)) > len(head_keys) // 4
 
 
-def place_fixed(order: IdOrder, n: Any, strict: bool = True) -> Placement | None:
-    """Where a row with key ``n`` (an ID by default) belongs: after the last line with a
-    smaller key (with ``strict``, refused when a line holds the same key: IDs are unique)."""
+def place_fixed(order: SortedLines, n: Any, strict: bool = True) -> Placement | None:
+    """Where a row with key ``n`` belongs: after the last line with a smaller key (with
+    ``strict``, refused when a line holds the same key: IDs are unique)."""
     lo, hi = order.start, order.size
     while hi - lo > 16384:
         mid = (lo + hi) // 2
         line = order.line_at(mid)
-        if line is None or line.id is None:
+        if line is None or line.key is None:
             return None
-        if line.id < n:
+        if line.key < n:
             lo = line.end
         else:
             hi = line.start
     prev = order.line_at(lo - 1) if lo > order.start else None
     line = order.line_from(lo)
     while line is not None and line.start < order.size:
-        if line.id is None:
+        if line.key is None:
             return None
-        if line.id == n and strict:
+        if line.key == n and strict:
             return None  # the ID is taken in this list
-        if line.id > n:
+        if line.key > n:
             return Placement(prev.end - 1, None, prev.fields) if prev is not None else None
         prev = line
         line = order.line_from(line.end)

@@ -432,55 +432,46 @@ def _seed_text(
     )
     clock.lap("profile")
     skip_lines = _lines_before(req.input, header_end, dialect.terminator)
-    _fit_id_range(req.input, dialect, schema, factory, est_rows)
+    tail = csvfile.read_tail(req.input, dialect)
+    _fit_id_range(tail, schema, factory, est_rows)
     made, stable = _make_canaries(registry, req, schema, factory, count, numbers, dialect.encodable)
     span = max(1, head.size - header_end)
     targets = [
         header_end + (span * i) // count + rng.randrange(max(1, span // count))
         for i in range(count)
     ]
-    ties = _keep_id_order(
-        req.input, dialect, schema, factory, body, header_end, head.size, made, targets
-    )
+    sort = _sort_order(schema, factory, body, tail)
+
+    def place(only: set[int] | None = None) -> list[Any]:
+        return _keep_order(
+            req.input, dialect, sort, factory, header_end, head.size, made, targets, only
+        )
+
+    def check_ids(made: list[GeneratedCanary | Carried]) -> list[GeneratedCanary | Carried]:
+        return _resolve_id_collisions(
+            schema,
+            factory,
+            made,
+            lambda col, wanted: find_existing_ids(
+                req.input, dialect, schema, col, wanted, skip_lines
+            ),
+        )
+
+    ties = place()
     # New canaries for IDs the list turned out to hold are placed in turn, and placing may
     # remake a canary: rounds until every ID has been checked against the whole column.
     for _ in range(3):
         before = list(made)
-        made = _resolve_id_collisions(
-            schema,
-            factory,
-            made,
-            lambda col, wanted: find_existing_ids(
-                req.input, dialect, schema, col, wanted, skip_lines
-            ),
-        )
+        made[:] = check_ids(made)
         replaced = {i for i, (a, b) in enumerate(zip(before, made, strict=True)) if a is not b}
         if not replaced:
             break
         placed = list(made)
-        ties = _keep_id_order(
-            req.input,
-            dialect,
-            schema,
-            factory,
-            body,
-            header_end,
-            head.size,
-            made,
-            targets,
-            replaced,
-        )
+        ties = place(replaced)
         if all(a is b for a, b in zip(placed, made, strict=True)):
             break
     else:  # still remaking after three rounds: check the last ones, placed or not
-        made = _resolve_id_collisions(
-            schema,
-            factory,
-            made,
-            lambda col, wanted: find_existing_ids(
-                req.input, dialect, schema, col, wanted, skip_lines
-            ),
-        )
+        made[:] = check_ids(made)
     clock.lap("canaries")
 
     # Canaries sharing a place go in their sort order (splice keeps this order for ties).
@@ -516,68 +507,95 @@ def _seed_text(
     return SeedResult(export, schema, made, positions, clock.laps, stable)
 
 
-def _keep_id_order(
+@dataclass
+class _SortOrder:
+    """How a list is sorted, found once per seed from its head and tail."""
+
+    key: Callable[[Sequence[str]], Any]
+    id_col: int | None = None  # sorted by this ID column: new canaries take IDs in gaps
+    style: IdStyle | None = None
+    following: list[int] = field(default_factory=list)  # columns that grow with the ID
+
+
+def _sort_order(
+    schema: Schema, factory: CanaryFactory, body: list[list[str]], tail: list[list[str]]
+) -> _SortOrder | None:
+    """The order the list is sorted in, if any: by ID, or else by postcode and reading,
+    postcode, reading or birth date (see placement)."""
+    from canary import placement
+
+    id_col = schema.column_of("id")
+    style = factory.profile.columns[id_col].style if id_col is not None else None
+    if id_col is not None and isinstance(style, IdStyle):
+        key = placement.id_key(id_col, style)
+        if placement.sorted_by(body, tail, key, strict=True):
+            return _SortOrder(key, id_col, style, _columns_following_order(schema, body))
+    for key in _sort_keys(schema):
+        if placement.sorted_by(body, tail, key):
+            return _SortOrder(key)
+    return None
+
+
+def _keep_order(
     path: Path,
     dialect: csvfile.Dialect,
-    schema: Schema,
+    sort: _SortOrder | None,
     factory: CanaryFactory,
-    body: list[list[str]],
     header_end: int,
     size: int,
     made: list[GeneratedCanary | Carried],
     targets: list[int],
     only: set[int] | None = None,
 ) -> list[Any]:
-    """In a list sorted by ID, put each canary where its ID belongs (see placement):
-    a new canary takes a free ID between two neighbours, a carried one goes where its
-    fixed ID fits. ``targets`` and the new canaries' rows are changed in place; a canary
-    no place was found for keeps its random place and ID. Returns each canary's sort key,
-    to order canaries that share a place."""
+    """In a sorted list, put each canary (of ``only``, if given) where it belongs (see
+    placement): in a list sorted by ID a new canary takes a free ID between two
+    neighbours; otherwise, and for a carried canary, it goes where its own key fits. A new
+    canary whose key falls outside the list's (a postcode past the last) is made again, a
+    few times. ``targets`` and rows change in place; a canary no place was found for keeps
+    its random place. Returns each canary's key, to order canaries sharing a place."""
     from canary import placement
 
-    id_col = schema.column_of("id")
-    style = factory.profile.columns[id_col].style if id_col is not None else None
-    if id_col is None or not isinstance(style, IdStyle):
-        return _keep_key_order(
-            path, dialect, schema, factory, body, header_end, size, made, targets, only
-        )
-    if not placement.sorted_by_id(path, dialect, id_col, style, body):
-        return _keep_key_order(
-            path, dialect, schema, factory, body, header_end, size, made, targets, only
-        )
+    if sort is None:
+        return [(True, 0)] * len(made)
     used: set[int] = set()
-    count = len(made)
-    span = max(1, size - header_end)
-    following = _columns_following_order(schema, body)
     misses = 0
+    count, span = len(made), max(1, size - header_end)
     with path.open("rb") as fh:
-        order = placement.IdOrder(fh, dialect, id_col, style, header_end, size)
+        lines = placement.SortedLines(fh, dialect, header_end, size, sort.key)
         for i, c in enumerate(made):
             if only is not None and i not in only:
                 continue
-            if isinstance(c, Carried):
-                n = style.number(c.row[id_col])
-                spot = placement.place_fixed(order, n) if n is not None else None
-            elif misses >= 3 and not used:
-                spot = None  # no gap anywhere so far: the IDs are dense, stop looking
-            else:
+            if sort.id_col is not None and isinstance(c, GeneratedCanary):
+                if misses >= 3 and not used:
+                    continue  # no gap anywhere so far: the IDs are dense, stop looking
                 region = (header_end + span * i // count, header_end + span * (i + 1) // count)
                 spot = placement.place_new(
-                    order, factory.rng, lambda n: n in used or factory.id_taken(n), region
+                    lines, factory.rng, lambda n: n in used or factory.id_taken(n), region
                 )
                 misses += spot is None
-                if spot is not None and spot.id is not None:
-                    factory.set_id(c, id_col, spot.id)
-                    used.add(spot.id)
-                    # A join date that grows with the ID: the canary joined the same day
-                    # as the member before it.
-                    for j in following:
-                        if j < len(spot.before) and spot.before[j].strip():
-                            c.row[j] = spot.before[j]
-                            c.fields[factory.profile.columns[j].name] = c.row[j]
-            if spot is not None:
+                if spot is None or spot.id is None:
+                    continue
+                factory.set_id(c, sort.id_col, spot.id)
+                used.add(spot.id)
+                # A join date that grows with the ID: the canary joined the same day as
+                # the member before it.
+                for j in sort.following:
+                    if j < len(spot.before) and spot.before[j].strip():
+                        c.row[j] = spot.before[j]
+                        c.fields[factory.profile.columns[j].name] = c.row[j]
                 targets[i] = spot.target
-    return [style.number(c.row[id_col]) or 0 for c in made]
+                continue
+            strict = sort.id_col is not None  # IDs are unique; postcodes are shared
+            for _ in range(1 if isinstance(c, Carried) else 10):
+                own = sort.key(c.row)
+                spot = placement.place_fixed(lines, own, strict) if own is not None else None
+                if spot is not None:
+                    targets[i] = spot.target
+                    break
+                if isinstance(c, GeneratedCanary):
+                    c = made[i] = factory.make()
+    keys = [sort.key(c.row) for c in made]
+    return [(k is None, k if k is not None else 0) for k in keys]
 
 
 def _columns_following_order(schema: Schema, body: list[list[str]]) -> list[int]:
@@ -642,48 +660,8 @@ def _sort_keys(schema: Schema) -> list[Callable[[Sequence[str]], object]]:
     return keys
 
 
-def _keep_key_order(
-    path: Path,
-    dialect: csvfile.Dialect,
-    schema: Schema,
-    factory: CanaryFactory,
-    body: list[list[str]],
-    header_end: int,
-    size: int,
-    made: list[GeneratedCanary | Carried],
-    targets: list[int],
-    only: set[int] | None = None,
-) -> list[Any]:
-    """In a list sorted by postcode, reading or birth date, put each canary where its own
-    postcode, reading or birth date belongs. A new canary whose key falls outside the
-    list's (a postcode past the last one) is made again, a few times."""
-    from canary import placement
-
-    tail = csvfile.read_tail(path, dialect)
-    for key in _sort_keys(schema):
-        if placement.sorted_by(body, tail, key):
-            break
-    else:
-        return [0] * len(made)
-    with path.open("rb") as fh:
-        order = placement.IdOrder(fh, dialect, -1, None, header_end, size, key)
-        for i, c in enumerate(made):
-            if only is not None and i not in only:
-                continue
-            for _ in range(1 if isinstance(c, Carried) else 10):
-                own = key(c.row)
-                spot = placement.place_fixed(order, own, strict=False) if own else None
-                if spot is not None:
-                    targets[i] = spot.target
-                    break
-                if isinstance(c, GeneratedCanary):
-                    c = made[i] = factory.make()
-    keys = [key(c.row) for c in made]
-    return [(k is None, k if k is not None else 0) for k in keys]
-
-
 def _fit_id_range(
-    path: Path, dialect: csvfile.Dialect, schema: Schema, factory: CanaryFactory, est_rows: int
+    tail: list[list[str]], schema: Schema, factory: CanaryFactory, est_rows: int
 ) -> None:
     """Widen the ID range seen in the head with the IDs at the end of the file: lists are
     usually sorted by ID, so the tail holds the highest. Collisions anywhere in the file are
@@ -693,7 +671,7 @@ def _fit_id_range(
     if id_col is None or not isinstance(style, IdStyle):
         return
     numbers = [style.low, style.high]
-    for record in csvfile.read_tail(path, dialect):
+    for record in tail:
         if id_col < len(record) and (n := style.number(record[id_col])) is not None:
             numbers.append(n)
     factory.set_id_range(est_rows, min(numbers), max(numbers))
