@@ -110,3 +110,16 @@ def test_more_stable_than_canaries_is_refused(registry, settings, tmp_path) -> N
     with pytest.raises(InputError, match="--stable must be between 0 and"):
         seed(registry, settings, req)
     assert not (tmp_path / "a.csv").exists()
+
+
+def test_cli_refuses_a_bad_stable_count_in_one_sentence(run, registry, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    src = write_csv(tmp_path / "host.csv", people(500, seed=76))
+    out = tmp_path / "a.csv"
+    res = run(
+        "seed", str(src), "--out", str(out), "--client", "c", "--list", "m",
+        "--account", "x", "--canaries", "3", "--stable", "4",
+    )  # fmt: skip
+    assert res.exit_code == 3
+    assert "--stable must be between 0 and the number of canaries (3)." in res.output
+    assert not out.exists() and not list(tmp_path.glob(".*a.csv*"))
+    assert registry.export_count() == 0  # nothing registered either
