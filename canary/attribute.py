@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -232,7 +232,7 @@ def _accounts(
     exports_by_phone: Mapping[str, list[int]],
     meta: Mapping[int, ExportMeta],
     threshold: float,
-    shared: list[tuple[Evidence, set[int]]] = [],  # noqa: B006 (read only)
+    shared: Sequence[tuple[Evidence, set[int]]] = (),
 ) -> list[AccountFinding]:
     """Accounts named by evidence that no single export of theirs explains on its own:
     canaries shared by several of the account's exports (stable canaries), and the
