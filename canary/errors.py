@@ -15,9 +15,11 @@ HTTP status. Every message is a sentence a steward can act on.
     │   ├── EncodingError
     │   ├── RaggedFileError
     │   ├── EmptyFileError
-    │   └── SchemaError
+    │   ├── SchemaError
+    │   └── InvalidEventError
     ├── OutputError
-    └── AuditError
+    ├── AuditError
+    └── AccessError
 """
 
 from __future__ import annotations
@@ -75,9 +77,17 @@ class SchemaError(InputError):
     """The columns of the input cannot be recognised as a list of people."""
 
 
+class InvalidEventError(InputError):
+    """An event (webhook, call-detail row, manual entry) is malformed or incomplete."""
+
+
 class OutputError(CanaryError):
     """The seeded file cannot be written where asked."""
 
 
 class AuditError(CanaryError):
     """The audit chain is broken or cannot be extended."""
+
+
+class AccessError(CanaryError):
+    """The caller's token or role does not allow what it asked for."""

@@ -201,3 +201,100 @@ class ScanMatch(Base):
     key: Mapped[str] = mapped_column(String(30))
     strength: Mapped[str] = mapped_column(String(10))
     rows: Mapped[list[int]] = mapped_column(JSON)
+
+
+class Incident(Base):
+    """The suspicious events (and scans) that point at one export, or at one account."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    # "export:<id>" or "account:<id>": one open incident per subject.
+    subject: Mapped[str] = mapped_column(String(40), unique=True)
+    export_id: Mapped[int | None] = mapped_column(ForeignKey("exports.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    status: Mapped[str] = mapped_column(String(10))  # open | closed
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    confidence: Mapped[float] = mapped_column(default=0.0)
+    attributed: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Event(Base):
+    """One observed contact with a token: stored once, whatever its classification."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_target", "target"),
+        Index("ix_events_occurred", "occurred_at"),
+        Index("ix_events_source", "source"),
+        Index("ix_events_sealed", "sealed_by"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # "<provider>:<provider id>", or "sha256:<payload hash>" where the provider gives none.
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    channel: Mapped[str] = mapped_column(String(12))  # call|sms|email|smtp_probe|dns|postal|manual
+    provider: Mapped[str] = mapped_column(String(20))
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str | None] = mapped_column(String(254))  # caller ID, sender, resolver IP
+    target: Mapped[str] = mapped_column(String(254))  # the token: +81…, local@domain, host, name
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    classification: Mapped[str] = mapped_column(String(12))  # expected | suspicious | noise
+    reason: Mapped[str] = mapped_column(Text)
+    strength: Mapped[str] = mapped_column(String(8))  # strong | medium | weak | none
+    exports: Mapped[list[int]] = mapped_column(JSON, default=list)  # candidate export ids
+    canaries: Mapped[list[int]] = mapped_column(JSON, default=list)
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the stored fields
+    sealed_by: Mapped[int | None] = mapped_column(BigInteger)  # audit_log.seq of its seal
+
+
+class IncidentEvent(Base):
+    __tablename__ = "incident_events"
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
+
+
+class NoiseSource(Base):
+    """A caller, sender or address known to contact numbers at random (spam, robocalls)."""
+
+    __tablename__ = "noise_sources"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # caller | sender | ip
+    value: Mapped[str] = mapped_column(String(254))
+    note: Mapped[str | None] = mapped_column(Text)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(Base):
+    """A bearer token of the API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(12))  # investigator | steward | admin
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Alert(Base):
+    """An alert owed to a human for one suspicious event; delivered alone or in a digest."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_pending", "delivered_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), unique=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    digest: Mapped[str | None] = mapped_column(String(40))  # id of the digest that carried it
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

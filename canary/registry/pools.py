@@ -103,7 +103,13 @@ class PoolStore:
                 q = q.where(PoolPhone.state == state)
             return [
                 PoolPhoneRecord(
-                    p.e164, p.kind, p.state, p.use_count, p.added_at, p.state_changed_at
+                    p.e164,
+                    p.kind,
+                    p.state,
+                    p.use_count,
+                    p.added_at,
+                    p.state_changed_at,
+                    p.stray_events,
                 )
                 for p in s.execute(q).scalars()
             ]

@@ -133,6 +133,7 @@ class PoolPhoneRecord:
     use_count: int
     added_at: datetime
     state_changed_at: datetime
+    stray_events: int = 0  # contacts nothing explained: quarantine calls, noise sources
 
 
 @dataclass(frozen=True)

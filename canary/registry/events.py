@@ -1,0 +1,659 @@
+"""Events and incidents in the registry: store each contact once, classify it, group the
+suspicious ones into incidents, owe a human an alert, and seal events into the audit chain.
+
+Recording an event does not take the audit chain's lock (a webhook burst would queue on it);
+instead ``seal_events`` appends one audit link per batch of events whose digest covers each
+event's own digest, and ``verify_event_seals`` recomputes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from canary import audit
+from canary.errors import NotFoundError
+from canary.events import (
+    MAIL_CHANNELS,
+    NAME_CHANNELS,
+    PHONE_CHANNELS,
+    TEXT_LIMIT,
+    Classification,
+    EventDraft,
+    EventRecord,
+    aware,
+    normalise_target,
+)
+from canary.events.classify import CanaryFacts, Facts, Holder, classify, names_in
+from canary.events.incidents import (
+    NARROW_WINDOW,
+    P_CHANNEL,
+    Sign,
+    account_guilt,
+    export_guilt,
+    phone_chance,
+)
+from canary.normalize import kana_key, name_key, phone_e164
+from canary.registry.models import (
+    Alert,
+    Canary,
+    Event,
+    Export,
+    ExportPhone,
+    Incident,
+    IncidentEvent,
+    NoiseSource,
+    PoolDomain,
+    PoolPhone,
+    StableCarrier,
+)
+
+DEFAULT_GRACE = timedelta(hours=72)
+DEFAULT_EVENT_THRESHOLD = 0.95
+MAX_CANDIDATES = 5  # a sign pointing at more exports than this opens no incident yet
+_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    code: str
+    subject: str  # export or account
+    export: str | None  # export code
+    account: str
+    client: str | None
+    list_name: str | None
+    candidates: list[str]  # export codes an account incident cannot tell apart
+    status: str
+    first_seen: datetime
+    last_seen: datetime
+    events: int
+    confidence: float
+    attributed: bool
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "incident_id": self.code,
+            "subject": self.subject,
+            "export_id": self.export,
+            "account": self.account,
+            "client": self.client,
+            "list": self.list_name,
+            "candidates": self.candidates,
+            "status": self.status,
+            "first_seen": self.first_seen.isoformat(),
+            "last_seen": self.last_seen.isoformat(),
+            "events": self.events,
+            "confidence": self.confidence,
+            "attributed": self.attributed,
+        }
+
+
+def event_digest(row: Event) -> str:
+    """SHA-256 over an event's stored fields, as sealed into the audit chain."""
+    body = audit.canonical_json(
+        [
+            row.dedupe_key,
+            row.channel,
+            row.provider,
+            row.provider_id,
+            aware(row.occurred_at).isoformat(),
+            aware(row.received_at).isoformat(),
+            row.source,
+            row.target,
+            row.payload_sha256,
+            row.classification,
+            row.reason,
+            row.strength,
+            row.exports,
+            row.details,
+        ]
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _insert(dialect: str) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING on both backends."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+class EventStore:
+    """Mixed into Registry; uses its sessions, engine and audit chain."""
+
+    _sessions: Any
+    engine: Any
+    transaction: Any
+    _audit: Any
+    actor: str
+
+    # -- recording ------------------------------------------------------------------------
+
+    def record_event(
+        self,
+        draft: EventDraft,
+        grace: timedelta = DEFAULT_GRACE,
+        threshold: float = DEFAULT_EVENT_THRESHOLD,
+    ) -> EventRecord:
+        """Classify and store one event exactly once; a repeated delivery (same provider id,
+        or same payload) returns the stored event with ``duplicate=True``."""
+        target = normalise_target(draft.channel, draft.target)
+        insert = _insert(self.engine.dialect.name)
+        with self._sessions() as s, s.begin():
+            existing = s.execute(select(Event).where(Event.dedupe_key == draft.dedupe_key)).scalar()
+            if existing is not None:
+                return self._event_record(s, existing, duplicate=True)
+            facts, chance = self._facts(s, draft, target)
+            verdict = classify(draft, target, facts, grace)
+            row = self._event_row(draft, target, verdict, chance)
+            values = {
+                c.name: getattr(row, c.name) for c in Event.__table__.columns if c.name != "id"
+            }
+            new_id = s.execute(
+                insert(Event)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(Event.id)
+            ).scalar()
+            if new_id is None:  # a concurrent delivery of the same event won the race
+                existing = s.execute(
+                    select(Event).where(Event.dedupe_key == draft.dedupe_key)
+                ).scalar_one()
+                return self._event_record(s, existing, duplicate=True)
+            row = s.get(Event, new_id)
+            assert row is not None
+            if verdict.classification == "noise" and draft.channel in PHONE_CHANNELS:
+                s.execute(
+                    update(PoolPhone)
+                    .where(PoolPhone.e164 == target)
+                    .values(stray_events=PoolPhone.stray_events + 1)
+                )
+            if verdict.classification == "suspicious":
+                incident_id = self._file_event(s, row, threshold)
+                s.add(
+                    Alert(event_id=row.id, incident_id=incident_id, created_at=_now(), attempts=0)
+                )
+            return self._event_record(s, row)
+
+    def _event_row(
+        self, draft: EventDraft, target: str, verdict: Classification, chance: float
+    ) -> Event:
+        details = dict(draft.details)
+        if draft.text:
+            details["text"] = draft.text[:TEXT_LIMIT]
+        details["p"] = chance  # p_t of canary.events.incidents
+        if verdict.canaries:
+            details["canaries"] = list(verdict.canaries)
+        row = Event(
+            dedupe_key=draft.dedupe_key,
+            channel=draft.channel,
+            provider=draft.provider,
+            provider_id=draft.provider_id,
+            occurred_at=aware(draft.occurred_at),
+            received_at=_now(),
+            source=(draft.source or None) and str(draft.source)[:254],
+            target=target[:254],
+            payload_sha256=draft.payload_sha256,
+            details=details,
+            classification=verdict.classification,
+            reason=verdict.reason,
+            strength=verdict.strength,
+            exports=list(verdict.exports),
+            canaries=list(verdict.canaries),
+            sealed_by=None,
+        )
+        row.digest = event_digest(row)
+        return row
+
+    def _facts(self, s: Session, draft: EventDraft, target: str) -> tuple[Facts, float]:
+        """What the registry knows about the token, and p_t of a sign on it."""
+        noise = False
+        if draft.source:
+            kind = "sender" if draft.channel in MAIL_CHANNELS else "caller"
+            value = draft.source.strip().lower()
+            if draft.channel in PHONE_CHANNELS:
+                value = phone_e164(draft.source) or value
+            noise = (
+                s.execute(
+                    select(NoiseSource.id).where(
+                        NoiseSource.kind == kind, NoiseSource.value == value
+                    )
+                ).first()
+                is not None
+            )
+        if draft.channel in PHONE_CHANNELS:
+            phone = s.execute(select(PoolPhone).where(PoolPhone.e164 == target)).scalar()
+            if phone is None:
+                return Facts(noise_source=noise), 1.0
+            export_ids = list(
+                s.execute(
+                    select(ExportPhone.export_id).where(ExportPhone.pool_phone_id == phone.id)
+                ).scalars()
+            )
+            canaries = self._canary_facts(
+                s, (Canary.phone_e164 == target) | (Canary.phone2_e164 == target)
+            )
+            named = names_in(draft.text, canaries)
+            facts = Facts(
+                pool_state=phone.state,
+                holders=self._holders(s, export_ids),
+                canaries=canaries,
+                noise_source=noise,
+                text_canaries=named,
+            )
+            return facts, P_CHANNEL["named"] if named else phone_chance(phone.stray_events)
+        if draft.channel in MAIL_CHANNELS:
+            domain = target.rpartition("@")[2]
+            ours = (
+                s.execute(select(PoolDomain.id).where(PoolDomain.domain == domain)).first()
+                is not None
+            )
+            canaries = self._canary_facts(s, Canary.email == target)
+            export_ids = sorted({e for c in canaries for e in c.export_ids})
+            facts = Facts(
+                pool_domain=ours,
+                holders=self._holders(s, export_ids),
+                canaries=canaries,
+                noise_source=noise,
+                text_canaries=names_in(draft.text, canaries),
+            )
+            return facts, P_CHANNEL[draft.channel]
+        if draft.channel in NAME_CHANNELS:
+            nk, kk = name_key(target), kana_key(target)
+            canaries = self._canary_facts(s, (Canary.name_key == nk) | (Canary.kana_key == kk))
+            export_ids = sorted({e for c in canaries for e in c.export_ids})
+            facts = Facts(
+                holders=self._holders(s, export_ids),
+                canaries=canaries,
+                noise_source=noise,
+                text_canaries=canaries,
+            )
+            return facts, P_CHANNEL["postal" if draft.channel == "postal" else "named"]
+        return Facts(noise_source=noise), P_CHANNEL["dns"]
+
+    def _canary_facts(self, s: Session, where: Any) -> list[CanaryFacts]:
+        rows = s.execute(
+            select(Canary.id, Canary.export_id, Canary.name, Canary.kana, Canary.layer)
+            .join(Export, Export.id == Canary.export_id)
+            .where(where, Export.status != "void")
+        ).all()
+        stable = [r.id for r in rows if r.layer == "stable"]
+        carriers: dict[int, set[int]] = {}
+        if stable:
+            for cid, eid in s.execute(
+                select(StableCarrier.canary_id, StableCarrier.export_id).where(
+                    StableCarrier.canary_id.in_(stable)
+                )
+            ):
+                carriers.setdefault(cid, set()).add(eid)
+        return [
+            CanaryFacts(
+                r.id, tuple(sorted(carriers.get(r.id, set()) | {r.export_id})), r.name, r.kana
+            )
+            for r in rows
+        ]
+
+    def _holders(self, s: Session, export_ids: Sequence[int]) -> list[Holder]:
+        if not export_ids:
+            return []
+        rows = s.execute(
+            select(
+                Export.id,
+                Export.account_id,
+                Export.campaign_from,
+                Export.campaign_until,
+                Export.expected_callers,
+                Export.expected_senders,
+            ).where(Export.id.in_(list(export_ids)), Export.status != "void")
+        ).all()
+        return [Holder(r[0], r[1], r[2], r[3], list(r[4] or []), list(r[5] or [])) for r in rows]
+
+    # -- incidents ------------------------------------------------------------------------
+
+    def _narrowed_candidates(self, s: Session, row: Event) -> list[int]:
+        """For a phone-only sign: the exports holding every pool number its source called
+        (suspiciously) within the window; the number's own holders if that is empty."""
+        if row.channel not in PHONE_CHANNELS or row.strength != "weak" or not row.source:
+            return list(row.exports)
+        moment = aware(row.occurred_at)
+        numbers = set(
+            s.execute(
+                select(Event.target).where(
+                    Event.source == row.source,
+                    Event.channel.in_(PHONE_CHANNELS),
+                    Event.classification == "suspicious",
+                    Event.occurred_at >= moment - NARROW_WINDOW,
+                    Event.occurred_at <= moment + NARROW_WINDOW,
+                )
+            ).scalars()
+        )
+        numbers.add(row.target)
+        if len(numbers) < 2:
+            return list(row.exports)
+        phone_ids = list(
+            s.execute(select(PoolPhone.id).where(PoolPhone.e164.in_(numbers))).scalars()
+        )
+        common = list(
+            s.execute(
+                select(ExportPhone.export_id)
+                .where(ExportPhone.pool_phone_id.in_(phone_ids))
+                .group_by(ExportPhone.export_id)
+                .having(func.count() == len(phone_ids))
+            ).scalars()
+        )
+        return common or list(row.exports)
+
+    def _file_event(self, s: Session, row: Event, threshold: float) -> int | None:
+        """Link a suspicious event to the incident(s) it points at; returns the first."""
+        candidates = self._narrowed_candidates(s, row)
+        if not candidates or len(candidates) > MAX_CANDIDATES:
+            return None
+        accounts = dict(
+            s.execute(select(Export.id, Export.account_id).where(Export.id.in_(candidates))).all()
+        )
+        subjects: list[tuple[str, int | None]]
+        if len(candidates) > 1 and len(set(accounts.values())) == 1:
+            subjects = [(f"account:{next(iter(accounts.values()))}", None)]
+        else:
+            subjects = [(f"export:{e}", e) for e in candidates]
+        linked = [row.id]
+        if row.channel in PHONE_CHANNELS and row.source:
+            # The source's earlier calls that narrowed the candidates join the incident too.
+            linked += list(
+                s.execute(
+                    select(Event.id).where(
+                        Event.source == row.source,
+                        Event.channel.in_(PHONE_CHANNELS),
+                        Event.classification == "suspicious",
+                        Event.id != row.id,
+                    )
+                ).scalars()
+            )
+        first: int | None = None
+        for subject, export_id in subjects:
+            incident = self._open_incident(s, subject, export_id, accounts, row)
+            for event_id in linked:
+                s.execute(
+                    _insert(self.engine.dialect.name)(IncidentEvent)
+                    .values(incident_id=incident.id, event_id=event_id)
+                    .on_conflict_do_nothing()
+                )
+            self._rescore(s, incident, threshold)
+            first = first if first is not None else incident.id
+        return first
+
+    def _open_incident(
+        self, s: Session, subject: str, export_id: int | None, accounts: dict[int, int], row: Event
+    ) -> Incident:
+        insert = _insert(self.engine.dialect.name)
+        now = _now()
+        account_id = accounts[export_id] if export_id is not None else int(subject.split(":")[1])
+        code = "IN-" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+        s.execute(
+            insert(Incident)
+            .values(
+                code=f"{code[:7]}-{code[7:]}",
+                subject=subject,
+                export_id=export_id,
+                account_id=account_id,
+                status="open",
+                first_seen=aware(row.occurred_at),
+                last_seen=aware(row.occurred_at),
+                event_count=0,
+                confidence=0.0,
+                attributed=False,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["subject"])
+        )
+        q = select(Incident).where(Incident.subject == subject)
+        if self.engine.dialect.name == "postgresql":
+            q = q.with_for_update()
+        return s.execute(q).scalar_one()
+
+    def _signs(self, s: Session, incident_id: int) -> tuple[list[Sign], list[Event]]:
+        events = list(
+            s.execute(
+                select(Event)
+                .join(IncidentEvent, IncidentEvent.event_id == Event.id)
+                .where(IncidentEvent.incident_id == incident_id)
+                .order_by(Event.occurred_at)
+            ).scalars()
+        )
+        signs = [
+            Sign(
+                token=e.target,
+                channel=e.channel,
+                source=e.source,
+                occurred_at=aware(e.occurred_at),
+                exports=frozenset(e.exports),
+                chance=float(e.details.get("p", 0.5)),  # type: ignore[arg-type]
+                phone_only=e.channel in PHONE_CHANNELS and e.strength == "weak",
+            )
+            for e in events
+        ]
+        return signs, events
+
+    def _rescore(self, s: Session, incident: Incident, threshold: float) -> None:
+        signs, events = self._signs(s, incident.id)
+        if incident.export_id is not None:
+            confidence = export_guilt(incident.export_id, signs)
+        else:
+            mine = frozenset(
+                s.execute(select(Export.id).where(Export.account_id == incident.account_id))
+                .scalars()
+                .all()
+            )
+            confidence = account_guilt(mine, signs)
+        was = incident.attributed
+        incident.confidence = confidence
+        incident.attributed = confidence >= threshold
+        incident.event_count = len(events)
+        incident.first_seen = min(aware(e.occurred_at) for e in events)
+        incident.last_seen = max(aware(e.occurred_at) for e in events)
+        incident.updated_at = _now()
+        s.flush()
+        if incident.attributed and not was:
+            # A verdict goes into the chain at once (it is rare; events are sealed in batches).
+            if self.engine.dialect.name == "postgresql":
+                s.execute(text("SELECT pg_advisory_xact_lock(7242937)"))
+            self._audit(
+                s,
+                "incident.attributed",
+                incident.code,
+                {
+                    "subject": incident.subject,
+                    "confidence": confidence,
+                    "events": [e.id for e in events],
+                },
+            )
+
+    # -- sealing --------------------------------------------------------------------------
+
+    def seal_events(self, batch: int = 10_000) -> int:
+        """Append one audit link per batch of unsealed events; returns how many were sealed."""
+        sealed = 0
+        while True:
+            with self.transaction() as s:
+                rows = s.execute(
+                    select(Event.id, Event.digest)
+                    .where(Event.sealed_by.is_(None))
+                    .order_by(Event.id)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    return sealed
+                digest = hashlib.sha256("".join(d for _, d in rows).encode()).hexdigest()
+                self._audit(
+                    s,
+                    "events.seal",
+                    f"{rows[0][0]}-{rows[-1][0]}",
+                    {
+                        "count": len(rows),
+                        "first": rows[0][0],
+                        "last": rows[-1][0],
+                        "digest": digest,
+                    },
+                )
+                seq = s.execute(text("SELECT max(seq) FROM audit_log")).scalar_one()
+                s.execute(
+                    update(Event).where(Event.id.in_([i for i, _ in rows])).values(sealed_by=seq)
+                )
+                sealed += len(rows)
+
+    def verify_event_seals(self) -> tuple[int, int, list[str]]:
+        """(events sealed, events not yet sealed, problems): every stored event must match
+        its own digest, and every seal the digests of the events it covers."""
+        problems: list[str] = []
+        sealed = 0
+        with self._sessions() as s:
+            seals = s.execute(
+                text("SELECT seq, payload FROM audit_log WHERE action = 'events.seal' ORDER BY seq")
+            ).all()
+            import json
+
+            for seq, payload in seals:
+                claim = json.loads(payload)
+                rows = list(
+                    s.execute(
+                        select(Event).where(Event.sealed_by == seq).order_by(Event.id)
+                    ).scalars()
+                )
+                for r in rows:
+                    if event_digest(r) != r.digest:
+                        problems.append(f"event {r.id} was changed after it was stored")
+                digest = hashlib.sha256("".join(r.digest for r in rows).encode()).hexdigest()
+                if len(rows) != claim["count"] or digest != claim["digest"]:
+                    problems.append(
+                        f"the events sealed by audit entry {seq} are not the ones it sealed"
+                    )
+                sealed += len(rows)
+            unsealed = int(
+                s.execute(
+                    select(func.count(Event.id)).where(Event.sealed_by.is_(None))
+                ).scalar_one()
+            )
+        return sealed, unsealed, problems
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _codes(self, s: Session, export_ids: Sequence[int]) -> list[str]:
+        if not export_ids:
+            return []
+        rows = s.execute(select(Export.id, Export.code).where(Export.id.in_(list(export_ids))))
+        codes = dict(rows.all())
+        return [codes[i] for i in export_ids if i in codes]
+
+    def _event_record(self, s: Session, e: Event, duplicate: bool = False) -> EventRecord:
+        return EventRecord(
+            id=e.id,
+            channel=e.channel,
+            provider=e.provider,
+            provider_id=e.provider_id,
+            occurred_at=aware(e.occurred_at),
+            received_at=aware(e.received_at),
+            source=e.source,
+            target=e.target,
+            payload_sha256=e.payload_sha256,
+            classification=e.classification,
+            reason=e.reason,
+            strength=e.strength,
+            exports=self._codes(s, e.exports[:50]),
+            details=dict(e.details or {}),
+            duplicate=duplicate,
+        )
+
+    def events(
+        self,
+        limit: int | None = 100,
+        classification: str | None = None,
+        channel: str | None = None,
+        export: str | None = None,
+        incident: str | None = None,
+    ) -> list[EventRecord]:
+        """Stored events, newest first, optionally filtered."""
+        with self._sessions() as s:
+            q = select(Event).order_by(Event.occurred_at.desc(), Event.id.desc())
+            if classification:
+                q = q.where(Event.classification == classification)
+            if channel:
+                q = q.where(Event.channel == channel)
+            if incident:
+                inc = self._incident_row(s, incident)
+                q = q.join(IncidentEvent, IncidentEvent.event_id == Event.id).where(
+                    IncidentEvent.incident_id == inc.id
+                )
+            rows = list(s.execute(q).scalars())
+            if export:
+                eid = s.execute(select(Export.id).where(Export.code == export.upper())).scalar()
+                if eid is None:
+                    raise NotFoundError(f"No export {export} in the registry.")
+                rows = [r for r in rows if eid in r.exports]
+            if limit:
+                rows = rows[:limit]
+            return [self._event_record(s, r) for r in rows]
+
+    def _incident_row(self, s: Session, code: str) -> Incident:
+        row = s.execute(select(Incident).where(Incident.code == code.strip().upper())).scalar()
+        if row is None:
+            raise NotFoundError(
+                f"No incident {code} in the registry; `canary incidents list` shows them."
+            )
+        return row
+
+    def _incident_record(self, s: Session, i: Incident) -> IncidentRecord:
+        from canary.registry.models import Account, PeopleList
+
+        account = s.get(Account, i.account_id)
+        export = s.get(Export, i.export_id) if i.export_id is not None else None
+        candidates: list[str] = []
+        if export is None:
+            ids: set[int] = set()
+            for (exports,) in s.execute(
+                select(Event.exports)
+                .join(IncidentEvent, IncidentEvent.event_id == Event.id)
+                .where(IncidentEvent.incident_id == i.id)
+            ):
+                ids.update(exports)
+            candidates = sorted(self._codes(s, sorted(ids)))
+        people_list = s.get(PeopleList, export.list_id) if export is not None else None
+        return IncidentRecord(
+            code=i.code,
+            subject="export" if export is not None else "account",
+            export=export.code if export is not None else None,
+            account=account.name if account is not None else "",
+            client=people_list.client.name if people_list is not None else None,
+            list_name=people_list.name if people_list is not None else None,
+            candidates=candidates,
+            status=i.status,
+            first_seen=aware(i.first_seen),
+            last_seen=aware(i.last_seen),
+            events=i.event_count,
+            confidence=i.confidence,
+            attributed=i.attributed,
+        )
+
+    def incidents(self, status: str | None = None) -> list[IncidentRecord]:
+        """Incidents, most likely first."""
+        with self._sessions() as s:
+            q = select(Incident).order_by(Incident.confidence.desc(), Incident.last_seen.desc())
+            if status:
+                q = q.where(Incident.status == status)
+            return [self._incident_record(s, i) for i in s.execute(q).scalars()]
+
+    def incident(self, code: str) -> tuple[IncidentRecord, list[EventRecord]]:
+        with self._sessions() as s:
+            row = self._incident_row(s, code)
+            record = self._incident_record(s, row)
+        return record, self.events(limit=None, incident=code)
