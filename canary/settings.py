@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from canary.errors import CanaryError
+
 
 def default_db_url() -> str:
     """The embedded default registry: a SQLite file in the user's data directory."""
@@ -54,6 +56,141 @@ class Settings:
             "help": "Most distinct pool phone numbers one export uses.",
         },
     )
+    # -- events and incidents ---------------------------------------------------------------
+    expect_grace_hours: int = field(
+        default=72,
+        metadata={
+            "env": "CANARY_EXPECT_GRACE_HOURS",
+            "help": "Hours after a campaign's end during which its own calls are still expected.",
+        },
+    )
+    event_threshold: float = field(
+        default=0.95,
+        metadata={
+            "env": "CANARY_EVENT_THRESHOLD",
+            "help": "Guilt probability at which an incident names its export (0-1).",
+        },
+    )
+    # -- server -------------------------------------------------------------------------------
+    listen: str = field(
+        default="127.0.0.1:8425",
+        metadata={"env": "CANARY_LISTEN", "help": "Address:port the HTTP server binds."},
+    )
+    public_url: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_PUBLIC_URL",
+            "help": "The server's URL as providers call it (https://canary.example.jp); "
+            "Twilio signs that URL, not the one behind a proxy.",
+        },
+    )
+    twilio_auth_token: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_TWILIO_AUTH_TOKEN",
+            "help": "Twilio auth token that signs its webhooks; Twilio hooks answer 403 "
+            "without it.",
+        },
+    )
+    webhook_secret: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_WEBHOOK_SECRET",
+            "help": "Shared secret of the generic JSON webhook (HMAC-SHA256 over "
+            "timestamp + body); the hook answers 403 without it.",
+        },
+    )
+    webhook_window: int = field(
+        default=300,
+        metadata={
+            "env": "CANARY_WEBHOOK_WINDOW",
+            "help": "Seconds a signed generic webhook stays valid (replay window).",
+        },
+    )
+    trusted_proxies: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_TRUSTED_PROXIES",
+            "help": "Comma-separated addresses of reverse proxies whose forwarded headers "
+            "are believed (client address, forwarded user).",
+        },
+    )
+    forwarded_user_header: str = field(
+        default="X-Forwarded-User",
+        metadata={
+            "env": "CANARY_FORWARDED_USER_HEADER",
+            "help": "Header a trusted proxy sets to the logged-in user of a download.",
+        },
+    )
+    # -- mail -------------------------------------------------------------------------------
+    smtp_listen: str = field(
+        default="127.0.0.1:2525",
+        metadata={
+            "env": "CANARY_SMTP_LISTEN",
+            "help": "Address:port of the SMTP listener for the pool domains (25 in production).",
+        },
+    )
+    smtp_max_bytes: int = field(
+        default=1_048_576,
+        metadata={
+            "env": "CANARY_SMTP_MAX_BYTES",
+            "help": "Largest message the SMTP listener accepts; bigger ones are refused (552).",
+        },
+    )
+    imap_url: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_IMAP_URL",
+            "help": "Mailbox to poll for canary mail a provider hosts: "
+            "imaps://user@host:993/INBOX (password in CANARY_IMAP_PASSWORD).",
+        },
+    )
+    imap_password: str = field(
+        default="",
+        metadata={"env": "CANARY_IMAP_PASSWORD", "help": "Password of the IMAP mailbox."},
+    )
+    # -- alerts -----------------------------------------------------------------------------
+    alert_email_to: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_ALERT_EMAIL_TO",
+            "help": "Comma-separated addresses alerted by email about suspicious events.",
+        },
+    )
+    alert_smtp: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_ALERT_SMTP",
+            "help": "SMTP relay for alert mail, host:port (e.g. 127.0.0.1:25).",
+        },
+    )
+    alert_from: str = field(
+        default="canary@localhost",
+        metadata={"env": "CANARY_ALERT_FROM", "help": "Sender address of alert mail."},
+    )
+    alert_webhooks: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_ALERT_WEBHOOKS",
+            "help": "Comma-separated kind=url pairs alerted by webhook; kind is json, "
+            "slack or teams.",
+        },
+    )
+    alert_allow_private: int = field(
+        default=0,
+        metadata={
+            "env": "CANARY_ALERT_ALLOW_PRIVATE",
+            "help": "1 lets alert webhooks reach private and loopback addresses "
+            "(refused by default: SSRF).",
+        },
+    )
+    alert_rate: int = field(
+        default=10,
+        metadata={
+            "env": "CANARY_ALERT_RATE",
+            "help": "Alerts sent one by one per hour; beyond that they go out as a digest.",
+        },
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -64,7 +201,17 @@ class Settings:
             name = f.metadata["env"]
             if name in env and env[name] != "":
                 raw = env[name]
-                values[f.name] = int(raw) if f.type in ("int", int) else raw
+                try:
+                    if f.type in ("int", int):
+                        values[f.name] = int(raw)
+                    elif f.type in ("float", float):
+                        values[f.name] = float(raw)
+                    else:
+                        values[f.name] = raw
+                except ValueError:
+                    raise CanaryError(
+                        f"{name}={raw!r} is not a number; set it to a number or unset it."
+                    ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

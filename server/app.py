@@ -1,0 +1,65 @@
+"""The application factory: one registry per application, blueprints per area, library
+errors mapped to HTTP statuses with a JSON reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, jsonify
+from werkzeug.exceptions import HTTPException
+
+from canary import errors
+from canary.registry import Registry
+from canary.settings import Settings
+
+# Library errors as HTTP statuses; the first class that matches wins.
+HTTP_STATUSES: list[tuple[type[errors.CanaryError], int]] = [
+    (errors.AccessError, 403),
+    (errors.NotFoundError, 404),
+    (errors.NotInitialisedError, 503),
+    (errors.InputError, 400),
+    (errors.PoolError, 409),
+    (errors.CanaryError, 500),
+]
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> Flask:
+    """Build the application from settings (default: the ``CANARY_*`` environment)."""
+    settings = settings or Settings.from_env()
+    app = Flask("canary")
+    app.config["CANARY_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = 512 * 1024 * 1024  # the seeding gateway takes lists
+    reg = registry or Registry(settings.db, actor="server")
+    reg.require_ready()
+    app.extensions["canary.registry"] = reg
+
+    from server import api, hooks
+
+    app.register_blueprint(hooks.bp)
+    app.register_blueprint(api.bp)
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return jsonify({"ok": True, "schema": registry_of().revision()})
+
+    @app.errorhandler(errors.CanaryError)
+    def canary_error(exc: errors.CanaryError) -> Any:
+        status = next(code for cls, code in HTTP_STATUSES if isinstance(exc, cls))
+        return jsonify({"error": str(exc)}), status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        return jsonify({"error": exc.description}), exc.code or 500
+
+    return app
+
+
+def registry_of() -> Registry:
+    """The application's registry (one engine and connection pool per process)."""
+    reg: Registry = current_app.extensions["canary.registry"]
+    return reg
+
+
+def settings_of() -> Settings:
+    settings: Settings = current_app.config["CANARY_SETTINGS"]
+    return settings
