@@ -298,3 +298,30 @@ class Alert(Base):
     digest: Mapped[str | None] = mapped_column(String(40))  # id of the digest that carried it
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class HostnameToken(Base):
+    """A hostname under a canary DNS zone that names one export (or one client) when looked
+    up: put in a B2B list's URL column, or a pool domain dedicated to one client."""
+
+    __tablename__ = "hostname_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(253), unique=True)  # lowercase, no final dot
+    zone: Mapped[str] = mapped_column(String(253))
+    export_id: Mapped[int | None] = mapped_column(ForeignKey("exports.id"))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class JobRun(Base):
+    """One run of a scheduled monitor, for `canary jobs list`, the digest and the doctor."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_job", "job", "started_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(10))  # running | ok | failed | skipped
+    summary: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
