@@ -192,6 +192,57 @@ class Settings:
         },
     )
 
+    # -- DNS ----------------------------------------------------------------------------------
+    dns_listen: str = field(
+        default="127.0.0.1:5353",
+        metadata={
+            "env": "CANARY_DNS_LISTEN",
+            "help": "Address:port of the DNS listener, UDP and TCP (53 in production).",
+        },
+    )
+    dns_zones: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_DNS_ZONES",
+            "help": "Comma-separated zones the DNS listener serves beside the active pool domains.",
+        },
+    )
+    dns_mx_host: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_DNS_MX_HOST",
+            "help": "Mail host (our SMTP listener) the zones' MX records name; default mx.<zone>.",
+        },
+    )
+    dns_ipv4: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_DNS_IPV4",
+            "help": "Comma-separated public IPv4 addresses of our hosts, the A answers.",
+        },
+    )
+    dns_ipv6: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_DNS_IPV6",
+            "help": "Comma-separated public IPv6 addresses of our hosts, the AAAA answers.",
+        },
+    )
+    dns_ns: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_DNS_NS",
+            "help": "Comma-separated name servers the zones are delegated to; default ns1.<zone>.",
+        },
+    )
+    dns_rdap_url: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_DNS_RDAP_URL",
+            "help": "RDAP base URL for domain expiry (e.g. https://rdap.org/domain/); empty: off.",
+        },
+    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from ``CANARY_*`` variables; keyword overrides win."""
