@@ -242,6 +242,62 @@ class Settings:
             "help": "RDAP base URL for domain expiry (e.g. https://rdap.org/domain/); empty: off.",
         },
     )
+    # -- jobs ---------------------------------------------------------------------------------
+    jobs_config: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_JOBS_CONFIG",
+            "help": "TOML file of the monitors' schedules and folders (jobs/README.md); "
+            "built-in schedules without it.",
+        },
+    )
+    drop_folder: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_DROP_FOLDER",
+            "help": "Folder where purchased broker lists are dropped to be scanned; "
+            "overrides the config file.",
+        },
+    )
+    cdr_folder: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_CDR_FOLDER",
+            "help": "Folder where call-detail files are dropped to be imported; "
+            "overrides the config file.",
+        },
+    )
+    outbox_folder: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_OUTBOX_FOLDER",
+            "help": "Outbox root: a list dropped into <root>/<recipient>/ is seeded for that "
+            "recipient; overrides the config file.",
+        },
+    )
+    quarantine_days: int = field(
+        default=30,
+        metadata={
+            "env": "CANARY_QUARANTINE_DAYS",
+            "help": "Burn-in: days a quarantined number is watched before it may become active.",
+        },
+    )
+    stray_rate_limit: float = field(
+        default=1.0,
+        metadata={
+            "env": "CANARY_STRAY_RATE_LIMIT",
+            "help": "Most stray calls/SMS per week (over the last burn-in) a quarantined number "
+            "may get and still become active.",
+        },
+    )
+    digest_time: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_DIGEST_TIME",
+            "help": "Local time HH:MM of the daily digest; overrides the config file "
+            "(default 08:00).",
+        },
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
