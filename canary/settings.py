@@ -194,7 +194,7 @@ class Settings:
 
     # -- DNS ----------------------------------------------------------------------------------
     dns_listen: str = field(
-        default="127.0.0.1:5353",
+        default="127.0.0.1:5053",
         metadata={
             "env": "CANARY_DNS_LISTEN",
             "help": "Address:port of the DNS listener, UDP and TCP (53 in production).",
