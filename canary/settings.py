@@ -191,6 +191,14 @@ class Settings:
             "help": "Alerts sent one by one per hour; beyond that they go out as a digest.",
         },
     )
+    alert_siem: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_ALERT_SIEM",
+            "help": "JSON lines of alerts for a SIEM: stdout, syslog (local /dev/log) or "
+            "syslog://host:514 (UDP); empty for none.",
+        },
+    )
 
     # -- DNS ----------------------------------------------------------------------------------
     dns_listen: str = field(
