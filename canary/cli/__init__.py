@@ -10,6 +10,7 @@ import click
 
 from canary import __version__
 from canary.cli.common import AppContext
+from canary.cli.dns_cmds import dns_group
 from canary.cli.exports import exports_group
 from canary.cli.pool import pool_group
 from canary.cli.registry_cmds import accounts_group, audit_group, init_cmd
@@ -49,6 +50,7 @@ cli.add_command(exports_group)
 cli.add_command(accounts_group)
 cli.add_command(audit_group)
 cli.add_command(demo_cmd)
+cli.add_command(dns_group)
 
 
 def main() -> None:
