@@ -67,6 +67,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,7 @@ from server.auth import client_address, forwarded_user, principal, require
 
 CHUNK = 1024 * 1024
 DIR_PREFIX = "canary-gateway-"
+SWEEP_AGE = 60.0  # seconds
 RAW_TYPES = (
     "text/csv",
     "text/plain",
@@ -120,10 +122,13 @@ def private_folder() -> Iterator[Path]:
 
 
 def _sweep() -> None:
-    """Remove folders of uploads a killed worker left behind (their lock is free)."""
+    """Remove folders of uploads a killed worker left behind (their lock is free). A folder
+    younger than a minute may be one another worker has made and not yet locked."""
+    now = time.time()
     for old in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"):
         try:
-            if old.stat().st_uid != os.getuid() or not old.is_dir():
+            st = old.stat()
+            if st.st_uid != os.getuid() or not old.is_dir() or now - st.st_mtime < SWEEP_AGE:
                 continue
             fd = os.open(old, os.O_RDONLY)
         except OSError:
@@ -209,7 +214,11 @@ def _receive(folder: Path) -> tuple[Path, tuple[str, str, str | None]]:
         path = inbox / safe_filename(request.args.get("filename"), default)
         size = _copy_body(path)
     else:
-        abort(415, f"Send the list as text/csv or a multipart form, not {mimetype}.")
+        abort(
+            415,
+            f"Send the list as text/csv (curl -H 'Content-Type: text/csv' --data-binary "
+            f"@list.csv) or as a multipart form, not {mimetype}.",
+        )
     if size == 0:
         raise EmptyFileError("The upload is empty; send the list as the request body.")
     return path, fields
