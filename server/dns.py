@@ -20,6 +20,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,6 +77,7 @@ class Answerer:
         self.registry = registry
         self.settings = settings
         self.v4, self.v6 = our_addresses(settings)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests set the time
         self._lock = threading.Lock()
         self._zones: dict[dns.name.Name, _Records] = {}
         self._loaded = float("-inf")
@@ -194,7 +196,7 @@ class Answerer:
     def _record(
         self, name: str, rdtype: RdataType, peer: Any, transport: str, holders: Holders | None
     ) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         minute = now.replace(second=0, microsecond=0).isoformat()
         qtype = dns.rdatatype.to_text(rdtype)
         details: dict[str, object] = {"qtype": qtype, "transport": transport, "port": peer[1]}
