@@ -16,6 +16,7 @@ request comes from an address in ``settings.trusted_proxies``; anyone else could
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 from collections.abc import Callable
@@ -130,8 +131,8 @@ def client_address() -> str:
     hops = [h for h in hops if h]
     for hop in reversed(hops):
         if not _is_trusted(hop, networks):
-            return hop
-    return hops[0] if hops else peer
+            return hop[:100]  # kept as evidence even if it is not an address
+    return hops[0][:100] if hops else peer
 
 
 def forwarded_user() -> str | None:
@@ -139,4 +140,7 @@ def forwarded_user() -> str | None:
     if not from_trusted_proxy():
         return None
     value = request.headers.get(settings_of().forwarded_user_header, "").strip()
+    # WSGI hands headers over as Latin-1; proxies send user names in UTF-8.
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+        value = value.encode("latin-1").decode("utf-8")
     return value[:200] or None

@@ -259,7 +259,7 @@ def seed_upload() -> Any:
                 recipient=recipient,
                 requested_by=forwarded_user(),
                 host=client,
-                terminal=f"api from {client}" + (f" via {proxy}" if proxy else ""),
+                terminal=(f"api from {client}" + (f" via {proxy}" if proxy else ""))[:200],
             ),
         )
         # Open, then let the folder go: the answer streams from the open file, and nothing

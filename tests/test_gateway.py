@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tempfile
 import time
@@ -126,21 +127,21 @@ def test_a_cp932_multipart_upload_from_a_trusted_proxy_records_the_forwarded_use
             body,
             {
                 "Content-Type": content_type,
-                "X-Forwarded-User": "tanaka",
+                "X-Forwarded-User": "田中".encode().decode("latin-1"),  # UTF-8 on the wire
                 # The leftmost entry is whatever the client wrote; nginx appended the rest.
                 "X-Forwarded-For": "198.51.100.1, 203.0.113.7, 10.1.2.3",
             },
         )
     code = check_seeded(registry, reply, original, "listsrv-admin")
     export = registry.export(code)
-    assert export.requested_by == "tanaka"
+    assert export.requested_by == "田中"
     assert export.host == "203.0.113.7"
     assert export.terminal == "api from 203.0.113.7 via 127.0.0.1"
     assert export.encoding == "cp932" and export.input_name == "会員名簿.csv"
     assert reply.headers["Content-Type"] == "text/csv; charset=Windows-31J"
     assert f"filename*=UTF-8''{quote('会員名簿.csv')}" in reply.headers["Content-Disposition"]
     seal = next(link for link in registry.audit_links() if link.action == "export.seal")
-    assert seal.subject == code and '"requested_by":"tanaka"' in seal.payload.replace(" ", "")
+    assert seal.subject == code and json.loads(seal.payload)["requested_by"] == "田中"
     assert list(tmp_root.iterdir()) == []
 
 
