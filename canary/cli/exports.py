@@ -123,3 +123,80 @@ def recover_cmd(app: AppContext, directory: Path | None) -> None:
         click.echo(line)
     if not actions:
         click.echo("Nothing to recover.")
+
+
+@exports_group.command("expect")
+@click.argument("export_id")
+@click.option(
+    "--caller",
+    "callers",
+    multiple=True,
+    metavar="NUMBER",
+    help="A caller ID the recipient's own campaign calls from (repeatable).",
+)
+@click.option(
+    "--sender",
+    "senders",
+    multiple=True,
+    metavar="DOMAIN",
+    help="A mail domain the recipient's own campaign sends from (repeatable).",
+)
+@click.option(
+    "--from",
+    "start",
+    metavar="ISO",
+    help="When the campaign starts, ISO 8601; without an offset in Asia/Tokyo.",
+)
+@click.option(
+    "--until",
+    metavar="ISO",
+    help="When it ends, ISO 8601 (a bare date means the end of that day); contacts stay "
+    "expected for CANARY_EXPECT_GRACE_HOURS more.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the export's expectation as JSON.")
+@click.pass_obj
+@handle_errors
+def expect_cmd(
+    app: AppContext,
+    export_id: str,
+    callers: tuple[str, ...],
+    senders: tuple[str, ...],
+    start: str | None,
+    until: str | None,
+    as_json: bool,
+) -> None:
+    """Record the recipient's own campaign, so that its calls and mail to the canaries are
+    expected, not suspicious. Adds to what was set before."""
+    from canary.cdr import DEFAULT_TZ, parse_time, zone
+    from canary.errors import InvalidEventError
+
+    tz = zone(DEFAULT_TZ)
+    moments = []
+    for option, value, end in (("--from", start, False), ("--until", until, True)):
+        try:
+            moments.append(parse_time(value, tz, end_of_day=end) if value else None)
+        except ValueError:
+            raise InvalidEventError(
+                f"{option} {value!r} is not an ISO 8601 time, e.g. 2026-11-01T09:00."
+            ) from None
+    if not (callers or senders or start or until):
+        raise InvalidEventError(
+            "Give the campaign's --caller, --sender, --from or --until; nothing was changed."
+        )
+    result = app.registry().set_expectation(
+        export_id, callers=callers, senders=senders, start=moments[0], until=moments[1]
+    )
+    if as_json:
+        print_json(result)
+        return
+    out = console()
+    out.print(f"[bold]{result['export_id']}[/bold] expects its own campaign 想定される接触:")
+    for label, key in (
+        ("callers 発信番号", "callers"),
+        ("senders 送信ドメイン", "senders"),
+        ("from 開始 (UTC)", "from"),
+        ("until 終了 (UTC)", "until"),
+    ):
+        held = result[key]
+        shown = ", ".join(held) if isinstance(held, list) else str(held or "")
+        out.print(f"  {label:<22} {shown or '—'}", markup=False)
