@@ -76,6 +76,7 @@ from urllib.parse import quote
 
 from flask import Response, abort, current_app, request
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.formparser import FormDataParser
 from werkzeug.wsgi import wrap_file
 
@@ -147,9 +148,12 @@ def _copy_body(target: Path) -> int:
     """Stream the raw request body to ``target`` in chunks; returns its size."""
     size = 0
     with target.open("wb") as fh:
-        while chunk := request.stream.read(CHUNK):
-            fh.write(chunk)
-            size += len(chunk)
+        try:
+            while chunk := request.stream.read(CHUNK):
+                fh.write(chunk)
+                size += len(chunk)
+        except ClientDisconnected:
+            abort(400, f"The upload was cut off after {size:,} bytes; send the list again.")
     return size
 
 

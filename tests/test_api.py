@@ -80,9 +80,10 @@ class Live:
 
 
 @contextmanager
-def serving(settings: Settings, registry: Registry) -> Iterator[Live]:
-    """Serve the application on 127.0.0.1 on a free port while the block runs."""
-    server = make_server("127.0.0.1", 0, create_app(settings, registry), threaded=True)
+def serving(settings: Settings, registry: Registry, threaded: bool = True) -> Iterator[Live]:
+    """Serve the application on 127.0.0.1 on a free port while the block runs (one request
+    at a time unless ``threaded``)."""
+    server = make_server("127.0.0.1", 0, create_app(settings, registry), threaded=threaded)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

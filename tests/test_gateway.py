@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -243,3 +244,28 @@ def test_an_investigator_may_seed_too_and_a_revoked_steward_may_not(
     reply = upload(live, steward, original)
     assert reply.status == 401 and reply.headers["WWW-Authenticate"].startswith("Bearer")
     assert len(registry.exports()) == 1
+
+
+def test_an_upload_cut_off_midway_seals_nothing_and_leaves_nothing(
+    settings: Settings, registry: Registry, tmp_path: Path, tmp_root: Path
+) -> None:
+    original = csv_bytes(tmp_path, 2000, encoding="utf-8")
+    token = registry.create_token("steward-1", "steward")
+    # One request at a time: the health check below is served only after the cut upload.
+    with serving(settings, registry, threaded=False) as live:
+        with socket.create_connection(("127.0.0.1", live.port)) as sock:
+            head = (
+                "POST /api/exports?client=c&list=l HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Type: text/csv\r\n"
+                f"Content-Length: {len(original)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + original[: len(original) // 2])
+            sock.shutdown(socket.SHUT_WR)  # the client goes away halfway
+            answer = b""
+            while data := sock.recv(65536):  # the server closes the connection
+                answer += data
+        assert answer.split(b" ")[1] == b"400", answer[:200]
+        assert b"cut off" in answer
+        assert live.get("/healthz").status == 200
+    assert registry.exports() == []
+    assert list(tmp_root.iterdir()) == []
