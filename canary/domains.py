@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from canary.errors import CanaryError, InputError, NotFoundError, PoolError
+from canary.events import aware
 from canary.pools import parse_owned_domain
 from canary.registry.models import Client, Export, HostnameToken, PeopleList, PoolDomain
 
@@ -184,7 +185,7 @@ def _token_record(s: Session, t: HostnameToken) -> HostnameTokenRecord:
         t.zone,
         export.code if export is not None else None,
         client.name if client is not None else None,
-        t.created_at,
+        aware(t.created_at),
     )
 
 

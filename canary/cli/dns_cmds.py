@@ -51,16 +51,14 @@ def tokens_cmd(app: AppContext, as_json: bool) -> None:
     if as_json:
         print_json({"tokens": [t.as_json() for t in tokens]})
         return
-    table = Table("hostname", "zone", "export", "client", "created (UTC)")
+    # One line each, the hostname whole: stewards copy it into a list.
     for t in tokens:
-        table.add_row(
-            t.hostname,
-            t.zone,
-            t.export or "(client domain)",
-            t.client or "",
-            t.created_at.strftime("%Y-%m-%d %H:%M"),
+        holder = f"export {t.export}" if t.export else "client domain"
+        click.echo(
+            f"{t.hostname}\t{holder}\tclient {t.client or '-'}\t{t.created_at:%Y-%m-%d %H:%M}"
         )
-    console().print(table)
+    if not tokens:
+        click.echo("No hostname tokens yet; make one with `canary dns token EXPORT_ID`.")
 
 
 @dns_group.command("dedicate")
@@ -126,7 +124,12 @@ def check_cmd(
     if as_json:
         print_json({"domains": [r.as_json() for r in results]})
     else:
-        table = Table("domain", "check", "ok", "detail")
+        heads = (
+            ("ドメイン", "確認", "結果", "詳細")
+            if lang == "ja"
+            else ("domain", "check", "ok", "detail")
+        )
+        table = Table(*heads)
         marks = {True: "ok", False: "FAIL", None: "-"}
         for r in results:
             for c in r.checks:
