@@ -13,7 +13,8 @@ from rich.table import Table
 from canary.alerts.messages import CHANNEL_JA, CLASS_JA, STRENGTH_JA
 from canary.cli.common import AppContext, console, err_console, handle_errors, print_json
 from canary.errors import CanaryError, InputError
-from canary.events import CHANNELS, CLASSIFICATIONS, EventRecord
+from canary.events import CHANNELS, CLASSIFICATIONS, PHONE_CHANNELS, EventRecord
+from canary.normalize import phone_e164
 
 MANUAL_CHANNELS = ("postal", "manual", "call", "sms", "email")
 
@@ -28,32 +29,21 @@ def _class_label(classification: str) -> str:
     return f"[{style}]{label}[/{style}]" if style else label
 
 
-def _events_table(events: list[EventRecord], title: str | None = None) -> Table:
-    table = Table(
-        "event",
-        "time (UTC) 日時",
-        "channel 経路",
-        "source 発信元",
-        "target 宛先",
-        "class 判定",
-        "strength 強さ",
-        "exports",
-        "reason 理由",
-        title=title,
-    )
+def _print_events(events: list[EventRecord]) -> None:
+    """Two lines per event (they read at any terminal width): when, how, who → which
+    token; then the verdict, how strong, why, and the exports it points at."""
+    out = console()
     for e in events:
-        table.add_row(
-            str(e.id),
-            _when(e.occurred_at),
-            f"{e.channel} {CHANNEL_JA.get(e.channel, '')}",
-            e.source or "—",
-            e.target,
-            _class_label(e.classification),
-            f"{e.strength} {STRENGTH_JA.get(e.strength, '')}",
-            ", ".join(e.exports[:3]) + (f" +{len(e.exports) - 3}" if len(e.exports) > 3 else ""),
-            e.reason,
+        exports = ", ".join(e.exports[:5]) + (" …" if len(e.exports) > 5 else "")
+        out.print(
+            f"[bold]#{e.id}[/bold]  {_when(e.occurred_at)} UTC  "
+            f"{e.channel} {CHANNEL_JA.get(e.channel, '')}  {e.source or '—'} → {e.target}"
         )
-    return table
+        out.print(
+            f"      {_class_label(e.classification)}, {e.strength} "
+            f"{STRENGTH_JA.get(e.strength, '')}: {e.reason}"
+            + (f" (exports {exports})" if exports else "")
+        )
 
 
 # -- canary import cdr -----------------------------------------------------------------------
@@ -183,6 +173,9 @@ def event_add(
     else:
         moment = datetime.now(UTC)
     details = {k: v for k, v in (("note", note), ("address", address)) if v}
+    if source and channel in PHONE_CHANNELS:
+        # One caller is one source across channels: the same form as webhooks and CDRs.
+        source = phone_e164(source) or source.strip()
     # No provider id: the event is known by the hash of what was entered.
     payload = json.dumps(
         {"channel": channel, "to": target, "from": source, "at": moment.isoformat(), "text": text}
@@ -262,7 +255,7 @@ def events_list(
     if not events:
         console().print("No events match. 該当するイベントはありません。")
         return
-    console().print(_events_table(events))
+    _print_events(events)
 
 
 # -- canary incidents ------------------------------------------------------------------------
@@ -287,24 +280,24 @@ def incidents_list(app: AppContext, status: str | None, as_json: bool) -> None:
     if not incidents:
         console().print("No incidents. インシデントはありません。")
         return
-    table = Table(
-        "incident",
-        "status 状態",
-        "export / account 該当",
-        "client 委託元",
-        "list 名簿",
-        "events",
-        "confidence 確からしさ",
-        "attributed 判定",
-        "last seen (UTC)",
-    )
+    table = Table()
+    for header, keep in (
+        ("incident", True),
+        ("status 状態", False),
+        ("export / account 該当", True),
+        ("client / list 委託元 / 名簿", False),
+        ("events", False),
+        ("confidence 確からしさ", True),
+        ("verdict 判定", False),
+        ("last seen (UTC)", False),
+    ):
+        table.add_column(header, no_wrap=keep)
     for i in incidents:
         table.add_row(
             i.code,
             i.status,
             i.export or f"account {i.account}",
-            i.client or "—",
-            i.list_name or "—",
+            " / ".join(p for p in (i.client, i.list_name) if p) or "—",
             str(i.events),
             f"{i.confidence:.6f}",
             "[bold red]ATTRIBUTED 特定[/bold red]" if i.attributed else "not yet 未判定",
@@ -344,7 +337,8 @@ def incidents_show(app: AppContext, code: str, as_json: bool) -> None:
         ("events イベント数", str(incident.events)),
     ):
         out.print(f"  {label:<24} {value}")
-    out.print(_events_table(events, title="evidence 証拠"))
+    out.print(f"evidence 証拠: {len(events)} event(s)")
+    _print_events(events)
     if incident.export:
         out.print(f"The export: canary exports show {incident.export}")
 
