@@ -13,6 +13,7 @@ from canary.cli import events_cmds, token_cmds
 from canary.cli.common import AppContext
 from canary.cli.dns_cmds import dns_group
 from canary.cli.exports import exports_group
+from canary.cli.mail_cmds import mail_group
 from canary.cli.pool import pool_group
 from canary.cli.registry_cmds import accounts_group, audit_group, init_cmd
 from canary.cli.scan_cmds import scan_cmd, scans_group
@@ -52,6 +53,7 @@ cli.add_command(accounts_group)
 cli.add_command(audit_group)
 cli.add_command(demo_cmd)
 cli.add_command(dns_group)
+cli.add_command(mail_group)
 for _group in (*events_cmds.GROUPS, token_cmds.token_group):
     cli.add_command(_group)
 
