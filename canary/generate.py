@@ -154,7 +154,30 @@ class CanaryFactory:
                 return self.rng.choice(candidates)
         return self.places.anywhere(self.rng)
 
+    def _street_like_neighbours(self, place: Place) -> str | None:
+        """A block number written and ranged as the list's own addresses at the canary's
+        postcode: the style of one neighbour, each number from another one of the same kind
+        (so the canary is inside the town's range without copying anyone's address)."""
+        shapes = self.profile.streets.get(place.postcode, [])
+        if len(shapes) < 3:
+            return None
+        r = self.rng
+        own = {s.numbers for s in shapes}
+        for _ in range(10):
+            model = r.choice(shapes)
+            same = [s for s in shapes if s.kind == model.kind]
+            numbers = tuple(
+                r.choice([s for s in same if len(s.numbers) > i] or [model]).numbers[i]
+                for i in range(len(model.numbers))
+            )
+            if numbers not in own or len(own) < 3:
+                return _write_street(model.kind, model.style, numbers)
+        return None
+
     def _street(self, place: Place, style: str, col: ColumnProfile | None = None) -> str:
+        local = self._street_like_neighbours(place)
+        if local is not None:
+            return local
         r = self.rng
         if col is not None and len(col.street_styles) > 1:
             style = r.choices(
@@ -457,3 +480,19 @@ _ADDRESS_ROLES = {
     "street",
     "building",
 }
+
+
+def _write_street(kind: str, style: str, n: tuple[int, ...]) -> str:
+    """A block number of the given kind and style (see profile.StreetShape)."""
+    if kind == "chome":
+        chome, rest = n[0], n[1:]
+        if style == "kanji":
+            return f"{chome}丁目" + "".join(
+                f"{x}{u}" for x, u in zip(rest, ("番", "号"), strict=False)
+            )
+        if style == "chome_dash":
+            return f"{chome}丁目" + "-".join(str(x) for x in rest)
+        return "-".join(str(x) for x in n)
+    if style == "kanji":
+        return f"{n[0]}番地" + (str(n[1]) if len(n) > 1 else "")
+    return "-".join(str(x) for x in n)

@@ -53,6 +53,16 @@ class ColumnProfile:
     banchi_numbers: list[tuple[int, ...]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StreetShape:
+    """How one address is numbered: ``kind`` chome (丁目, or three numbers) or banchi,
+    ``style`` as the generator writes it, and its numbers."""
+
+    kind: str
+    style: str  # chome: kanji | chome_dash | dash; banchi: kanji | dash | plain
+    numbers: tuple[int, ...]
+
+
 @dataclass
 class HostProfile:
     schema: Schema
@@ -69,6 +79,10 @@ class HostProfile:
     # The list's own postcodes (seven digits) with their counts, from the head and windows
     # through the file: canaries live where the list's people live, as often as they do.
     postcodes: Counter[str] = field(default_factory=Counter)
+    # How the addresses at each of the list's postcodes are numbered (in memory only): the
+    # style and numbers of each sampled address, so that a canary at that postcode is
+    # numbered as its neighbours are (丁目 or 番地, within the town's own range).
+    streets: dict[str, list[StreetShape]] = field(default_factory=dict)
 
     def column(self, role: str) -> ColumnProfile | None:
         for c in self.columns:
@@ -111,6 +125,43 @@ def _street_labels(values: Sequence[str]) -> list[str]:
         elif re.search(r"\d+-\d+", v):
             labels.append("dash")
     return labels
+
+
+def street_shape(value: str) -> StreetShape | None:
+    """The numbering of one address (see StreetShape), or None without a block number."""
+    v = unicodedata.normalize("NFKC", value)
+    m = _NUMBERS_RE.search(v)
+    if not m:
+        return None
+    nums = tuple(int(g) for g in (m.group(1), m.group(3), m.group(4)) if g)
+    if m.group(2) == "丁目" or len(nums) == 3:
+        tail = v[m.start() :]
+        style = "kanji" if "番" in tail else "chome_dash" if "丁目" in tail else "dash"
+        return StreetShape("chome", style, nums)
+    tail = v[m.start() : m.end()]
+    style = "kanji" if "番" in tail else "dash" if len(nums) > 1 else "plain"
+    return StreetShape("banchi", style, nums)
+
+
+def _streets_by_postcode(
+    schema: Schema, body: Sequence[Sequence[str]]
+) -> dict[str, list[StreetShape]]:
+    pc = schema.column_of("postcode")
+    addr = next(
+        (schema.column_of(r) for r in ("address", "address2", "street") if schema.column_of(r)),
+        None,
+    )
+    out: dict[str, list[StreetShape]] = {}
+    if pc is None or addr is None:
+        return out
+    for r in body:
+        if max(pc, addr) >= len(r):
+            continue
+        code = postcode_key(r[pc])
+        shape = street_shape(r[addr]) if code else None
+        if code and shape is not None:
+            out.setdefault(code, []).append(shape)
+    return out
 
 
 def _street_style(values: Sequence[str]) -> str:
@@ -240,6 +291,7 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
         email_share=(1 - email_col.blank_share) if email_col else 0.0,
         email_name_share=_email_name_share(schema, body),
         postcodes=codes,
+        streets=_streets_by_postcode(schema, body),
     )
 
 
