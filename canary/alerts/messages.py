@@ -110,7 +110,7 @@ def alert_message(item: AlertItem) -> AlertMessage:
     source_ja = f"（発信元 {e.source}）" if e.source else ""
     en = [f"{what_en} to the canary token {e.target}{source} at {utc(e.occurred_at)}."]
     ja = [f"{what_ja}: カナリアのトークン {e.target} への接触{source_ja}、{jst(e.occurred_at)}。"]
-    en.append(f"Why: {e.reason} (a {e.strength} sign)")
+    en.append(f"Why ({e.strength} sign): {e.reason}")
     ja.append(f"理由: {e.reason}（証拠の強さ: {STRENGTH_JA.get(e.strength, e.strength)}）")
     facts = [
         ("What / 内容", f"{what_en} / {what_ja}"),
@@ -124,12 +124,12 @@ def alert_message(item: AlertItem) -> AlertMessage:
         verdict_ja = "漏えい元と判定" if inc.attributed else "まだ判定に至らず"
         en += [
             f"Points at {where_en}.",
-            f"Confidence {inc.confidence:.3f}: {verdict_en}.",
+            f"Confidence {inc.confidence:.3f} — {verdict_en}.",
             f"Incident {inc.code} ({inc.events} event(s)). More: {more_command(item)}",
         ]
         ja += [
             f"該当: {where_ja}。",
-            f"確からしさ {inc.confidence:.3f}: {verdict_ja}。",
+            f"確からしさ {inc.confidence:.3f} — {verdict_ja}。",
             f"インシデント {inc.code}（イベント {inc.events} 件）。詳細: {more_command(item)}",
         ]
         facts += [
