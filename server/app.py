@@ -17,6 +17,7 @@ HTTP_STATUSES: list[tuple[type[errors.CanaryError], int]] = [
     (errors.AccessError, 403),
     (errors.NotFoundError, 404),
     (errors.NotInitialisedError, 503),
+    (errors.RegistryError, 503),  # e.g. a concurrent seed took the same tokens: try again
     (errors.InputError, 400),
     (errors.PoolError, 409),
     (errors.CanaryError, 500),

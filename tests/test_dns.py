@@ -160,6 +160,12 @@ def test_a_token_lookup_is_an_event_naming_its_export(
         "exports": [export],
         "client": "city",
     }
+    # A lookup is a weak sign: it names the export and opens its incident, unattributed.
+    assert event.classification == "suspicious" and event.strength == "weak"
+    assert event.exports == [export]
+    [incident] = registry.incidents()
+    assert incident.export == export and not incident.attributed
+    assert incident.confidence == pytest.approx(0.5)
     below = _ask(listener, f"www.{token.hostname}", "AAAA")  # any name under the token
     assert _texts(below) == ["2001:db8::10"]
 

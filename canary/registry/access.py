@@ -164,7 +164,7 @@ class AccessStore:
             email_key(d).lstrip("@").rpartition("@")[2].strip(".") for d in senders if d.strip()
         ]
         if start and until and until < start:
-            raise InvalidEventError("The campaign ends before it starts; check --from and --until.")
+            raise InvalidEventError("The campaign ends before it starts; check its start and end.")
         with self.transaction() as s:
             e = s.execute(select(Export).where(Export.code == code.strip().upper())).scalar()
             if e is None:

@@ -220,7 +220,13 @@ class EventStore:
         """What the registry knows about the token, and p_t of a sign on it."""
         noise = False
         if draft.source:
-            kind = "sender" if draft.channel in MAIL_CHANNELS else "caller"
+            kind = (
+                "sender"
+                if draft.channel in MAIL_CHANNELS
+                else "ip"
+                if draft.channel == "dns"
+                else "caller"
+            )
             value = draft.source.strip().lower()
             if draft.channel in PHONE_CHANNELS:
                 value = phone_e164(draft.source) or value
@@ -280,6 +286,14 @@ class EventStore:
                 text_canaries=canaries,
             )
             return facts, P_CHANNEL["postal" if draft.channel == "postal" else "named"]
+        if draft.channel == "dns":
+            # A hostname token names its export; a pool domain dedicated to a client names
+            # only the client (kept in the event's details by the listener).
+            from canary.domains import holders_in  # canary.domains imports the registry
+
+            found = holders_in(s, target)
+            export_ids = list(found.export_ids) if found is not None else []
+            return Facts(holders=self._holders(s, export_ids), noise_source=noise), P_CHANNEL["dns"]
         return Facts(noise_source=noise), P_CHANNEL["dns"]
 
     def _canary_facts(self, s: Session, where: Any) -> list[CanaryFacts]:
