@@ -17,7 +17,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import Message
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 HEADER_LIMIT = 300  # characters kept of one header value
 DETAIL_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "Return-Path")
 RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To")
-# Shift_JIS as Japanese mailers write it is Microsoft's superset; ISO-2022-JP mail often
-# holds NEC row-13 characters (①, ㈱) that only the JIS X 0213 codecs know.
+# Shift_JIS as Japanese mailers write it is Microsoft's superset (cp932); ISO-2022-JP mail
+# often holds NEC row-13 characters (①, ㈱) that Python's iso2022_jp codec refuses.
 _CODECS: dict[str, tuple[str, ...]] = {
     "shift_jis": ("cp932",),
     "shift-jis": ("cp932",),
@@ -104,6 +104,8 @@ def decode_header_value(value: object) -> str:
     text = str(value)
     if any("\udc80" <= ch <= "\udcff" for ch in text):  # raw 8-bit bytes, surrogate-escaped
         text = decode_bytes(text.encode("ascii", "surrogateescape"), None)
+    elif "\x1b$" in text:  # raw ISO-2022-JP, as old Japanese mailers wrote headers
+        text = decode_bytes(text.encode("ascii", "replace"), "iso-2022-jp")
     try:
         parts = decode_header(text)
         if any(cs for _, cs in parts):
@@ -232,7 +234,7 @@ def email_drafts(
 # -- registry reads ------------------------------------------------------------------------
 
 
-def assigned_addresses(registry: Any, addresses: Iterable[str]) -> set[str]:
+def assigned_addresses(registry: Registry, addresses: Iterable[str]) -> set[str]:
     """The addresses (folded) that a canary of a live export holds."""
     keys = sorted({email_key(a) for a in addresses if a})
     found: set[str] = set()
@@ -247,7 +249,7 @@ def assigned_addresses(registry: Any, addresses: Iterable[str]) -> set[str]:
     return found
 
 
-def pool_domain_names(registry: Any) -> set[str]:
+def pool_domain_names(registry: Registry) -> set[str]:
     """The active pool domains, lower case."""
     return {d.domain.lower() for d in registry.pool_domains(state="active")}
 
@@ -264,14 +266,7 @@ class PollResult:
     errors: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
-        return {
-            "seen": self.seen,
-            "stored": self.stored,
-            "duplicates": self.duplicates,
-            "failed": self.failed,
-            "ignored": self.ignored,
-            "errors": self.errors,
-        }
+        return asdict(self)
 
 
 # -- IMAP ----------------------------------------------------------------------------------

@@ -6,8 +6,12 @@ Runs on SQLite and PostgreSQL through the ``registry`` fixture.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import smtplib
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from email.header import Header
 from email.mime.text import MIMEText
@@ -309,3 +313,34 @@ def test_pipelined_8bit_garbage_and_huge_headers_are_stored_capped(
     assert event.details["size"] == len(message) - 1  # the transparent dot is removed
     assert "leading dot" in str(event.details["text"])
     assert event.provider_id is not None and event.provider_id.startswith("sha256:")
+
+
+def test_mail_listen_runs_the_listener_until_sigterm(
+    registry: Registry, settings: Settings, canary: CanaryRecord
+) -> None:
+    assert canary.email is not None
+    env = {**os.environ, "CANARY_DB": settings.db, "CANARY_SEEDS_DIR": settings.seeds_dir}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "canary", "mail", "listen", "--listen", "127.0.0.1:0"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert f"for {TEST_DOMAIN}" in line, line + proc.stderr.read()
+        port = int(line.split(" for ")[0].rsplit(":", 1)[1])
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            assert client.sendmail(SPAMMER, [canary.email], _mail(canary.email)) == {}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait() == 0
+        assert "stopped" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    [event] = registry.events(limit=None)
+    assert event.channel == "email" and event.exports == [canary.export.code]
