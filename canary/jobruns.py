@@ -7,18 +7,21 @@ scheduler's ``jobs list``, the daily digest and ``canary doctor`` read them back
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from canary.errors import CanaryError
 from canary.events import aware
 from canary.registry import Registry
+from canary.registry.events import IncidentRecord
 from canary.registry.models import JobRun
+from canary.settings import Settings
 
 OUTCOMES = ("running", "ok", "failed", "skipped")
 ERROR_LIMIT = 2000  # characters of an error kept: a sentence, never a payload
@@ -149,3 +152,158 @@ def latest_start(registry: Registry) -> datetime | None:
     with _session(registry) as s:
         at = s.execute(select(func.max(JobRun.started_at))).scalar()
         return aware(at) if at is not None else None
+
+
+# -- the daily digest ---------------------------------------------------------------------
+
+CLASS_JA = {"suspicious": "不審", "expected": "想定内", "noise": "ノイズ"}
+OUTCOME_JA = {"ok": "正常", "failed": "失敗", "skipped": "スキップ", "running": "実行中"}
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Events, open incidents and job health of one period (a day)."""
+
+    since: datetime
+    until: datetime
+    events: dict[str, int]  # classification -> count
+    channels: dict[str, int]  # channel -> count
+    incidents: list[IncidentRecord]  # open, most likely first
+    jobs: dict[str, JobRunRecord]  # newest finished run of each job
+    failures: list[JobRunRecord]  # failed runs in the period, newest first
+
+    @property
+    def subject(self) -> str:
+        bad = len(self.failures)
+        return (
+            f"Canary digest {self.until:%Y-%m-%d}: {self.events.get('suspicious', 0)} "
+            f"suspicious, {len(self.incidents)} open incidents, {bad} failed job runs"
+        )
+
+    def text(self, lang: str = "en") -> str:
+        return _text_ja(self) if lang == "ja" else _text_en(self)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "type": "canary.job_digest",
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "events": self.events,
+            "channels": self.channels,
+            "incidents": [i.as_json() for i in self.incidents],
+            "jobs": {name: r.as_json() for name, r in sorted(self.jobs.items())},
+            "failures": [r.as_json() for r in self.failures],
+        }
+
+
+def _incident_line(i: IncidentRecord) -> str:
+    what = f"export {i.export}" if i.export else f"account {i.account} ({', '.join(i.candidates)})"
+    where = f" {i.client} / {i.list_name}," if i.client else ""
+    mark = " ATTRIBUTED" if i.attributed else ""
+    return (
+        f"  {i.code} {what}{where} account {i.account}: {i.events} events, last "
+        f"{i.last_seen:%Y-%m-%d %H:%M} UTC, confidence {i.confidence:.3f}{mark}"
+    )
+
+
+def _text_en(d: Digest) -> str:
+    total = sum(d.events.values())
+    counts = ", ".join(f"{d.events.get(c, 0)} {c}" for c in ("suspicious", "expected", "noise"))
+    lines = [
+        f"Canary digest {d.since:%Y-%m-%d %H:%M} to {d.until:%Y-%m-%d %H:%M} UTC",
+        f"Events: {total} ({counts}).",
+    ]
+    if d.channels:
+        lines.append("  by channel: " + ", ".join(f"{c} {n}" for c, n in d.channels.items()))
+    lines.append(f"Open incidents: {len(d.incidents)}.")
+    lines += [_incident_line(i) for i in d.incidents[:20]]
+    lines.append(f"Monitors: {len(d.failures)} failed runs in the period.")
+    for r in d.failures[:20]:
+        lines.append(f"  FAILED {r.job} at {r.started_at:%Y-%m-%d %H:%M} UTC: {r.error}")
+    for name, r in sorted(d.jobs.items()):
+        lines.append(f"  {name}: last {r.outcome} at {r.started_at:%Y-%m-%d %H:%M} UTC")
+    return "\n".join(lines)
+
+
+def _text_ja(d: Digest) -> str:
+    total = sum(d.events.values())
+    counts = "、".join(f"{CLASS_JA[c]} {d.events.get(c, 0)}" for c in CLASS_JA)
+    lines = [
+        f"カナリア日次報告 {d.since:%Y-%m-%d %H:%M} から {d.until:%Y-%m-%d %H:%M} (UTC)",
+        f"イベント: {total} 件（{counts}）。",
+        f"未解決インシデント: {len(d.incidents)} 件。",
+    ]
+    for i in d.incidents[:20]:
+        target = f"払い出し {i.export}" if i.export else f"アカウント {i.account}"
+        mark = "（特定）" if i.attributed else ""
+        lines.append(f"  {i.code} {target}: {i.events} 件、確度 {i.confidence:.3f}{mark}")
+    lines.append(f"監視ジョブ: 期間中の失敗 {len(d.failures)} 回。")
+    for r in d.failures[:20]:
+        lines.append(f"  失敗 {r.job} {r.started_at:%Y-%m-%d %H:%M} UTC: {r.error}")
+    for name, r in sorted(d.jobs.items()):
+        lines.append(f"  {name}: 最終 {OUTCOME_JA.get(r.outcome, r.outcome)}")
+    return "\n".join(lines)
+
+
+def build_digest(registry: Registry, now: datetime | None = None, hours: int = 24) -> Digest:
+    """What the last ``hours`` brought: events received, open incidents, job health."""
+    from canary.registry.models import Event
+
+    until = aware(now) if now is not None else _now()
+    since = until - timedelta(hours=hours)
+    with _session(registry) as s:
+        rows = s.execute(
+            select(Event.classification, Event.channel, func.count(Event.id))
+            .where(Event.received_at >= since, Event.received_at <= until)
+            .group_by(Event.classification, Event.channel)
+        ).all()
+    events: dict[str, int] = {}
+    channels: dict[str, int] = {}
+    for classification, channel, n in rows:
+        events[classification] = events.get(classification, 0) + int(n)
+        channels[channel] = channels.get(channel, 0) + int(n)
+    return Digest(
+        since=since,
+        until=until,
+        events=events,
+        channels=dict(sorted(channels.items())),
+        incidents=registry.incidents("open"),
+        jobs=last_finished(registry),
+        failures=runs(registry, since=since, outcome="failed", limit=200),
+    )
+
+
+def deliver_digest(
+    digest: Digest, settings: Settings, outputs: Sequence[Any] | None = None
+) -> tuple[list[str], list[str]]:
+    """Send the digest through ``canary.alerts`` to the configured outputs (mail, webhooks,
+    SIEM); returns the outputs that took it and the errors of those that did not. With no
+    output configured it is printed as one JSON line on stdout. CanaryError if an output is
+    misconfigured or every output refused it."""
+    import json
+
+    from canary.alerts import notify, outputs_from_settings
+
+    targets = outputs_from_settings(settings) if outputs is None else list(outputs)
+    if not targets:
+        print(json.dumps(digest.as_json(), ensure_ascii=False, default=str), flush=True)
+        return [], []
+    text = digest.text("en") + "\n\n" + digest.text("ja")
+    results = notify(settings, digest.subject, text, digest.as_json(), targets)
+    took = [name for name, why in results.items() if why is None]
+    errors = [f"{name}: {why}" for name, why in results.items() if why is not None]
+    if errors and not took:
+        raise CanaryError("The digest reached no output: " + "; ".join(errors))
+    return took, errors
+
+
+def prune_runs(registry: Registry, keep: timedelta, now: datetime | None = None) -> int:
+    """Delete finished runs older than ``keep`` (the newest run of each job stays)."""
+    cutoff = (aware(now) if now is not None else _now()) - keep
+    newest = list(last_runs(registry).values())
+    with _session(registry) as s:
+        q = delete(JobRun).where(JobRun.started_at < cutoff, JobRun.outcome != "running")
+        if newest:
+            q = q.where(JobRun.id.not_in([r.id for r in newest]))
+        result: Any = s.execute(q)
+        return int(result.rowcount or 0)

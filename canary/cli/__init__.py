@@ -12,7 +12,9 @@ from canary import __version__
 from canary.cli import events_cmds, token_cmds
 from canary.cli.common import AppContext
 from canary.cli.dns_cmds import dns_group
+from canary.cli.doctor_cmds import doctor_cmd
 from canary.cli.exports import exports_group
+from canary.cli.jobs_cmds import jobs_group
 from canary.cli.mail_cmds import mail_group
 from canary.cli.pool import pool_group
 from canary.cli.registry_cmds import accounts_group, audit_group, init_cmd
@@ -53,6 +55,8 @@ cli.add_command(accounts_group)
 cli.add_command(audit_group)
 cli.add_command(demo_cmd)
 cli.add_command(dns_group)
+cli.add_command(jobs_group)
+cli.add_command(doctor_cmd)
 cli.add_command(mail_group)
 for _group in (*events_cmds.GROUPS, token_cmds.token_group):
     cli.add_command(_group)

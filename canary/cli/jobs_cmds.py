@@ -1,0 +1,118 @@
+"""canary jobs run, canary jobs list: the scheduled monitors (APScheduler, imported inside
+the commands that need it)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from canary.cli.common import AppContext, console, handle_errors, print_json
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M %Z") if moment else "—"
+
+
+def _brief(summary: object) -> str:
+    """A job run's summary in a few words: its counts."""
+    if not isinstance(summary, dict):
+        return ""
+    parts = [
+        f"{k} {v}" for k, v in summary.items() if isinstance(v, int) and not isinstance(v, bool)
+    ]
+    reason = summary.get("reason")
+    if isinstance(reason, str):
+        parts.append(reason)
+    return ", ".join(parts[:6])
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """The scheduled monitors: drop folders, outbox, mailbox, domains, pool, digest.
+
+    \b
+    canary jobs run              run them all until stopped (Ctrl-C or SIGTERM)
+    canary jobs run --once JOB   run one now, by hand
+    canary jobs list             schedules, next and last runs, last outcomes
+    Schedules and folders: CANARY_JOBS_CONFIG (a TOML file) and CANARY_*_FOLDER.
+    """
+
+
+@jobs_group.command("run")
+@click.option("--once", "once", metavar="JOB", help="Run this one job now and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --once: print the outcome as JSON.")
+@click.pass_obj
+@handle_errors
+def jobs_run(app: AppContext, once: str | None, as_json: bool) -> None:
+    """Run the monitors in the foreground until Ctrl-C or SIGTERM.
+
+    Jobs are kept in the registry database: a restart keeps one copy of each and catches
+    up, once, a run missed while the process was down. Running jobs finish before it stops.
+    With --once JOB, run one job now and exit non-zero if it failed.
+    """
+    from jobs.config import load_config
+
+    config = load_config(app.settings)
+    if once:
+        from jobs.scheduler import run_once
+
+        result = run_once(app.settings, once, config)
+        if as_json:
+            print_json(result)
+        else:
+            err = f": {result['error']}" if result.get("error") else ""
+            click.echo(f"{once}: {result['outcome']}{err}")
+            summary = _brief(result.get("summary"))
+            if summary:
+                click.echo(f"  {summary}")
+        if result["outcome"] == "failed":
+            click.get_current_context().exit(1)
+        return
+    from jobs.scheduler import run_forever
+
+    if not config.enabled:
+        click.echo("canary: no job is enabled; see `canary jobs list` for why.", err=True)
+        click.get_current_context().exit(1)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    count = run_forever(app.settings, config)
+    click.echo(f"Scheduler stopped ({count} jobs).", err=True)
+
+
+@jobs_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON.")
+@click.pass_obj
+@handle_errors
+def jobs_list(app: AppContext, as_json: bool) -> None:
+    """Each job: its schedule, next run, last run and last outcome."""
+    from jobs.scheduler import list_jobs
+
+    rows = list_jobs(app.settings, app.registry())
+    if as_json:
+        print_json({"jobs": [r.as_json() for r in rows]})
+        return
+    table = Table("job", "schedule", "next run", "last run", "outcome", "summary or error")
+    for r in rows:
+        last = r.last
+        if not r.spec.enabled:
+            schedule = f"off: {r.spec.off_reason}"
+        else:
+            schedule = r.spec.describe()
+        outcome = last.outcome if last else "never ran"
+        style = {"failed": "bold red", "ok": "green"}.get(outcome, "")
+        table.add_row(
+            r.spec.name,
+            escape(schedule),
+            _when(r.next_run) if r.spec.enabled else "—",
+            _when(last.started_at if last else None),
+            f"[{style}]{outcome}[/{style}]" if style else outcome,
+            escape((last.error or _brief(last.summary)) if last else ""),
+        )
+    console().print(table)
+    if all(r.next_run is None for r in rows if r.spec.enabled):
+        console().print("The scheduler has not run yet: start it with `canary jobs run`.")

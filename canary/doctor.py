@@ -1,0 +1,345 @@
+"""``canary doctor``: everything a steward needs before seeding, checked, with what to fix.
+
+Each finding is ``ok``, ``warn`` (not checked, or worth a look) or ``fail`` (to fix), with a
+sentence in English and Japanese. Checks that need the registry are skipped when it cannot
+be used: the one finding to fix is the registry's. The listeners are probed with short
+timeouts and in ways that record no event (an HTTP health check; an SMTP banner then QUIT;
+a DNS query outside every zone, which a healthy listener refuses).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from canary import jobruns
+from canary.errors import CanaryError, RegistryError
+from canary.registry import Registry
+from canary.settings import Settings
+
+POOL_FACTOR = 3  # active numbers >= numbers one export may use x this, so sets stay distinct
+TIMEOUT = 2.0
+SCHEDULER_SLACK = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: str  # ok | warn | fail
+    en: str
+    ja: str
+
+    def text(self, lang: str) -> str:
+        return self.ja if lang == "ja" else self.en
+
+    def as_json(self) -> dict[str, object]:
+        return {"check": self.check, "status": self.status, "en": self.en, "ja": self.ja}
+
+
+@dataclass
+class DoctorReport:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not any(f.status == "fail" for f in self.findings)
+
+    def add(self, check: str, status: str, en: str, ja: str) -> None:
+        self.findings.append(Finding(check, status, en, ja))
+
+    def as_json(self) -> dict[str, object]:
+        return {"healthy": self.healthy, "findings": [f.as_json() for f in self.findings]}
+
+
+def _host_port(value: str, default_port: int) -> tuple[str, int]:
+    host, _, port = value.strip().rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):  # bound to every address: ask the loopback one
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    try:
+        return host, int(port)
+    except ValueError:
+        return host or value, default_port
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.URLError) and exc.reason is not None:
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "no answer in time"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+# -- probes ---------------------------------------------------------------------------------
+
+
+def probe_http(listen: str, timeout: float = TIMEOUT) -> str | None:
+    """None if the web server's /healthz answers ok, else why not."""
+    host, port = _host_port(listen, 8425)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = json.loads(response.read(65536) or b"{}")
+    except urllib.error.HTTPError as exc:
+        return f"/healthz answered HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        return _why(exc)
+    return None if body.get("ok") else "/healthz did not say ok"
+
+
+def probe_smtp(listen: str, timeout: float = TIMEOUT) -> str | None:
+    """None if the SMTP listener greets with 220, else why not."""
+    host, port = _host_port(listen, 25)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            banner = conn.makefile("rb").readline(512)
+            conn.sendall(b"QUIT\r\n")
+    except OSError as exc:
+        return _why(exc)
+    if not banner.startswith(b"220"):
+        return f"greeted with {banner[:60]!r}, not 220"
+    return None
+
+
+def probe_dns(listen: str, timeout: float = TIMEOUT) -> str | None:
+    """None if the DNS listener answers over UDP (any answer: a name outside its zones is
+    refused, and that refusal is no event), else why not."""
+    import dns.exception
+    import dns.message
+    import dns.query
+
+    host, port = _host_port(listen, 53)
+    query = dns.message.make_query("canary-doctor.invalid.", "SOA")
+    try:
+        dns.query.udp(query, host, port=port, timeout=timeout)
+    except dns.exception.Timeout:
+        return "no answer in time"
+    except (OSError, dns.exception.DNSException) as exc:
+        return _why(exc)
+    return None
+
+
+# -- checks ---------------------------------------------------------------------------------
+
+
+def _registry(settings: Settings, report: DoctorReport) -> Registry | None:
+    from sqlalchemy.engine import make_url
+
+    try:
+        where = make_url(settings.db).render_as_string(hide_password=True)
+    except Exception:
+        where = "(an unreadable URL)"
+    try:
+        registry = Registry(settings.db, actor="doctor")
+        revision = registry.revision()
+    except RegistryError as exc:
+        report.add(
+            "registry",
+            "fail",
+            f"The registry {where} cannot be reached ({exc}); check CANARY_DB and that "
+            "the database is running.",
+            f"レジストリ {where} に接続できません。"
+            "CANARY_DB とデータベースの稼働を確認してください。",
+        )
+        return None
+    if revision is None:
+        report.add(
+            "registry",
+            "fail",
+            f"The registry {where} is not initialised; run `canary init`.",
+            f"レジストリ {where} が初期化されていません。`canary init` を実行してください。",
+        )
+    elif revision != registry.head_revision():
+        report.add(
+            "registry",
+            "fail",
+            f"The registry is at schema {revision}, not {registry.head_revision()}; "
+            "run `canary init` to upgrade it.",
+            f"レジストリのスキーマが {revision} で古いままです。`canary init` で更新してください。",
+        )
+    else:
+        report.add(
+            "registry",
+            "ok",
+            f"Registry {where} reachable, schema {revision}.",
+            f"レジストリ {where} に接続可、スキーマ {revision}。",
+        )
+        return registry
+    registry.close()
+    return None
+
+
+def _pool(registry: Registry, settings: Settings, report: DoctorReport) -> None:
+    active = len(registry.pool_phones("active"))
+    waiting = len(registry.pool_phones("quarantine"))
+    need = settings.max_numbers_per_export * POOL_FACTOR
+    if active < need:
+        report.add(
+            "pool",
+            "fail",
+            f"Only {active} active pool numbers ({waiting} in quarantine); add at least "
+            f"{need - active} with `canary pool add-phone` (an export uses up to "
+            f"{settings.max_numbers_per_export}; keep {POOL_FACTOR} times that).",
+            f"有効なプール番号が {active} 件しかありません（隔離中 {waiting} 件）。"
+            f"`canary pool add-phone` で {need - active} 件以上追加してください。",
+        )
+    else:
+        report.add(
+            "pool",
+            "ok",
+            f"{active} active pool numbers ({waiting} in quarantine).",
+            f"有効なプール番号 {active} 件（隔離中 {waiting} 件）。",
+        )
+    domains = registry.pool_domains("active")
+    if not domains:
+        report.add(
+            "pool",
+            "fail",
+            "No active mail domain in the pool; add one with `canary pool add-domain`.",
+            "プールに有効なメールドメインがありません。"
+            "`canary pool add-domain` で追加してください。",
+        )
+    else:
+        names = ", ".join(d.domain for d in domains[:5])
+        report.add(
+            "pool",
+            "ok",
+            f"{len(domains)} active mail domains ({names}).",
+            f"有効なメールドメイン {len(domains)} 件（{names}）。",
+        )
+
+
+def _domains(registry: Registry, settings: Settings, report: DoctorReport, resolver: Any) -> None:
+    try:
+        from canary.domains import check_all
+    except ImportError:
+        report.add(
+            "domains", "warn", "Domain health is not checked here.", "ドメイン検査は未対応です。"
+        )
+        return
+    if resolver is None:
+        import dns.resolver
+
+        resolver = dns.resolver.Resolver()
+        resolver.lifetime = TIMEOUT * 2
+    for health in check_all(registry, settings, resolver):
+        if health.blind:
+            report.add("domains", "fail", str(health.finding("en")), str(health.finding("ja")))
+        else:
+            report.add(
+                "domains", "ok", f"{health.domain} is healthy.", f"{health.domain} は正常です。"
+            )
+
+
+def _listeners(settings: Settings, report: DoctorReport, timeout: float) -> None:
+    probes = [
+        ("http", settings.listen, probe_http, "the web server (`canary serve`)", "Web サーバー"),
+        ("smtp", settings.smtp_listen, probe_smtp, "the SMTP listener", "SMTP リスナー"),
+    ]
+    if settings.dns_zones or settings.dns_ns:
+        probes.append(("dns", settings.dns_listen, probe_dns, "the DNS listener", "DNS リスナー"))
+    for check, listen, probe, en, ja in probes:
+        why = probe(listen, timeout)
+        if why is None:
+            report.add(
+                check,
+                "ok",
+                f"{en[0].upper() + en[1:]} answers at {listen}.",
+                f"{ja}応答あり（{listen}）。",
+            )
+        else:
+            report.add(
+                check,
+                "fail",
+                f"Nothing healthy answers at {listen} ({why}); start {en} or fix its address "
+                "setting.",
+                f"{listen} の{ja}が応答しません（{why}）。"
+                "起動するか、アドレス設定を直してください。",
+            )
+
+
+def expected_gap(registry: Registry) -> timedelta:
+    """How long the scheduler may be silent: twice the shortest gap between a job's last two
+    runs, plus slack (the monitors' own rhythm, learnt from their runs); a day without."""
+    gaps = []
+    for name in jobruns.last_runs(registry):
+        recent = jobruns.runs(registry, job=name, limit=2)
+        if len(recent) == 2:
+            gaps.append(recent[0].started_at - recent[1].started_at)
+    if not gaps:
+        return timedelta(days=1) + SCHEDULER_SLACK
+    return 2 * min(gaps) + SCHEDULER_SLACK
+
+
+def _scheduler(
+    registry: Registry, report: DoctorReport, now: datetime, allowance: timedelta | None
+) -> None:
+    allowance = allowance or expected_gap(registry)
+    last = jobruns.latest_start(registry)
+    if last is None:
+        report.add(
+            "scheduler",
+            "fail",
+            "No monitor has ever run; start the scheduler with `canary jobs run`.",
+            "監視ジョブが一度も実行されていません。`canary jobs run` で起動してください。",
+        )
+    elif now - last > allowance:
+        report.add(
+            "scheduler",
+            "fail",
+            f"No monitor has run since {last:%Y-%m-%d %H:%M} UTC; is `canary jobs run` "
+            "running? Start it again.",
+            f"{last:%Y-%m-%d %H:%M} UTC 以降、監視ジョブが動いていません。"
+            "`canary jobs run` を起動し直してください。",
+        )
+    else:
+        report.add(
+            "scheduler",
+            "ok",
+            f"The scheduler ran a job at {last:%Y-%m-%d %H:%M} UTC.",
+            f"スケジューラーは {last:%Y-%m-%d %H:%M} UTC にジョブを実行しました。",
+        )
+    for name, run in sorted(jobruns.last_finished(registry).items()):
+        if run.outcome == "failed":
+            report.add(
+                f"job:{name}",
+                "fail",
+                f"The last {name} run failed ({run.started_at:%Y-%m-%d %H:%M} UTC): {run.error}",
+                f"前回の {name} は失敗しました（{run.started_at:%Y-%m-%d %H:%M} UTC）: {run.error}",
+            )
+
+
+def diagnose(
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    timeout: float = TIMEOUT,
+    resolver: Any = None,
+    scheduler_allowance: timedelta | None = None,
+) -> DoctorReport:
+    """Run every check; ``scheduler_allowance``: how long ago a job may last have run
+    (default ``expected_gap``)."""
+    report = DoctorReport()
+    moment = now or datetime.now(UTC)
+    registry = _registry(settings, report)
+    try:
+        if registry is not None:
+            _pool(registry, settings, report)
+            try:
+                _domains(registry, settings, report, resolver)
+            except CanaryError as exc:
+                report.add("domains", "fail", str(exc), str(exc))
+        _listeners(settings, report, timeout)
+        if registry is not None:
+            _scheduler(registry, report, moment, scheduler_allowance)
+    finally:
+        if registry is not None:
+            registry.close()
+    return report

@@ -1,0 +1,375 @@
+"""The scheduler and its jobs on a real job store (SQLite and PostgreSQL), pool maintenance
+and the daily digest.
+
+The scheduler runs with the very configuration code of ``canary jobs run``, as a
+BackgroundScheduler in the test's process, and once as the real command in a subprocess
+stopped by SIGTERM. Waits on threads and processes are bounded only to stop a hung test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from apscheduler.events import EVENT_JOB_EXECUTED
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import text, update
+from sqlalchemy.orm import Session
+
+from canary import jobruns
+from canary.errors import InputError, RegistryError
+from canary.events import EventDraft
+from canary.poolcare import maintain_pool
+from canary.registry import Registry
+from canary.registry.models import PoolPhone
+from canary.seed import SeedRequest, seed
+from canary.settings import Settings
+from jobs.config import load_config
+from jobs.run import Outcome, run_job, use_settings
+from jobs.scheduler import TABLE, build_scheduler, job_store, list_jobs
+from tests.conftest import REPO
+from tests.listgen import people, write_csv
+
+HANG = 120.0  # seconds after which a wait means the test hangs, not that it is slow
+
+
+def _config(settings: Settings, tmp: Path, body: str) -> Settings:
+    path = tmp / "jobs.toml"
+    path.write_text(body, encoding="utf-8")
+    return dataclasses.replace(settings, jobs_config=str(path))
+
+
+def _runs(registry: Registry, job: str) -> list[jobruns.JobRunRecord]:
+    return jobruns.runs(registry, job=job, limit=None)
+
+
+@pytest.fixture
+def hourly(registry: Registry, settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    yield _config(settings, tmp_path, '[jobs.pool]\nevery = "1h"\n[jobs.seal]\nevery = "1h"\n')
+    use_settings(None)
+
+
+def test_a_restart_keeps_one_copy_of_each_job_in_the_registry_database(
+    registry: Registry, hourly: Settings, tmp_path: Path
+) -> None:
+    config = load_config(hourly)
+    assert [j.name for j in config.enabled] == ["domains", "pool", "seal", "digest"]
+    for _start in range(2):
+        sched = build_scheduler(hourly, config, registry, BackgroundScheduler)
+        sched.start(paused=True)
+        assert sorted(j.id for j in sched.get_jobs()) == ["digest", "domains", "pool", "seal"]
+        sched.shutdown()
+    with registry.engine.connect() as conn:
+        assert conn.execute(text(f"SELECT count(*) FROM {TABLE}")).scalar_one() == 4
+        if registry.engine.dialect.name == "postgresql":
+            # The job store's table lives in the registry's own schema (its search path).
+            schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+            where = conn.execute(
+                text("SELECT table_schema FROM information_schema.tables WHERE table_name = :t"),
+                {"t": TABLE},
+            ).scalar_one()
+            assert where == schema and schema.startswith("t_")
+    # A job turned off in the config leaves the store on the next start.
+    fewer = _config(hourly, tmp_path, '[jobs.pool]\nevery = "1h"\n[jobs.seal]\nenabled = false\n')
+    sched = build_scheduler(fewer, load_config(fewer), registry, BackgroundScheduler)
+    sched.start(paused=True)
+    sched.shutdown()
+    assert sorted(job_store(registry).get_all_jobs(), key=lambda j: j.id)[-1].id == "pool"
+    assert "seal" not in {j.id for j in job_store(registry).get_all_jobs()}
+
+
+def test_runs_missed_while_down_are_caught_up_once(registry: Registry, hourly: Settings) -> None:
+    config = load_config(hourly)
+    sched = build_scheduler(hourly, config, registry, BackgroundScheduler)
+    sched.start(paused=True)
+    sched.shutdown()
+    # Down for three hours and a bit: three hourly runs of pool were missed.
+    store = job_store(registry)
+    job = store.lookup_job("pool")
+    job.next_run_time = datetime.now(UTC) - timedelta(hours=3, minutes=5)
+    store.update_job(job)
+
+    sched = build_scheduler(hourly, config, registry, BackgroundScheduler)
+    ran = threading.Event()
+    sched.add_listener(lambda e: e.job_id == "pool" and ran.set(), EVENT_JOB_EXECUTED)
+    sched.start()
+    try:
+        assert ran.wait(HANG), "the missed run of pool never ran"
+    finally:
+        sched.shutdown(wait=True)
+    [run] = _runs(registry, "pool")  # three missed runs, caught up once
+    assert run.outcome == "ok" and run.finished_at is not None
+    assert run.summary["active"] == 50  # the pool of tests/conftest.py
+    later = job_store(registry).lookup_job("pool").next_run_time
+    assert later > datetime.now(UTC) + timedelta(minutes=50)
+
+
+def test_the_scheduler_process_stops_gracefully_on_sigterm(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    every = _config(settings, tmp_path, '[jobs.pool]\nevery = "1s"\n')
+    env = {
+        **os.environ,
+        "CANARY_DB": every.db,
+        "CANARY_SEEDS_DIR": every.seeds_dir,
+        "CANARY_CACHE_DIR": every.cache_dir,
+        "CANARY_JOBS_CONFIG": every.jobs_config,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "canary", "jobs", "run"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + HANG
+        while len(_runs(registry, "pool")) < 2:
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the scheduler ran no job"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=HANG)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert b"SIGTERM: stopping" in err and b"Scheduler stopped" in err
+    runs = _runs(registry, "pool")
+    assert runs and all(r.outcome == "ok" for r in runs)  # none left "running"
+
+
+def test_jobs_run_once_and_jobs_list(
+    run: Any, registry: Registry, hourly: Settings, tmp_path: Path
+) -> None:
+    os.environ["CANARY_JOBS_CONFIG"] = hourly.jobs_config
+    try:
+        res = run("jobs", "run", "--once", "pool")
+        assert res.exit_code == 0 and res.output.startswith("pool: ok")
+        res = run("jobs", "run", "--once", "cdr_import", "--json")
+        assert res.exit_code == 0 and '"outcome": "skipped"' in res.output
+        res = run("jobs", "run", "--once", "nosuch")
+        assert res.exit_code == 3 and "There is no job 'nosuch'" in res.output
+        missing = str(tmp_path / "nowhere")
+        os.environ["CANARY_DROP_FOLDER"] = missing
+        res = run("jobs", "run", "--once", "drop_folder")
+        assert res.exit_code == 1
+        assert f"drop_folder: failed: The folder {missing} does not exist" in res.output
+        res = run("jobs", "list", "--json")
+    finally:
+        os.environ.pop("CANARY_JOBS_CONFIG", None)
+        os.environ.pop("CANARY_DROP_FOLDER", None)
+    assert res.exit_code == 0
+    import json
+
+    rows = {r["job"]: r for r in json.loads(res.output)["jobs"]}
+    assert rows["pool"]["schedule"] == "every 1h" and rows["pool"]["last_outcome"] == "ok"
+    assert rows["drop_folder"]["last_outcome"] == "failed"
+    assert (
+        rows["mailbox"]["enabled"] is False and "CANARY_IMAP_URL" in rows["mailbox"]["off_reason"]
+    )
+    assert rows["pool"]["next_run"] is None  # the scheduler never ran
+    sched = build_scheduler(hourly, load_config(hourly), registry, BackgroundScheduler)
+    sched.start(paused=True)
+    sched.shutdown()
+    [pool] = [r for r in list_jobs(hourly, registry) if r.spec.name == "pool"]
+    assert pool.next_run is not None and pool.last is not None and pool.last.outcome == "ok"
+
+
+def test_a_job_never_crashes_the_scheduler(registry: Registry, settings: Settings) -> None:
+    use_settings(settings)
+    try:
+
+        def broken(_r: Registry, _s: Settings) -> Outcome:
+            raise ZeroDivisionError("division by zero")
+
+        result = run_job("broken", broken)
+        assert result["outcome"] == "failed"
+        assert result["error"] == "unexpected ZeroDivisionError: division by zero"
+        [row] = _runs(registry, "broken")
+        assert row.outcome == "failed" and row.error == result["error"]
+        use_settings(dataclasses.replace(settings, db="sqlite:////nonexistent/dir/x.db"))
+        assert run_job("broken", broken)["outcome"] == "failed"  # logged, not raised
+    finally:
+        use_settings(None)
+
+
+def test_config_mistakes_are_one_sentence(settings: Settings, tmp_path: Path) -> None:
+    for body, message in [
+        ('[jobs.pool]\nevry = "1h"\n', "unknown keys evry"),
+        ('[jobs.pool]\nevery = "1h"\ncron = "0 4 * * *"\n', "keep one schedule"),
+        ('[jobs.pool]\ncron = "0 25 * * *"\n', "is not a crontab line"),
+        ('[jobs.pool]\nevery = "often"\n', "write it like 30s"),
+        ('[jobs.digest]\nat = "25:00"\n', "write it like 08:00"),
+        ('[jobs.backup]\nevery = "1h"\n', "unknown jobs backup"),
+        ('[scheduler]\ntimezone = "Mars/Olympus"\n', "not a time zone"),
+        ("[jobs.pool\n", "not valid TOML"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            load_config(_config(settings, tmp_path, body))
+    with pytest.raises(InputError, match="does not exist"):
+        load_config(dataclasses.replace(settings, jobs_config=str(tmp_path / "none.toml")))
+    # CANARY_* settings override the file.
+    both = _config(settings, tmp_path, '[jobs.drop_folder]\nfolder = "/from/file"\n')
+    assert load_config(both).job("drop_folder").kwargs == {"folder": "/from/file"}
+    env = dataclasses.replace(both, drop_folder="/from/env", digest_time="07:30")
+    assert load_config(env).job("drop_folder").kwargs == {"folder": "/from/env"}
+    assert load_config(env).job("digest").describe() == "at 07:30"
+
+
+# -- pool maintenance -----------------------------------------------------------------------
+
+
+def _call(number: str, when: datetime, pid: str) -> EventDraft:
+    return EventDraft(
+        channel="call",
+        target=number,
+        occurred_at=when,
+        provider="cdr",
+        payload=pid.encode(),
+        source="09011112222",
+        provider_id=pid,
+    )
+
+
+def test_pool_maintenance_releases_quiet_numbers_and_burns_leaked_ones(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    numbers = [p.e164 for p in registry.pool_phones()]
+    quiet, noisy, young = numbers[-3:]
+    registry.set_phone_state([quiet, noisy, young], "quarantine")
+    with Session(registry.engine) as s, s.begin():
+        s.execute(
+            update(PoolPhone)
+            .where(PoolPhone.e164.in_([quiet, noisy]))
+            .values(state_changed_at=now - timedelta(days=40))
+        )
+        s.execute(
+            update(PoolPhone)
+            .where(PoolPhone.e164 == young)
+            .values(state_changed_at=now - timedelta(days=10))
+        )
+    registry.record_event(_call(quiet, now - timedelta(days=35), "old"))  # before the window
+    for i in range(5):  # 5 in 30 days: 1.2 a week, over the limit of 1.0
+        registry.record_event(_call(noisy, now - timedelta(days=i + 1), f"n{i}"))
+
+    report = maintain_pool(registry, settings, now=now)
+    assert report.released == [quiet] and report.burnt == []
+    held = {h.e164: h.reason for h in report.held}
+    assert "1.2/week" in held[noisy] and "in burn-in until" in held[young]
+    states = {p.e164: p.state for p in registry.pool_phones()}
+    assert (states[quiet], states[noisy], states[young]) == ("active", "quarantine", "quarantine")
+
+    # An export named by an attributed incident burns its numbers, for good.
+    write_csv(tmp_path / "host.csv", people(300, seed=7))
+    export = seed(
+        registry,
+        settings,
+        SeedRequest(
+            input=tmp_path / "host.csv",
+            output=tmp_path / "out.csv",
+            client="city",
+            list_name="residents",
+            account="op1",
+            rng_seed=7,
+        ),
+    ).export
+    canary = next(c for c in registry.canaries_of(export.code) if c.email)
+    assert canary.email is not None
+    registry.record_event(
+        EventDraft(
+            channel="email",
+            target=canary.email,
+            occurred_at=now,
+            provider="smtp",
+            payload=b"spam",
+            source="sales@broker.example",
+            provider_id="<1@spam>",
+        )
+    )
+    assert registry.incidents()[0].attributed
+    carried = {c.phone_e164 for c in registry.canaries_of(export.code) if c.phone_e164}
+    report = maintain_pool(registry, settings, now=now)
+    assert set(report.burnt) == carried and carried
+    again = maintain_pool(registry, settings, now=now)
+    assert again.burnt == []  # burnt once
+    with pytest.raises(RegistryError, match="must not be reused"):
+        registry.set_phone_state([next(iter(carried))], "active")
+
+
+# -- the daily digest -----------------------------------------------------------------------
+
+
+class _Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(BytesParser(policy=policy.default).parsebytes(envelope.content))
+        return "250 OK"
+
+
+class _LoopbackController(Controller):
+    """aiosmtpd on a free port: learn the port the OS gave before the first connection."""
+
+    def _trigger_server(self) -> None:
+        assert self.server is not None
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+def test_the_digest_goes_out_by_mail_and_otherwise_as_a_json_line(
+    registry: Registry, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    number = registry.pool_phones()[0].e164
+    registry.record_event(_call(number, datetime.now(UTC), "CA1"))  # in no export: noise
+    registry.record_event(_call("03-9999-0000", datetime.now(UTC), "CA2"))  # not ours: noise
+    run_id = jobruns.start_run(registry, "domains")
+    jobruns.finish_run(registry, run_id, "failed", {}, "Canaries on x.example are blind: no MX.")
+    digest = jobruns.build_digest(registry)
+    assert digest.events == {"noise": 2} and digest.channels == {"call": 2}
+    assert [f.job for f in digest.failures] == ["domains"]
+    assert "FAILED domains" in digest.text("en") and "blind: no MX" in digest.text("en")
+    assert "失敗 domains" in digest.text("ja") and "ノイズ 2" in digest.text("ja")
+
+    assert jobruns.deliver_digest(digest, settings) == ([], [])
+    assert '"type": "canary.job_digest"' in capsys.readouterr().out
+
+    mailbox = _Mailbox()
+    controller = _LoopbackController(mailbox, hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        mail = dataclasses.replace(
+            settings, alert_email_to="soc@example.jp", alert_smtp=f"127.0.0.1:{controller.port}"
+        )
+        assert jobruns.deliver_digest(digest, mail) == (["email"], [])
+    finally:
+        controller.stop()
+    [message] = mailbox.messages
+    assert str(message["Subject"]).strip().startswith("Canary digest")
+    assert "カナリア日次報告" in message.get_content()
+
+
+def test_old_job_runs_are_pruned_but_each_jobs_last_run_stays(registry: Registry) -> None:
+    long_ago = datetime.now(UTC) - timedelta(days=200)
+    for job in ("pool", "pool", "seal"):
+        jobruns.finish_run(registry, jobruns.start_run(registry, job, at=long_ago), "ok")
+    jobruns.finish_run(registry, jobruns.start_run(registry, "pool"), "ok")
+    assert jobruns.prune_runs(registry, timedelta(days=90)) == 2
+    assert {r.job for r in jobruns.runs(registry, limit=None)} == {"pool", "seal"}
