@@ -240,14 +240,18 @@ def test_japanese_mail_in_every_common_encoding_is_read_as_text(
     ).encode("cp932")
     # ISO-2022-JP as Outlook writes it: NEC's ㈱ (JIS 2D6A) and ① (JIS 2D21) included.
     jis = (
-        f"To: {canary.email}\r\nMessage-ID: <jis-1@broker.example>\r\n"
-        "Subject: =?ISO-2022-JP?B?GyRCLSEbKEI=?=\r\n"
-        "Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n"
-    ).encode() + (
-        f"{name}様 ".encode("iso2022_jp")
-        + b"\x1b$B-j\x1b(B"
-        + "未公開株".encode("iso2022_jp")
-        + b"\x1b$B-!\x1b(B\r\n"
+        (b"From: " + "投資顧問".encode("iso2022_jp") + f" <{SPAMMER}>\r\n".encode())
+        + (  # a raw JIS header, as old Japanese mailers wrote them
+            f"To: {canary.email}\r\nMessage-ID: <jis-1@broker.example>\r\n"
+            "Subject: =?ISO-2022-JP?B?GyRCLSEbKEI=?=\r\n"
+            "Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n"
+        ).encode()
+        + (
+            f"{name}様 ".encode("iso2022_jp")
+            + b"\x1b$B-j\x1b(B"
+            + "未公開株".encode("iso2022_jp")
+            + b"\x1b$B-!\x1b(B\r\n"
+        )
     )
     utf8 = MIMEText(f"{name}様 ご案内", "plain", "utf-8")  # base64
     utf8["Message-ID"] = "<utf8-1@broker.example>"
@@ -270,6 +274,7 @@ def test_japanese_mail_in_every_common_encoding_is_read_as_text(
     )
     jis_headers = texts[f"<jis-1@broker.example>:{canary.email}"].details["headers"]
     assert jis_headers["Subject"] == "①"  # type: ignore[index]
+    assert jis_headers["From"] == f"投資顧問 <{SPAMMER}>"  # type: ignore[index]
     assert texts[f"<utf8-1@broker.example>:{canary.email}"].details["text"] == f"{name}様 ご案内"
     assert texts[f"<qp-1@broker.example>:{canary.email}"].details["text"] == "ご案内 & more"
     # The sender named the canary: the strongest sign there is.
