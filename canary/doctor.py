@@ -140,10 +140,14 @@ def _registry(settings: Settings, report: DoctorReport) -> Registry | None:
         registry = Registry(settings.db, actor="doctor")
         revision = registry.revision()
     except RegistryError as exc:
+        # The driver's own reason, first line, without the URL (it may hold a password).
+        cause = exc.__cause__
+        reason = str(getattr(cause, "orig", None) or cause or exc).strip().splitlines()[0]
+        reason = reason.replace(settings.db, where)
         report.add(
             "registry",
             "fail",
-            f"The registry {where} cannot be reached ({exc}); check CANARY_DB and that "
+            f"The registry {where} cannot be reached ({reason}); check CANARY_DB and that "
             "the database is running.",
             f"レジストリ {where} に接続できません。"
             "CANARY_DB とデータベースの稼働を確認してください。",

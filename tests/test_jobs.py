@@ -191,7 +191,9 @@ def test_jobs_run_once_and_jobs_list(
     assert pool.next_run is not None and pool.last is not None and pool.last.outcome == "ok"
 
 
-def test_a_job_never_crashes_the_scheduler(registry: Registry, settings: Settings) -> None:
+def test_a_job_never_crashes_the_scheduler(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
     use_settings(settings)
     try:
 
@@ -203,8 +205,10 @@ def test_a_job_never_crashes_the_scheduler(registry: Registry, settings: Setting
         assert result["error"] == "unexpected ZeroDivisionError: division by zero"
         [row] = _runs(registry, "broken")
         assert row.outcome == "failed" and row.error == result["error"]
-        use_settings(dataclasses.replace(settings, db="sqlite:////nonexistent/dir/x.db"))
-        assert run_job("broken", broken)["outcome"] == "failed"  # logged, not raised
+        bare = f"sqlite:///{tmp_path / 'uninitialised.db'}"
+        use_settings(dataclasses.replace(settings, db=bare))
+        result = run_job("broken", broken)  # no run can be recorded: logged, not raised
+        assert result["outcome"] == "failed" and "canary init" in str(result["error"])
     finally:
         use_settings(None)
 
