@@ -8,7 +8,6 @@ binary (Debian package dovecot-imapd, which .ci/run installs).
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import grp
 import imaplib
 import os
@@ -68,7 +67,7 @@ class Dovecot:
     def _users(self) -> tuple[str, str, int, int]:
         """(login user, internal user, mail uid, mail gid): Dovecot refuses root for all."""
         if os.getuid() != 0:
-            me = getpass.getuser()
+            me = pwd.getpwuid(os.getuid()).pw_name
             return me, me, os.getuid(), os.getgid()
         try:
             pwd.getpwnam("dovenull")

@@ -71,7 +71,7 @@ def _client(listener: SmtpListener) -> smtplib.SMTP:
 
 def _mail(to: str, subject: str = "未公開株のご案内", body: str = "特別なご案内です。") -> bytes:
     msg = MIMEText(body, "plain", "iso-2022-jp")
-    msg["Subject"] = Header(subject, "iso-2022-jp")
+    msg["Subject"] = Header(subject, "iso-2022-jp").encode()
     msg["From"] = f"Broker <{SPAMMER}>"
     msg["To"] = to
     msg["Message-ID"] = "<offer-1@broker.example>"
