@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from canary.errors import AccessError
@@ -59,7 +60,11 @@ def test_a_letter_to_a_canary_opens_an_incident_that_shows_its_evidence(
 
 
 def test_events_list_filters_by_class_channel_and_export(
-    registry: Registry, settings: Settings, tmp_path: Path, run: Run
+    registry: Registry,
+    settings: Settings,
+    tmp_path: Path,
+    run: Run,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     code = seed_export(registry, settings, tmp_path, "op1", 1).export.code
     canary = next(c for c in registry.canaries_of(code) if c.phone_e164 and c.email)
@@ -83,8 +88,12 @@ def test_events_list_filters_by_class_channel_and_export(
     assert len(ids("--classification", "noise", "--channel", "call")) == 1
     assert len(ids("--export", code)) == 2
     assert len(ids("--limit", "1")) == 1
-    table = run("events", "list", "--channel", "call")
-    assert "strong" in table.output and "0120-00-1111" not in table.output  # source in E.164
+    lines = run("events", "list", "--channel", "call")
+    assert "strong" in lines.output and "0120-00-1111" not in lines.output  # source in E.164
+    assert "+81120001111" in lines.output
+    monkeypatch.setenv("COLUMNS", "160")  # a wide terminal gets a table
+    table = run("events", "list", "--channel", "call").output
+    assert "┃ event" in table and canary.phone_e164 in table and "+81120001111" in table
     assert run("events", "list", "--export", "EX-NONE-NONE").exit_code == 7
 
 

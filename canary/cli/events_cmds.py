@@ -23,18 +23,54 @@ def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _verdict(attributed: bool) -> str:
+    return "[bold red]ATTRIBUTED 特定[/bold red]" if attributed else "not yet 未判定"
+
+
 def _class_label(classification: str) -> str:
     style = {"suspicious": "bold red", "expected": "green", "noise": "dim"}.get(classification)
     label = f"{classification} {CLASS_JA.get(classification, '')}".strip()
     return f"[{style}]{label}[/{style}]" if style else label
 
 
+WIDE = 140  # columns from which events print as a table
+
+
 def _print_events(events: list[EventRecord]) -> None:
-    """Two lines per event (they read at any terminal width): when, how, who → which
-    token; then the verdict, how strong, why, and the exports it points at."""
+    """A table on a wide terminal; else two lines per event, which read at any width:
+    when, how, who → which token; then the verdict, how strong, why, and the exports."""
     out = console()
+    exports = {
+        e.id: ", ".join(e.exports[:5]) + (" …" if len(e.exports) > 5 else "") for e in events
+    }
+    if out.width >= WIDE:
+        table = Table()
+        for header, keep in (
+            ("event", True),
+            ("time (UTC) 日時", True),
+            ("channel 経路", True),
+            ("source 発信元", True),
+            ("target 宛先", True),
+            ("class / strength 判定 / 強さ", False),
+            ("exports", False),
+            ("reason 理由", False),
+        ):
+            table.add_column(header, no_wrap=keep)  # ids, times and tokens are never split
+        for e in events:
+            table.add_row(
+                str(e.id),
+                _when(e.occurred_at),
+                f"{e.channel} {CHANNEL_JA.get(e.channel, '')}",
+                e.source or "—",
+                e.target,
+                f"{_class_label(e.classification)} / {e.strength} "
+                f"{STRENGTH_JA.get(e.strength, '')}",
+                exports[e.id],
+                e.reason,
+            )
+        out.print(table)
+        return
     for e in events:
-        exports = ", ".join(e.exports[:5]) + (" …" if len(e.exports) > 5 else "")
         out.print(
             f"[bold]#{e.id}[/bold]  {_when(e.occurred_at)} UTC  "
             f"{e.channel} {CHANNEL_JA.get(e.channel, '')}  {e.source or '—'} → {e.target}"
@@ -42,7 +78,7 @@ def _print_events(events: list[EventRecord]) -> None:
         out.print(
             f"      {_class_label(e.classification)}, {e.strength} "
             f"{STRENGTH_JA.get(e.strength, '')}: {e.reason}"
-            + (f" (exports {exports})" if exports else "")
+            + (f" (exports {exports[e.id]})" if exports[e.id] else "")
         )
 
 
@@ -280,30 +316,44 @@ def incidents_list(app: AppContext, status: str | None, as_json: bool) -> None:
     if not incidents:
         console().print("No incidents. インシデントはありません。")
         return
-    table = Table()
-    for header, keep in (
-        ("incident", True),
-        ("status 状態", False),
-        ("export / account 該当", True),
-        ("client / list 委託元 / 名簿", False),
-        ("events", False),
-        ("confidence 確からしさ", True),
-        ("verdict 判定", False),
-        ("last seen (UTC)", False),
-    ):
-        table.add_column(header, no_wrap=keep)
+    out = console()
+    if out.width >= WIDE:
+        table = Table()
+        for header, keep in (
+            ("incident", True),
+            ("status 状態", False),
+            ("export / account 該当", True),
+            ("client / list 委託元 / 名簿", False),
+            ("events", False),
+            ("confidence 確からしさ", True),
+            ("verdict 判定", False),
+            ("last seen (UTC)", True),
+        ):
+            table.add_column(header, no_wrap=keep)
+        for i in incidents:
+            table.add_row(
+                i.code,
+                i.status,
+                i.export or f"account {i.account}",
+                " / ".join(p for p in (i.client, i.list_name) if p) or "—",
+                str(i.events),
+                f"{i.confidence:.6f}",
+                _verdict(i.attributed),
+                _when(i.last_seen),
+            )
+        out.print(table)
+        return
     for i in incidents:
-        table.add_row(
-            i.code,
-            i.status,
-            i.export or f"account {i.account}",
-            " / ".join(p for p in (i.client, i.list_name) if p) or "—",
-            str(i.events),
-            f"{i.confidence:.6f}",
-            "[bold red]ATTRIBUTED 特定[/bold red]" if i.attributed else "not yet 未判定",
-            _when(i.last_seen),
+        place = " / ".join(p for p in (i.client, i.list_name) if p) or "?"
+        subject = f"export {i.export}" if i.export else f"account {i.account} (several exports)"
+        out.print(
+            f"[bold]{i.code}[/bold]  {i.status}  {_verdict(i.attributed)}  "
+            f"confidence 確からしさ {i.confidence:.6f}"
         )
-    console().print(table)
+        out.print(
+            f"      {subject} — {place}, account {i.account}; {i.events} event(s), "
+            f"last {_when(i.last_seen)} UTC"
+        )
 
 
 @incidents_group.command("show")
@@ -324,6 +374,7 @@ def incidents_show(app: AppContext, code: str, as_json: bool) -> None:
         else "not yet attributed 未判定"
     )
     out.print(f"[bold]{incident.code}[/bold]  {incident.status}  {verdict}")
+    facts = Table.grid(padding=(0, 2))  # aligns Japanese labels by their display width
     for label, value in (
         ("subject 対象", incident.subject),
         ("export エクスポート", incident.export or "—"),
@@ -336,7 +387,8 @@ def incidents_show(app: AppContext, code: str, as_json: bool) -> None:
         ("last seen 最終 (UTC)", _when(incident.last_seen)),
         ("events イベント数", str(incident.events)),
     ):
-        out.print(f"  {label:<24} {value}")
+        facts.add_row(f"  {label}", value)
+    out.print(facts)
     out.print(f"evidence 証拠: {len(events)} event(s)")
     _print_events(events)
     if incident.export:
