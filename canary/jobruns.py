@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -171,6 +171,7 @@ class Digest:
     incidents: list[IncidentRecord]  # open, most likely first
     jobs: dict[str, JobRunRecord]  # newest finished run of each job
     failures: list[JobRunRecord]  # failed runs in the period, newest first
+    files_failed: dict[str, int] = field(default_factory=dict)  # folder job -> files
 
     @property
     def subject(self) -> str:
@@ -193,6 +194,7 @@ class Digest:
             "incidents": [i.as_json() for i in self.incidents],
             "jobs": {name: r.as_json() for name, r in sorted(self.jobs.items())},
             "failures": [r.as_json() for r in self.failures],
+            "files_failed": self.files_failed,
         }
 
 
@@ -222,6 +224,8 @@ def _text_en(d: Digest) -> str:
         lines.append(f"  FAILED {r.job} at {r.started_at:%Y-%m-%d %H:%M} UTC: {r.error}")
     for name, r in sorted(d.jobs.items()):
         lines.append(f"  {name}: last {r.outcome} at {r.started_at:%Y-%m-%d %H:%M} UTC")
+    for name, n in sorted(d.files_failed.items()):
+        lines.append(f"  {name}: {n} files could not be taken; see failed/ and the reasons")
     return "\n".join(lines)
 
 
@@ -242,6 +246,8 @@ def _text_ja(d: Digest) -> str:
         lines.append(f"  失敗 {r.job} {r.started_at:%Y-%m-%d %H:%M} UTC: {r.error}")
     for name, r in sorted(d.jobs.items()):
         lines.append(f"  {name}: 最終 {OUTCOME_JA.get(r.outcome, r.outcome)}")
+    for name, n in sorted(d.files_failed.items()):
+        lines.append(f"  {name}: 処理できないファイル {n} 件（failed/ の理由を確認）")
     return "\n".join(lines)
 
 
@@ -262,6 +268,11 @@ def build_digest(registry: Registry, now: datetime | None = None, hours: int = 2
     for classification, channel, n in rows:
         events[classification] = events.get(classification, 0) + int(n)
         channels[channel] = channels.get(channel, 0) + int(n)
+    files_failed: dict[str, int] = {}
+    for r in runs(registry, since=since, outcome="ok", limit=None):
+        failed = r.summary.get("failed")
+        if isinstance(failed, int) and "files" in r.summary and failed:
+            files_failed[r.job] = files_failed.get(r.job, 0) + failed
     return Digest(
         since=since,
         until=until,
@@ -270,6 +281,7 @@ def build_digest(registry: Registry, now: datetime | None = None, hours: int = 2
         incidents=registry.incidents("open"),
         jobs=last_finished(registry),
         failures=runs(registry, since=since, outcome="failed", limit=200),
+        files_failed=files_failed,
     )
 
 

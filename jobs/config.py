@@ -10,6 +10,8 @@ The file, every key optional::
     [jobs.drop_folder]
     every = "5m"                   # or cron = "*/5 * * * *", or at = "08:00" (daily)
     folder = "/srv/canary/drop"
+    settle_seconds = 10            # a file modified more recently is still being written
+    gap_seconds = 3                # between the two looks at a file's size and time
 
     [jobs.mailbox]
     enabled = false
@@ -56,7 +58,8 @@ JOBS: dict[str, JobDefault] = {
 }
 DEFAULT_GRACE_HOURS = 168.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_KEYS = {"every", "cron", "at", "enabled", "folder"}
+_KEYS = {"every", "cron", "at", "enabled", "folder", "settle_seconds", "gap_seconds"}
+_FOLDER_KEYS = {"folder", "settle_seconds", "gap_seconds"}
 
 
 @dataclass(frozen=True)
@@ -156,9 +159,17 @@ def _job(name: str, table: dict[str, Any], settings: Settings) -> JobSpec:
     if default.folder:
         folder = getattr(settings, default.folder) or table.get("folder") or ""
         kwargs["folder"] = str(folder)
+        for key in ("settle_seconds", "gap_seconds"):
+            if key in table:
+                seconds = table[key]
+                if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+                    raise InputError(f"[jobs.{name}] {key} must be a number of seconds, 0 or more.")
+                kwargs[key.split("_")[0]] = float(seconds)
         if enabled and not folder:
             env = f"CANARY_{default.folder.upper()}"
             enabled, off = False, f"set {env} (or folder in [jobs.{name}])"
+    elif set(table) & _FOLDER_KEYS:
+        raise InputError(f"[jobs.{name}] takes no folder; it is not a folder job.")
     if name == "mailbox" and enabled and not settings.imap_url:
         enabled, off = False, "set CANARY_IMAP_URL"
     outputs = (settings.alert_email_to, settings.alert_webhooks, settings.alert_siem)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from canary.dropfolder import FolderReport, import_folder, process_outbox, scan_drop_folder
+from canary.dropfolder import (
+    GAP_SECONDS,
+    SETTLE_SECONDS,
+    FolderReport,
+    import_folder,
+    process_outbox,
+    scan_drop_folder,
+)
 from canary.errors import InputError
 from canary.registry import Registry
 from canary.settings import Settings
@@ -23,18 +30,22 @@ def _no_folder(name: str) -> Outcome:
     return Outcome("skipped", {"reason": f"no folder configured for {name}"})
 
 
-def drop_folder(folder: str = "") -> dict[str, object]:
+def drop_folder(
+    folder: str = "", settle: float = SETTLE_SECONDS, gap: float = GAP_SECONDS
+) -> dict[str, object]:
     """Scan the broker lists dropped into the drop folder."""
 
     def work(registry: Registry, settings: Settings) -> Outcome:
         if not folder:
             return _no_folder("drop_folder")
-        return _outcome(scan_drop_folder(registry, settings, Path(folder)))
+        return _outcome(scan_drop_folder(registry, settings, Path(folder), settle=settle, gap=gap))
 
     return run_job("drop_folder", work)
 
 
-def cdr_import(folder: str = "") -> dict[str, object]:
+def cdr_import(
+    folder: str = "", settle: float = SETTLE_SECONDS, gap: float = GAP_SECONDS
+) -> dict[str, object]:
     """Import the call-detail files dropped into the CDR folder."""
 
     def work(registry: Registry, settings: Settings) -> Outcome:
@@ -60,17 +71,19 @@ def cdr_import(folder: str = "") -> dict[str, object]:
                 )
             return result
 
-        return _outcome(import_folder(registry, Path(folder), importer))
+        return _outcome(import_folder(registry, Path(folder), importer, settle=settle, gap=gap))
 
     return run_job("cdr_import", work)
 
 
-def outbox(folder: str = "") -> dict[str, object]:
+def outbox(
+    folder: str = "", settle: float = SETTLE_SECONDS, gap: float = GAP_SECONDS
+) -> dict[str, object]:
     """Seed the lists dropped into the outbox's recipient folders."""
 
     def work(registry: Registry, settings: Settings) -> Outcome:
         if not folder:
             return _no_folder("outbox")
-        return _outcome(process_outbox(registry, settings, Path(folder)))
+        return _outcome(process_outbox(registry, settings, Path(folder), settle=settle, gap=gap))
 
     return run_job("outbox", work)

@@ -9,7 +9,9 @@ stopped by SIGTERM. Waits on threads and processes are bounded only to stop a hu
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,7 +42,7 @@ from canary.seed import SeedRequest, seed
 from canary.settings import Settings
 from jobs.config import load_config
 from jobs.run import Outcome, run_job, use_settings
-from jobs.scheduler import TABLE, build_scheduler, job_store, list_jobs
+from jobs.scheduler import TABLE, build_scheduler, job_store, list_jobs, run_once
 from tests.conftest import REPO
 from tests.listgen import people, write_csv
 
@@ -175,8 +177,6 @@ def test_jobs_run_once_and_jobs_list(
         os.environ.pop("CANARY_JOBS_CONFIG", None)
         os.environ.pop("CANARY_DROP_FOLDER", None)
     assert res.exit_code == 0
-    import json
-
     rows = {r["job"]: r for r in json.loads(res.output)["jobs"]}
     assert rows["pool"]["schedule"] == "every 1h" and rows["pool"]["last_outcome"] == "ok"
     assert rows["drop_folder"]["last_outcome"] == "failed"
@@ -223,6 +223,8 @@ def test_config_mistakes_are_one_sentence(settings: Settings, tmp_path: Path) ->
         ('[jobs.backup]\nevery = "1h"\n', "unknown jobs backup"),
         ('[scheduler]\ntimezone = "Mars/Olympus"\n', "not a time zone"),
         ("[jobs.pool\n", "not valid TOML"),
+        ('[jobs.pool]\nfolder = "/x"\n', "takes no folder"),
+        ("[jobs.outbox]\ngap_seconds = -1\n", "0 or more"),
     ]:
         with pytest.raises(InputError, match=message):
             load_config(_config(settings, tmp_path, body))
@@ -377,3 +379,54 @@ def test_old_job_runs_are_pruned_but_each_jobs_last_run_stays(registry: Registry
     jobruns.finish_run(registry, jobruns.start_run(registry, "pool"), "ok")
     assert jobruns.prune_runs(registry, timedelta(days=90)) == 2
     assert {r.job for r in jobruns.runs(registry, limit=None)} == {"pool", "seal"}
+
+
+def _aged(path: Path) -> Path:
+    then = time.time() - 600
+    os.utime(path, (then, then))
+    return path
+
+
+def test_folder_jobs_scan_import_and_seed_and_the_digest_counts_failed_files(
+    registry: Registry, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    drop, cdr, outbox = (tmp_path / n for n in ("drop", "cdr", "outbox"))
+    box = outbox / "Call center A"
+    for folder in (drop, cdr, box):
+        folder.mkdir(parents=True)
+    folders = dataclasses.replace(
+        settings, drop_folder=str(drop), cdr_folder=str(cdr), outbox_folder=str(outbox)
+    )
+    quick = "settle_seconds = 1\ngap_seconds = 0\n"
+    configured = _config(
+        folders,
+        tmp_path,
+        f"[jobs.drop_folder]\n{quick}[jobs.cdr_import]\n{quick}[jobs.outbox]\n{quick}",
+    )
+    (box / "outbox.toml").write_text('client = "Sakura City"\nlist = "Residents"\n')
+    write_csv(box / "residents.csv", people(200, seed=8))
+    number = registry.pool_phones()[0].e164
+    (cdr / "calls.csv").write_text(
+        f"time,from,to,duration,kind\n2026-11-20T10:00:00+09:00,0312345678,{number},30,call\n"
+    )
+    (cdr / "garbage.csv").write_bytes(b"\x00\xff" * 50)
+    for p in (box / "residents.csv", cdr / "calls.csv", cdr / "garbage.csv"):
+        _aged(p)
+
+    sent = run_once(configured, "outbox")
+    assert sent["outcome"] == "ok", sent
+    assert (box / "sent" / "residents.csv").exists()
+    _aged(Path(shutil.copy(box / "sent" / "residents.csv", drop / "bought.csv")))
+    scanned = run_once(configured, "drop_folder")
+    assert scanned["outcome"] == "ok" and scanned["summary"]["done"] == 1  # type: ignore[index]
+    assert "LEAKED FROM EXPORT" in (drop / "done" / "bought.csv.reason.txt").read_text()
+    imported = run_once(configured, "cdr_import")
+    assert imported["outcome"] == "ok"
+    assert imported["summary"]["done"] == 1 and imported["summary"]["failed"] == 1  # type: ignore[index]
+    assert [e.target for e in registry.events(limit=None)] == [number]
+    assert (cdr / "failed" / "garbage.csv.reason.txt").exists()
+
+    digest = run_once(configured, "digest")
+    assert digest["outcome"] == "ok"
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(line)["files_failed"] == {"cdr_import": 1}
