@@ -32,6 +32,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from canary.errors import InvalidEventError
 from canary.events import CHANNELS, EventDraft, EventRecord, normalise_target
 from server.app import registry_of, settings_of
+from server.auth import client_address
 from server.signatures import ReplayCache, generic_problem, twilio_valid
 
 log = logging.getLogger("canary.server.hooks")
@@ -62,18 +63,6 @@ EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 @bp.before_request
 def _small_bodies() -> None:
     request.max_content_length = HOOK_MAX_BYTES
-
-
-def client_address() -> str:
-    """The caller's address; behind a trusted proxy, the nearest untrusted forwarded hop."""
-    remote = request.remote_addr or "?"
-    trusted = {p.strip() for p in settings_of().trusted_proxies.split(",") if p.strip()}
-    if remote not in trusted:
-        return remote
-    for hop in reversed(request.access_route):
-        if hop not in trusted:
-            return hop
-    return remote
 
 
 def refuse(reason: str, status: int = 403) -> tuple[Response, int]:
@@ -128,13 +117,14 @@ def _twilio_time(form: Mapping[str, str], now: datetime) -> datetime:
     raw = (form.get("Timestamp") or "").strip()
     if raw:
         try:
-            return parsedate_to_datetime(raw)
+            moment = parsedate_to_datetime(raw)
         except (TypeError, ValueError):
             try:
                 moment = datetime.fromisoformat(raw)
-                return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
             except ValueError:
                 log.warning("unreadable Twilio Timestamp %r; using the time received", raw)
+                return now
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
     return now
 
 
@@ -250,7 +240,7 @@ def _generic_time(raw: object, where: str, now: datetime) -> datetime:
         raise InvalidEventError(f'{where}"time" {raw!r} has no UTC offset; add Z or +09:00.')
     if moment > now + timedelta(days=1):
         raise InvalidEventError(f'{where}"time" {raw!r} is in the future; check the clock.')
-    return moment
+    return moment.astimezone(UTC)  # stored and sealed in UTC
 
 
 def generic_draft(item: object, payload: bytes, now: datetime, where: str = "") -> EventDraft:

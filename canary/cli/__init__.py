@@ -20,6 +20,7 @@ from canary.cli.pool import pool_group
 from canary.cli.registry_cmds import accounts_group, audit_group, init_cmd
 from canary.cli.scan_cmds import scan_cmd, scans_group
 from canary.cli.seed_cmds import demo_cmd, seed_cmd, trace_cmd
+from canary.cli.serve_cmds import config_cmd, serve_cmd
 from canary.settings import Settings
 
 
@@ -58,6 +59,8 @@ cli.add_command(dns_group)
 cli.add_command(jobs_group)
 cli.add_command(doctor_cmd)
 cli.add_command(mail_group)
+cli.add_command(serve_cmd)
+cli.add_command(config_cmd)
 for _group in (*events_cmds.GROUPS, token_cmds.token_group):
     cli.add_command(_group)
 
