@@ -152,7 +152,11 @@ def _job(name: str, table: dict[str, Any], settings: Settings) -> JobSpec:
     kind, value = (given[0], str(table[given[0]])) if given else default.schedule
     if name == "digest" and settings.digest_time:
         kind, value = "at", settings.digest_time
-    enabled, off = bool(table.get("enabled", True)), None
+    enabled, off = table.get("enabled", True), None
+    if not isinstance(enabled, bool):
+        raise InputError(f"[jobs.{name}] enabled must be true or false, not {enabled!r}.")
+    if not isinstance(table.get("folder", ""), str):
+        raise InputError(f'[jobs.{name}] folder must be a path in quotes, like "/srv/drop".')
     if not enabled:
         off = "enabled = false"
     kwargs: dict[str, Any] = {}

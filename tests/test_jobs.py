@@ -225,6 +225,7 @@ def test_config_mistakes_are_one_sentence(settings: Settings, tmp_path: Path) ->
         ("[jobs.pool\n", "not valid TOML"),
         ('[jobs.pool]\nfolder = "/x"\n', "takes no folder"),
         ("[jobs.outbox]\ngap_seconds = -1\n", "0 or more"),
+        ('[jobs.pool]\nenabled = "no"\n', "true or false"),
     ]:
         with pytest.raises(InputError, match=message):
             load_config(_config(settings, tmp_path, body))
