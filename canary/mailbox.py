@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
@@ -94,7 +95,7 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     for codec in codecs:
         try:
             return iso2022jp_as_cp932(data) if codec == "cp50220" else data.decode(codec)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # unknown codec, bad bytes, a NUL in the name
             continue
     return data.decode("utf-8", errors="replace")
 
@@ -115,8 +116,8 @@ def decode_header_value(value: object) -> str:
             )
         else:
             text = str(make_header(parts))
-    except (ValueError, LookupError, UnicodeError):  # a malformed encoded word: keep it as is
-        pass
+    except (ValueError, LookupError, UnicodeError, MessageError):  # a malformed encoded word
+        pass  # keep the header as written
     return " ".join(text.split())
 
 
@@ -135,7 +136,11 @@ def _text_of(msg: Message) -> str:
             continue
         if not isinstance(payload, bytes):
             continue
-        text = decode_bytes(payload, part.get_content_charset())
+        try:
+            charset = part.get_content_charset()
+        except (ValueError, LookupError):  # an RFC 2231 charset of garbage
+            charset = None
+        text = decode_bytes(payload, charset)
         if kind == "text/plain":
             return text
         if html_text is None:
@@ -160,6 +165,14 @@ class ParsedMail:
 
 def parse_message(raw: bytes) -> ParsedMail:
     """Parse one message; never raises on malformed input (it keeps what it can read)."""
+    try:
+        return _parse(raw)
+    except Exception:  # the standard library's parser has corners; the hash is still evidence
+        body = hashlib.sha256(raw).hexdigest()
+        return ParsedMail(None, {}, 0, (), None, None, "", body, len(raw))
+
+
+def _parse(raw: bytes) -> ParsedMail:
     msg = email.message_from_bytes(raw)
     fields: dict[str, list[str]] = {}
     for name, value in msg.raw_items():  # raw: 8-bit bytes still surrogate-escaped

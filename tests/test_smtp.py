@@ -287,7 +287,8 @@ def test_pipelined_8bit_garbage_and_huge_headers_are_stored_capped(
     assert canary.email is not None
     garbage = bytes(range(128, 256))
     message = (
-        b"From: \xff\xfe<bad@@broker>\r\n"
+        b"From: =?ISO-2022-JP?B?GyRCRWo7cR\xe4oQg==?= \xff\xfe<bad@@broker>\r\n"
+        + b"Content-Type: text/plain; charset*=u\x00tf-8''x\r\n"
         + b"Subject: "
         + b"x" * 60_000
         + b"\r\nReferences: "
