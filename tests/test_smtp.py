@@ -350,3 +350,17 @@ def test_mail_listen_runs_the_listener_until_sigterm(
             proc.stderr.close()
     [event] = registry.events(limit=None)
     assert event.channel == "email" and event.exports == [canary.export.code]
+
+
+def test_a_registry_that_cannot_be_read_makes_senders_retry(tmp_path: Path) -> None:
+    broken = Registry(f"sqlite:///{tmp_path / 'never-initialised.db'}")
+    listener = SmtpListener(broken, Settings(db=broken.url), host="127.0.0.1", port=0)
+    listener.start()
+    try:
+        with _client(listener) as client, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            client.sendmail(SPAMMER, [f"someone@{TEST_DOMAIN}"], b"Subject: x\r\n\r\nx\r\n")
+        code, reply = refused.value.recipients[f"someone@{TEST_DOMAIN}"]
+        assert code == 451 and b"try again later" in reply  # temporary: the mail comes back
+    finally:
+        listener.stop()
+        broken.close()
