@@ -351,6 +351,6 @@ def import_cdr(
         else:
             result.stored += 1
             result.counts[event.classification] = result.counts.get(event.classification, 0) + 1
-    if result.format == "auto":
+    if result.rows == 0 and header is None and not result.errors:
         raise EmptyFileError(f"{path.name} holds no call records.")
     return result

@@ -359,10 +359,11 @@ def test_siem_lines_over_real_syslog_and_stdout(
     assert len({r["alert_id"] for r in records}) == 3
     suspicious(registry, settings, tmp_path, 1, start=3)
     monkeypatch.setenv("CANARY_ALERT_SIEM", "stdout")
-    out = run("alerts", "send")
+    out = run("alerts", "send", "--json")
     assert out.exit_code == 0, out.output
-    [line] = [x for x in out.stdout.splitlines() if x.startswith("{")]
+    [line] = out.stdout.splitlines()  # stdout is the SIEM's; the summary went to stderr
     assert json.loads(line)["event"]["channel"] == "email"
+    assert json.loads(out.stderr)["delivered"] == 1
 
 
 def test_alerts_send_without_outputs_or_with_a_bad_one_says_what_to_set(

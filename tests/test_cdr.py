@@ -189,6 +189,11 @@ def test_a_file_of_which_no_row_can_be_imported_fails_and_stores_nothing(
     assert missing.exit_code == 3 and "is not a file" in missing.stderr
     zone = run("import", "cdr", str(path), "--tz", "Mars/Olympus")  # type: ignore[operator]
     assert zone.exit_code == 3 and "Unknown time zone" in zone.stderr
+    empty = tmp_path / "empty.csv"
+    empty.write_text("\n")
+    for fmt in ("auto", "simple", "asterisk"):
+        nothing = run("import", "cdr", str(empty), "--format", fmt)  # type: ignore[operator]
+        assert nothing.exit_code == 3 and "holds no call records" in nothing.stderr
     noheader = tmp_path / "noheader.csv"
     noheader.write_text("2026-11-01T10:00,090,050\n")
     wrong = run("import", "cdr", str(noheader), "--format", "simple")  # type: ignore[operator]

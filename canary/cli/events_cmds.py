@@ -412,14 +412,17 @@ def alerts_send(app: AppContext, as_json: bool) -> None:
 
     At most CANARY_ALERT_RATE alerts go out one by one per hour and output; the rest go as
     one digest. An alert an output did not take stays pending and is retried next time.
+    With CANARY_ALERT_SIEM=stdout the JSON lines go to stdout and this summary to stderr.
     """
     from canary.alerts import dispatch
 
     result = dispatch(app.registry(), app.settings)
+    # With CANARY_ALERT_SIEM=stdout, stdout carries the SIEM's JSON lines only.
+    siem_on_stdout = app.settings.alert_siem.strip() == "stdout"
+    out = err_console() if siem_on_stdout else console()
     if as_json:
-        print_json(result.as_json())
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2), err=siem_on_stdout)
     else:
-        out = console()
         for o in result.outputs:
             line = f"{o.name}: {o.alone} alone, {o.digests} digest(s) of {o.in_digests}"
             if o.error:
