@@ -7,6 +7,7 @@ look, hand in a ``sleep`` that lets another writer append to a file meanwhile.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -211,6 +212,7 @@ def test_outbox_seeds_each_recipients_list_and_files_it_under_sent(
 
     assert "unknown setting 'lsit'" in (typo / "failed" / "residents.csv.reason.txt").read_text()
     assert "No client" in (nameless / "failed" / "people.csv.reason.txt").read_text()
+    assert "unknown" not in {e.account for e in registry.exports()}
     assert "no recipient's folder" in (root / "failed" / "loose.csv.reason.txt").read_text()
     readme = (root / "README.txt").read_text(encoding="utf-8")
     assert "sent/original/" in readme and "受け渡し先" in readme
@@ -222,3 +224,11 @@ def test_outbox_seeds_each_recipients_list_and_files_it_under_sent(
     assert second.status == "done" and second.moved_to == str(box / "sent" / "residents (2).csv")
     assert second.detail["export_id"] != manifest["export_id"]
     assert len(registry.exports()) == 2
+
+    # No account anywhere: the export would name nobody, so the list is refused.
+    anonymous = root / "Vendor D"
+    anonymous.mkdir()
+    _age(write_csv(anonymous / "people.csv", people(50, seed=6)))
+    nobody = dataclasses.replace(settings, actor="unknown")
+    [refused] = process_outbox(registry, nobody, root, settle=30, gap=0).files
+    assert refused.status == "failed" and refused.reason.startswith("No account for Vendor D")

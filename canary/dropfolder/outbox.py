@@ -103,6 +103,12 @@ def _send(registry: Registry, settings: Settings, root: Path, box: Path, path: P
                 f'No {" or ".join(missing)} for {box.name}: write client = "..." and '
                 f'list = "..." into {box / OUTBOX_CONFIG}, then drop the list again.'
             )
+        account = str(cfg.get("account") or settings.actor)
+        if account == "unknown":  # Settings' default when no user is known
+            raise InputError(
+                f'No account for {box.name}: write account = "..." (the login that hands the '
+                f"list over) into {box / OUTBOX_CONFIG}, or set CANARY_ACTOR for the scheduler."
+            )
         (sent / "original").mkdir(parents=True, exist_ok=True)
         name = free_name(
             path.name,
@@ -118,7 +124,7 @@ def _send(registry: Registry, settings: Settings, root: Path, box: Path, path: P
                 output=sent / name,
                 client=str(cfg["client"]),
                 list_name=str(cfg["list"]),
-                account=str(cfg.get("account") or settings.actor),
+                account=account,
                 recipient=str(cfg.get("recipient") or box.name),
                 requested_by=f"outbox {box.name}",
                 canaries=cfg.get("canaries"),  # type: ignore[arg-type]
