@@ -43,12 +43,9 @@ RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To")
 # Shift_JIS as Japanese mailers write it is Microsoft's superset (cp932); ISO-2022-JP mail
 # often holds NEC row-13 characters (①, ㈱) that Python's iso2022_jp codec refuses.
 _CODECS: dict[str, tuple[str, ...]] = {
-    "shift_jis": ("cp932",),
-    "shift-jis": ("cp932",),
-    "sjis": ("cp932",),
-    "x-sjis": ("cp932",),
-    "windows-31j": ("cp932",),
-    "ms932": ("cp932",),
+    **dict.fromkeys(
+        ("shift_jis", "shift-jis", "sjis", "x-sjis", "windows-31j", "ms932"), ("cp932",)
+    ),
     "iso-2022-jp": ("cp50220", "iso2022_jp_2004", "iso2022_jp_3"),
     "euc-jp": ("euc_jp", "euc_jis_2004"),
     "us-ascii": ("utf-8",),  # 8-bit bytes under a false ascii label are usually UTF-8
