@@ -206,8 +206,11 @@ def _prepare(
     encodable: Callable[[str], bool],
     spread: Sequence[list[str]] = (),
 ) -> tuple[CanaryFactory, int, list[PoolNumber]]:
-    # The profile sees the head and windows through the whole list (in memory only).
-    profile = profile_host(schema, [*body, *spread])
+    # The profile sees the head and windows through the whole list (in memory only), the
+    # head thinned to the windows' density: in a sorted list the head holds only its first
+    # districts or years, and taken whole it would pull canaries there.
+    stride = max(1, round(est_rows / len(spread))) if spread else 1
+    profile = profile_host(schema, [*body[::stride], *spread])
     count = req.canaries if req.canaries is not None else default_canary_count(est_rows)
     if count < 1:
         raise InputError("--canaries must be at least 1.")

@@ -81,6 +81,7 @@ def test_mail_to_an_assigned_address_names_its_export_and_opens_an_incident(
     assert incident.account == "op1"
     assert incident.attributed and incident.confidence == pytest.approx(0.99)
     record, events = registry.incident(incident.code)
+    assert record.code == incident.code and record.events == 1
     assert [e.id for e in events] == [event.id]
 
 
@@ -211,4 +212,5 @@ def test_events_are_sealed_into_the_audit_chain_and_tampering_shows(
     with registry.engine.begin() as conn:
         conn.execute(text("UPDATE events SET source = 'someone else' WHERE id = 2"))
     sealed, unsealed, problems = registry.verify_event_seals()
+    assert (sealed, unsealed) == (5, 0)
     assert problems and "event 2" in problems[0]
