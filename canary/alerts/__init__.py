@@ -16,21 +16,44 @@ output raises ``CanaryError`` before anything is sent.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from canary.alerts.dispatch import DispatchResult, OutputReport, dispatch
-from canary.alerts.messages import AlertItem, AlertMessage, alert_message, digest_message, notice
-from canary.alerts.outputs import (
-    EmailOutput,
-    JsonLinesOutput,
-    Output,
-    SyslogOutput,
-    WebhookOutput,
-    outputs_from_settings,
-)
-from canary.alerts.ssrf import DeliveryError, UnsafeTargetError
 from canary.settings import Settings
 
+if TYPE_CHECKING:
+    from canary.alerts.messages import AlertItem, AlertMessage, alert_message, digest_message
+    from canary.alerts.outputs import (
+        EmailOutput,
+        JsonLinesOutput,
+        Output,
+        SyslogOutput,
+        WebhookOutput,
+        outputs_from_settings,
+    )
+    from canary.alerts.ssrf import DeliveryError, UnsafeTargetError
+    from canary.alerts.switchboard import DispatchResult, OutputReport, dispatch
+
+# Loaded on first use: every `canary` command imports the CLI's labels from
+# canary.alerts.messages, and should not pay for smtplib, ssl and http.client.
+_LAZY = {
+    "DispatchResult": "switchboard",
+    "OutputReport": "switchboard",
+    "dispatch": "switchboard",
+    "AlertItem": "messages",
+    "AlertMessage": "messages",
+    "alert_message": "messages",
+    "digest_message": "messages",
+    "EmailOutput": "outputs",
+    "JsonLinesOutput": "outputs",
+    "Output": "outputs",
+    "SyslogOutput": "outputs",
+    "WebhookOutput": "outputs",
+    "outputs_from_settings": "outputs",
+    "DeliveryError": "ssrf",
+    "UnsafeTargetError": "ssrf",
+}
 __all__ = [
     "AlertItem",
     "AlertMessage",
@@ -51,6 +74,12 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"canary.alerts.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'canary.alerts' has no attribute {name!r}")
+
+
 def notify(
     settings: Settings,
     subject: str,
@@ -60,6 +89,10 @@ def notify(
 ) -> dict[str, str | None]:
     """Send one notice (e.g. the daily digest) to every output; returns output name ->
     None when it was delivered, else the reason it was not. Nothing is stored or retried."""
+    from canary.alerts.messages import notice
+    from canary.alerts.outputs import outputs_from_settings
+    from canary.alerts.ssrf import DeliveryError
+
     message = notice(subject, text, data)
     results: dict[str, str | None] = {}
     for output in outputs_from_settings(settings) if outputs is None else outputs:

@@ -1,4 +1,4 @@
-"""One run of the alert switchboard: every pending alert to every output, within the rate.
+"""The switchboard: one run of ``dispatch`` offers every pending alert to every output.
 
 Per output, at most ``settings.alert_rate`` alerts go out one by one per hour; the pending
 ones beyond that are bundled into one digest message. Nothing is dropped: an alert an
