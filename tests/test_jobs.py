@@ -213,6 +213,20 @@ def test_a_job_never_crashes_the_scheduler(
         use_settings(None)
 
 
+def test_an_unreachable_mailbox_is_a_failed_run_with_its_sentence(
+    registry: Registry, settings: Settings
+) -> None:
+    from tests.test_doctor import _closed_port
+
+    imap = dataclasses.replace(
+        settings, imap_url=f"imap://canary@127.0.0.1:{_closed_port()}/INBOX", imap_password="x"
+    )
+    result = run_once(imap, "mailbox")
+    assert result["outcome"] == "failed"
+    assert "Cannot reach the IMAP server" in str(result["error"])
+    assert _runs(registry, "mailbox")[0].error == result["error"]
+
+
 def test_config_mistakes_are_one_sentence(settings: Settings, tmp_path: Path) -> None:
     for body, message in [
         ('[jobs.pool]\nevry = "1h"\n', "unknown keys evry"),

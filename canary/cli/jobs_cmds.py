@@ -60,6 +60,8 @@ def jobs_run(app: AppContext, once: str | None, as_json: bool) -> None:
     if once:
         from jobs.scheduler import run_once
 
+        # The outcome is printed below; the log keeps only what it alone can say.
+        logging.basicConfig(level=logging.ERROR, format="%(name)s: %(message)s")
         result = run_once(app.settings, once, config)
         if as_json:
             print_json(result)
