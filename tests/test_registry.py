@@ -7,7 +7,7 @@ import random
 import pytest
 import sqlalchemy as sa
 
-from canary.errors import NotInitialisedError, PoolTooSmallError
+from canary.errors import NotInitialisedError, PoolTooSmallError, RegistryError
 from canary.pools import PoolNumber, choose_phone_set, phone_set_hash
 from canary.registry import Registry
 from canary.settings import Settings
@@ -122,3 +122,10 @@ def test_head_revision_matches_alembic_scripts() -> None:
     from canary.registry import _MIGRATIONS
 
     assert ScriptDirectory(_MIGRATIONS).get_current_head() == Registry.head_revision()
+
+
+def test_messages_never_show_the_database_password() -> None:
+    reg = Registry("postgresql+psycopg://canary:s3cret-pw@127.0.0.1:1/registry")
+    with pytest.raises(RegistryError) as caught:
+        reg.revision()
+    assert "s3cret-pw" not in str(caught.value) and "***" in str(caught.value)

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import random
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -247,6 +248,8 @@ def test_bad_broker_files(run, registry, settings, tmp_path, content, message) -
     res = run("scan", str(path))
     assert res.exit_code == 3 and message in res.output
     assert registry.scans() == []
+    # The file's hashing thread ends with the refusal: the caller may move the file now.
+    assert not [t for t in threading.enumerate() if t.name == "canary-hash"]
 
 
 def test_scan_with_no_exports(run, tmp_path) -> None:  # type: ignore[no-untyped-def]

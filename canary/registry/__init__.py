@@ -63,6 +63,16 @@ def new_export_code() -> str:
     return f"EX-{chars[:4]}-{chars[4:]}"
 
 
+def _shown(url: str) -> str:
+    """A registry URL as messages may show it: the password masked."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: show it, there is no password to hide
+        return url
+
+
 def _alembic_config(connection: Any) -> Any:
     from alembic.config import Config
 
@@ -104,11 +114,12 @@ class Registry(PoolStore, ScanStore, EventStore, AccessStore):
 
     def __init__(self, url: str, actor: str = "unknown") -> None:
         self.url = url
+        self.shown_url = _shown(url)  # for messages: never the password
         self.actor = actor
         try:
             self.engine = _make_engine(url)
         except Exception as exc:  # bad URL, missing driver
-            raise RegistryError(f"Cannot open the registry at {url!r}: {exc}") from exc
+            raise RegistryError(f"Cannot open the registry at {_shown(url)!r}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -125,7 +136,9 @@ class Registry(PoolStore, ScanStore, EventStore, AccessStore):
                 row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
                 return None if row is None else str(row[0])
         except OperationalError as exc:
-            raise RegistryError(f"Cannot reach the registry at {self.url!r}: {exc.orig}") from exc
+            raise RegistryError(
+                f"Cannot reach the registry at {self.shown_url!r}: {exc.orig}"
+            ) from exc
 
     @staticmethod
     def head_revision() -> str:
@@ -151,11 +164,11 @@ class Registry(PoolStore, ScanStore, EventStore, AccessStore):
         current = self.revision()
         if current is None:
             raise NotInitialisedError(
-                f"The registry at {self.url} is not initialised; run `canary init` first."
+                f"The registry at {self.shown_url} is not initialised; run `canary init` first."
             )
         if current != self.head_revision():
             raise NotInitialisedError(
-                f"The registry at {self.url} is at schema {current}, older than this version "
+                f"The registry at {self.shown_url} is at schema {current}, older than this version "
                 "of canary; run `canary init` to upgrade it."
             )
 

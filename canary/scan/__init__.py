@@ -126,10 +126,10 @@ class ScanResult:
         }
 
 
-def _hash_file(path: Path, out: list[str]) -> None:
+def _hash_file(path: Path, out: list[str], stop: threading.Event) -> None:
     digest = hashlib.sha256()
     with path.open("rb", buffering=0) as fh:
-        while block := fh.read(8 * 1024 * 1024):
+        while not stop.is_set() and (block := fh.read(8 * 1024 * 1024)):
             digest.update(block)
     out.append(digest.hexdigest())
 
@@ -163,108 +163,119 @@ def scan(
     domains = index.email_domains()
     index.prepared()  # built once here, not by two matching threads at once
     digest: list[str] = []
-    hasher = threading.Thread(target=_hash_file, args=(path, digest), daemon=True)
+    stop_hashing = threading.Event()
+    hasher = threading.Thread(
+        target=_hash_file, args=(path, digest, stop_hashing), name="canary-hash", daemon=True
+    )
     hasher.start()
+    try:
+        stats = readers.ReadStats()
+        evidence: list[pl.DataFrame] = []
+        weak: list[pl.DataFrame] = []
+        count_chunks: list[pl.DataFrame] = []
+        plans: dict[str, dict[str, list[str]]] = {}
+        warnings: list[str] = []
 
-    stats = readers.ReadStats()
-    evidence: list[pl.DataFrame] = []
-    weak: list[pl.DataFrame] = []
-    count_chunks: list[pl.DataFrame] = []
-    plans: dict[str, dict[str, list[str]]] = {}
-    warnings: list[str] = []
+        # Each chunk is matched whole while the reader thread parses the next one: polars
+        # spreads a chunk's expressions over the cores itself (splitting chunks across threads
+        # measured slower once only candidate rows were normalised).
 
-    # Each chunk is matched whole while the reader thread parses the next one: polars
-    # spreads a chunk's expressions over the cores itself (splitting chunks across threads
-    # measured slower once only candidate rows were normalised).
+        def work(
+            frame: pl.DataFrame, plan: KeyPlan
+        ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+            shape = raw_shape(frame, plan)
+            if shape is None:  # several name columns, merged names, no postcode column
+                keys = row_keys(frame, plan, domains)
+                counts = postcode_counts(
+                    keys.main.select(pl.col("postcode").hash(HASH_SEED + 1)).to_series()
+                )
+            else:
+                # Only rows that may hold a canary, or that need normalising to tell, are
+                # normalised; phones and emails are cheap to find in every row.
+                phones = phones_of(frame, plan.phones, index.prepared()["phone_forms"])
+                counted: list[pl.DataFrame] = []
+                mask = candidate_rows(frame, shape, index.plain, bool(plan.address), counted)
+                pooled = phones.join(index.prepared()["phones"], on="phone", how="semi")
+                first = frame.get_column("_row")[0] if frame.height else 0
+                mask[pooled.get_column("_row").to_numpy() - first] = True
+                keys = RowKeys(
+                    main_keys(frame.filter(pl.Series(mask)), plan),
+                    phones,
+                    emails_of(frame, plan.emails, domains),
+                )
+                counts = counted[0]
+            ev, wk = match_chunk(keys, index)
+            return counts, ev, wk
 
-    def work(frame: pl.DataFrame, plan: KeyPlan) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        shape = raw_shape(frame, plan)
-        if shape is None:  # several name columns, merged names, no postcode column
-            keys = row_keys(frame, plan, domains)
-            counts = postcode_counts(
-                keys.main.select(pl.col("postcode").hash(HASH_SEED + 1)).to_series()
-            )
-        else:
-            # Only rows that may hold a canary, or that need normalising to tell, are
-            # normalised; phones and emails are cheap to find in every row.
-            phones = phones_of(frame, plan.phones, index.prepared()["phone_forms"])
-            counted: list[pl.DataFrame] = []
-            mask = candidate_rows(frame, shape, index.plain, bool(plan.address), counted)
-            pooled = phones.join(index.prepared()["phones"], on="phone", how="semi")
-            first = frame.get_column("_row")[0] if frame.height else 0
-            mask[pooled.get_column("_row").to_numpy() - first] = True
-            keys = RowKeys(
-                main_keys(frame.filter(pl.Series(mask)), plan),
-                phones,
-                emails_of(frame, plan.emails, domains),
-            )
-            counts = counted[0]
-        ev, wk = match_chunk(keys, index)
-        return counts, ev, wk
-
-    def consume(chunks: object, plan: KeyPlan) -> None:
-        # Two chunks are matched at once (polars releases the GIL); at most two more wait.
-        with ThreadPoolExecutor(MATCHERS, thread_name_prefix="canary-match") as pool:
-            running: deque[Future[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]] = deque()
-            for chunk in chunks:  # type: ignore[attr-defined]
-                running.append(pool.submit(work, chunk.frame, plan))
-                if len(running) > MATCHERS:
+        def consume(chunks: object, plan: KeyPlan) -> None:
+            # Two chunks are matched at once (polars releases the GIL); at most two more wait.
+            with ThreadPoolExecutor(MATCHERS, thread_name_prefix="canary-match") as pool:
+                running: deque[Future[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]] = deque()
+                for chunk in chunks:  # type: ignore[attr-defined]
+                    running.append(pool.submit(work, chunk.frame, plan))
+                    if len(running) > MATCHERS:
+                        collect(*running.popleft().result())
+                while running:
                     collect(*running.popleft().result())
-            while running:
-                collect(*running.popleft().result())
 
-    def collect(counts: pl.DataFrame, ev: pl.DataFrame, wk: pl.DataFrame) -> None:
-        count_chunks.append(counts)
-        if len(count_chunks) > 16:  # compact: memory stays flat
-            count_chunks[:] = [pl.concat(count_chunks).group_by("h").agg(pl.col("count").sum())]
-        if ev.height:
-            evidence.append(ev)
-        if wk.height:
-            weak.append(wk)
-        if progress:
-            progress(stats.rows)
+        def collect(counts: pl.DataFrame, ev: pl.DataFrame, wk: pl.DataFrame) -> None:
+            count_chunks.append(counts)
+            if len(count_chunks) > 16:  # compact: memory stays flat
+                count_chunks[:] = [pl.concat(count_chunks).group_by("h").agg(pl.col("count").sum())]
+            if ev.height:
+                evidence.append(ev)
+            if wk.height:
+                weak.append(wk)
+            if progress:
+                progress(stats.rows)
 
-    if is_xlsx(path):
-        kind, enc = "xlsx", None
-        sheets = readers.open_xlsx(path)
-        if not sheets:
-            raise EmptyFileError(f"{path.name}: every sheet is empty; nothing to scan.")
-        usable = 0
-        for name, layout, body in sheets:
-            plan = plan_keys(layout.columns, layout.sample, layout.schema)
-            plans[name] = plan.describe(layout.columns)
-            if plan.usable:
-                usable += 1
-                consume(readers.xlsx_chunks(body, len(layout.columns), name, stats), plan)
-        if not usable:
-            raise InputError(_no_keys(path, sheets[0][1].columns))
-    else:
-        kind = "csv"
-        layout, start, head = readers.open_text(path, encoding)
-        enc = layout.encoding
-        if len(layout.columns) < 2:
-            raise InputError(
-                f"{path.name} has a single column; a list of people needs "
-                "separate name and contact columns (check the delimiter)."
-            )
-        plan = plan_keys(layout.columns, layout.sample, layout.schema)
-        plans[path.name] = plan.describe(layout.columns)
-        if not plan.usable:
-            raise InputError(_no_keys(path, layout.columns))
-        columns = plan.columns()
-        if head.dialect.encoding == "utf-8":
-            try:
-                consume(readers.stream_utf8(path, layout, start, head, stats, columns), plan)
-            except pl.exceptions.PolarsError:
-                # A file polars' streaming reader refuses (one ending inside a quoted
-                # field): start again with the block reader, which copes and says so.
-                evidence.clear()
-                weak.clear()
-                count_chunks.clear()
-                stats = readers.ReadStats()
-                consume(readers.read_text(path, layout, start, head, stats, columns), plan)
+        if is_xlsx(path):
+            kind, enc = "xlsx", None
+            sheets = readers.open_xlsx(path)
+            if not sheets:
+                raise EmptyFileError(f"{path.name}: every sheet is empty; nothing to scan.")
+            usable = 0
+            for name, layout, body in sheets:
+                plan = plan_keys(layout.columns, layout.sample, layout.schema)
+                plans[name] = plan.describe(layout.columns)
+                if plan.usable:
+                    usable += 1
+                    consume(readers.xlsx_chunks(body, len(layout.columns), name, stats), plan)
+            if not usable:
+                raise InputError(_no_keys(path, sheets[0][1].columns))
         else:
-            consume(readers.read_text(path, layout, start, head, stats, columns), plan)
+            kind = "csv"
+            layout, start, head = readers.open_text(path, encoding)
+            enc = layout.encoding
+            if len(layout.columns) < 2:
+                raise InputError(
+                    f"{path.name} has a single column; a list of people needs "
+                    "separate name and contact columns (check the delimiter)."
+                )
+            plan = plan_keys(layout.columns, layout.sample, layout.schema)
+            plans[path.name] = plan.describe(layout.columns)
+            if not plan.usable:
+                raise InputError(_no_keys(path, layout.columns))
+            columns = plan.columns()
+            if head.dialect.encoding == "utf-8":
+                try:
+                    consume(readers.stream_utf8(path, layout, start, head, stats, columns), plan)
+                except pl.exceptions.PolarsError:
+                    # A file polars' streaming reader refuses (one ending inside a quoted
+                    # field): start again with the block reader, which copes and says so.
+                    evidence.clear()
+                    weak.clear()
+                    count_chunks.clear()
+                    stats = readers.ReadStats()
+                    consume(readers.read_text(path, layout, start, head, stats, columns), plan)
+            else:
+                consume(readers.read_text(path, layout, start, head, stats, columns), plan)
+    except BaseException:
+        # The file was refused or the scan broke off: the hash is not needed, and the
+        # thread must not outlive the call (the caller may move or delete the file).
+        stop_hashing.set()
+        hasher.join()
+        raise
     hasher.join()
     if stats.truncated:
         warnings.append(
