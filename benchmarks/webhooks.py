@@ -1,0 +1,292 @@
+"""Webhook throughput: a burst of signed generic events at a real ``canary serve``.
+
+Creates a fresh schema in a PostgreSQL database, initialises a registry there with a pool
+and a few seeded exports, starts ``canary serve`` (gunicorn, a real process, on loopback,
+without the SMTP and DNS listeners), then fires N signed events at ``POST /hooks/events``
+from concurrent client threads (keep-alive where the workers offer it): 10 % of them are
+redeliveries of ids already sent, signed anew. It then checks that every distinct id is
+stored exactly once, that every id was answered new (201) exactly once and duplicate (200)
+otherwise, prints events/s and latency percentiles, and drops the schema.
+
+    .venv/bin/python benchmarks/webhooks.py                       # 10,000 events
+    .venv/bin/python benchmarks/webhooks.py --workers 4 --threads 1 --clients 8
+    .venv/bin/python benchmarks/webhooks.py --pg postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+The mix of events (``--suspicious``) matters: a suspicious event files into an incident and
+creates an alert; a noise event (a number outside the pool) is one read and one insert.
+
+Goal (issue "Callbacks"): >= 1,000 events/s and p99 <= 50 ms on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import sqlalchemy as sa  # noqa: E402
+
+from canary.pools import parse_owned_domain, parse_owned_phone  # noqa: E402
+from canary.registry import Registry  # noqa: E402
+from canary.seed import SeedRequest, seed  # noqa: E402
+from canary.settings import Settings  # noqa: E402
+from server.signatures import generic_signature  # noqa: E402
+from tests.listgen import people, write_csv  # noqa: E402
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SECRET = "bench-secret"
+POOL = [f"050-3{n:03d}-{4000 + n:04d}" for n in range(100, 160)]
+DOMAIN = "canary-bench.example.jp"
+
+
+@dataclass
+class Shot:
+    pid: str
+    status: int
+    duplicate: bool
+    seconds: float
+
+
+def prepare(url: str, exports: int, tmp: Path) -> tuple[list[str], list[str]]:
+    """Registry with a pool and seeded exports; returns (canary numbers, canary addresses)."""
+    registry = Registry(url, actor="bench")
+    registry.init()
+    registry.add_phones([parse_owned_phone(n) for n in POOL], "active")
+    registry.add_domains([parse_owned_domain(DOMAIN)])
+    settings = Settings(db=url, seeds_dir=str(REPO / "seeds"), cache_dir=str(tmp / "cache"))
+    src = tmp / "host.csv"
+    write_csv(src, people(300, seed=7))
+    numbers: set[str] = set()
+    emails: set[str] = set()
+    for i in range(exports):
+        result = seed(
+            registry,
+            settings,
+            SeedRequest(
+                input=src,
+                output=tmp / f"out{i}.csv",
+                client="city",
+                list_name="residents",
+                account=f"op{i}",
+                rng_seed=i + 1,
+                stable=0,
+            ),
+        )
+        for c in registry.canaries_of(result.export.code):
+            numbers.update(n for n in (c.phone_e164, c.phone2_e164) if n)
+            if c.email:
+                emails.add(c.email)
+    registry.close()
+    return sorted(numbers), sorted(emails)
+
+
+def events(n: int, suspicious: float, numbers: list[str], emails: list[str]) -> list[dict]:
+    """n distinct events: suspicious ones to canary numbers (calls, SMS) and addresses, the
+    rest calls to numbers outside the pool (noise), from 2,000 sources over the last day."""
+    rng = random.Random(11)
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        when = (now - timedelta(seconds=rng.randrange(86_400))).isoformat()
+        source = f"+8190{rng.randrange(2000):08d}"
+        if rng.random() < suspicious:
+            if rng.random() < 0.7:
+                channel, to = rng.choice(["call", "sms"]), rng.choice(numbers)
+            else:
+                channel, to, source = "email", rng.choice(emails), f"s{rng.randrange(500)}@x.jp"
+        else:
+            channel, to = "call", f"03-{rng.randrange(1000, 9999)}-{rng.randrange(10_000):04d}"
+        out.append({"id": f"b-{i}", "channel": channel, "to": to, "from": source, "time": when})
+    return out
+
+
+def start_server(url: str, workers: int, threads: int) -> tuple[subprocess.Popen[str], int]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_")}
+    env.update({"CANARY_DB": url, "CANARY_WEBHOOK_SECRET": SECRET})
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "canary", "serve", "--bind", "127.0.0.1:0"),
+            *("--workers", str(workers), "--threads", str(threads), "--no-smtp", "--no-dns"),
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        found = re.search(r"Serving http://127\.0\.0\.1:(\d+)", line)
+        if found:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # drain the log
+            return proc, int(found[1])
+    raise SystemExit(f"canary serve did not start (exit {proc.wait()})")
+
+
+def fire(
+    port: int, bodies: list[tuple[str, bytes, bool]], clients: int
+) -> tuple[list[Shot], float]:
+    """Send every body from ``clients`` threads, each on its own connection. A first
+    delivery is signed with an even timestamp, a redelivery with an odd one, so that a
+    redelivery never repeats a signature (that would be a replay, refused 403)."""
+    shots: list[Shot] = []
+    lock = threading.Lock()
+    feed = iter(bodies)
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine = []
+        while True:
+            with lock:
+                item = next(feed, None)
+            if item is None:
+                break
+            pid, body, again = item
+            stamp = (int(time.time()) & ~1) | again
+            headers = {
+                "Content-Type": "application/json",
+                "X-Canary-Timestamp": str(stamp),
+                "X-Canary-Signature": generic_signature(SECRET, stamp, body),
+            }
+            start = time.perf_counter()
+            conn.request("POST", "/hooks/events", body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            took = time.perf_counter() - start
+            if resp.getheader("Connection", "").lower() == "close":
+                conn.close()
+            answer = json.loads(data) if resp.status in (200, 201) else {}
+            mine.append(Shot(pid, resp.status, bool(answer.get("duplicate")), took))
+        conn.close()
+        with lock:
+            shots.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return shots, time.perf_counter() - began
+
+
+def check(url: str, shots: list[Shot], distinct: int) -> list[str]:
+    """What is wrong with the stored events and the answers (empty when all is well)."""
+    problems = []
+    bad = [s for s in shots if s.status not in (200, 201)]
+    if bad:
+        problems.append(f"{len(bad)} answers were errors, e.g. {bad[0].status}")
+    new: dict[str, int] = {}
+    for s in shots:
+        new[s.pid] = new.get(s.pid, 0) + (s.status == 201)
+        if (s.status == 201) == s.duplicate:
+            problems.append(f"{s.pid}: status {s.status} with duplicate={s.duplicate}")
+    once = sum(1 for v in new.values() if v == 1)
+    if once != distinct:
+        problems.append(f"{distinct - once} ids were not answered new exactly once")
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows, ids = conn.execute(
+            sa.text(
+                "SELECT count(*), count(DISTINCT provider_id) FROM events "
+                "WHERE provider = 'generic' AND provider_id LIKE 'b-%'"
+            )
+        ).one()
+    engine.dispose()
+    if (rows, ids) != (distinct, distinct):
+        problems.append(f"stored {rows} rows for {ids} ids, expected {distinct}")
+    return problems
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Webhook throughput against canary serve.")
+    ap.add_argument("--pg", default=os.environ.get("CANARY_TEST_PG_URL") or DEFAULT_PG)
+    ap.add_argument("--events", type=int, default=10_000, help="requests in the burst")
+    ap.add_argument("--duplicates", type=float, default=0.10, help="share of redeliveries")
+    ap.add_argument("--suspicious", type=float, default=0.5, help="share of suspicious events")
+    ap.add_argument("--exports", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--clients", type=int, default=8, help="concurrent client connections")
+    args = ap.parse_args()
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(args.pg)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{args.pg}{'&' if '?' in args.pg else '?'}options=-csearch_path%3D{schema}"
+    proc = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            numbers, emails = prepare(url, args.exports, Path(tmp))
+        dups = int(args.events * args.duplicates)
+        distinct = args.events - dups
+        batch = events(distinct, args.suspicious, numbers, emails)
+        bodies = [(e["id"], json.dumps(e).encode(), False) for e in batch]
+        rng = random.Random(5)
+        # Redeliveries come after their first delivery, mixed into the second half.
+        resent = [(*bodies[i][:2], True) for i in rng.sample(range(distinct // 2), dups)]
+        tail = bodies[distinct // 2 :] + resent
+        rng.shuffle(tail)
+        bodies = bodies[: distinct // 2] + tail
+
+        proc, port = start_server(url, args.workers, args.threads)
+        shots, seconds = fire(port, bodies, args.clients)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        proc = None
+        problems = check(url, shots, distinct)
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    lat = sorted(s.seconds * 1000 for s in shots)
+    p50 = statistics.median(lat)
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    rate = len(shots) / seconds
+    kind = (
+        f"{args.workers} sync workers"
+        if args.threads == 1
+        else (f"{args.workers} gthread workers x {args.threads} threads")
+    )
+    print(
+        f"{len(shots):,} events ({distinct:,} distinct, {dups:,} redelivered) in "
+        f"{seconds:.2f} s: {rate:,.0f} events/s; latency p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms, max {lat[-1]:.1f} ms"
+    )
+    print(
+        f"server: {kind}; {args.clients} client connections; "
+        f"{args.suspicious:.0%} suspicious; {os.cpu_count()} CPUs"
+    )
+    print("stored exactly once: " + ("yes" if not problems else "NO: " + "; ".join(problems)))
+    goal = rate >= 1000 and p99 <= 50
+    print(f"goal (>= 1,000 events/s, p99 <= 50 ms): {'met' if goal else 'missed'}")
+    cmd = " ".join(["python benchmarks/webhooks.py", *sys.argv[1:]])
+    print(f"reproduce: cd {REPO} && .venv/bin/{cmd}")
+    if problems:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
