@@ -116,6 +116,9 @@ def test_reimporting_the_same_file_or_an_overlapping_one_stores_nothing_twice(
     assert first_call.occurred_at == datetime(2026, 11, 1, 1, 0, tzinfo=UTC)
     assert first_call.source == "+819011112222"
     assert first_call.details["disposition"] == "NO ANSWER"
+    # Stored in UTC, so each event still matches its own digest when sealed and verified.
+    assert registry.seal_events() == 4
+    assert registry.verify_event_seals() == (4, 0, [])
 
 
 def test_rows_without_uniqueid_are_known_by_their_content_in_any_encoding(
