@@ -9,7 +9,7 @@ stored exactly once, that every id was answered new (201) exactly once and dupli
 otherwise, prints events/s and latency percentiles, and drops the schema.
 
     .venv/bin/python benchmarks/webhooks.py                       # 10,000 events
-    .venv/bin/python benchmarks/webhooks.py --workers 4 --threads 1 --clients 8
+    .venv/bin/python benchmarks/webhooks.py --workers 4 --threads 1 --clients 8   # sync
     .venv/bin/python benchmarks/webhooks.py --pg postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 The mix of events (``--suspicious``) matters: a suspicious event files into an incident and
@@ -223,8 +223,8 @@ def main() -> None:
     ap.add_argument("--suspicious", type=float, default=0.5, help="share of suspicious events")
     ap.add_argument("--exports", type=int, default=4)
     ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--clients", type=int, default=8, help="concurrent client connections")
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--clients", type=int, default=16, help="concurrent client connections")
     args = ap.parse_args()
 
     schema = f"bench_{uuid.uuid4().hex[:10]}"

@@ -55,7 +55,7 @@ LISTENERS = [
 class ServeOptions:
     bind: str
     workers: int = 4
-    threads: int = 1
+    threads: int = 4  # gthread: a webhook waiting on the database does not hold a worker
     smtp: bool | None = None  # None: run it if it is installed
     dns: bool | None = None
     seal_every: float = SEAL_EVERY

@@ -349,6 +349,9 @@ def test_forged_stale_and_replayed_generic_requests_are_refused(
     assert status == 201
     status, data = hook.replay(event, headers)  # the same signed request again
     assert status == 403 and "replay" in str(data["error"])
+    huge = {**event, "text": "x" * (1024 * 1024)}
+    status, data, _ = hook.generic(huge)
+    assert status == 413
     for unconfigured in serve(replace(settings, webhook_secret=""), registry):
         assert unconfigured.generic(_event("ev-10", event["to"]))[0] == 403  # type: ignore[arg-type]
     assert len(registry.events(limit=None)) == 1

@@ -32,9 +32,9 @@ URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]+@")
 @click.option(
     "--threads",
     type=click.IntRange(1, 64),
-    default=1,
+    default=4,
     show_default=True,
-    help="Threads per worker (more than 1 uses gunicorn's gthread workers).",
+    help="Threads per worker (gunicorn's gthread workers, with keep-alive); 1 for sync workers.",
 )
 @click.option(
     "--smtp/--no-smtp",
