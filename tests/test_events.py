@@ -5,7 +5,7 @@ Runs on SQLite and PostgreSQL through the ``registry`` fixture.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -175,8 +175,32 @@ def test_a_letter_to_a_canary_name_is_filed_with_its_export(
         details={"address": canary.address},
     )
     event = registry.record_event(letter)
-    assert event.classification == "suspicious"
+    assert event.classification == "suspicious" and event.strength == "strong"
     assert result.export.code in event.exports
+    # The name alone, without the canary's address, may be a real namesake: medium.
+    bare = EventDraft(
+        channel="manual", target=canary.name, occurred_at=T0, provider="manual", payload=b"call"
+    )
+    named_only = registry.record_event(bare)
+    assert named_only.classification == "suspicious" and named_only.strength == "medium"
+
+
+def test_times_are_kept_as_the_same_instant_and_seals_verify(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    result = _seed(registry, settings, tmp_path, "op1", 1)
+    number = next(c.phone_e164 for c in registry.canaries_of(result.export.code) if c.phone_e164)
+    assert number is not None
+    tokyo = timezone(timedelta(hours=9))
+    start = datetime(2026, 11, 1, 9, 0, tzinfo=tokyo)
+    registry.set_expectation(result.export.code, callers=["0312345678"], start=start)
+    event = registry.record_event(_call(number, "0312345678", start + timedelta(minutes=1), "C1"))
+    assert event.occurred_at == start + timedelta(minutes=1)  # the same instant, in UTC
+    assert event.classification == "expected"
+    before = registry.record_event(_call(number, "0312345678", start - timedelta(minutes=1), "C2"))
+    assert before.classification == "suspicious"
+    registry.seal_events()
+    assert registry.verify_event_seals() == (2, 0, [])
 
 
 def test_malformed_events_are_refused_and_nothing_is_stored(registry: Registry) -> None:

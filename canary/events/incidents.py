@@ -14,7 +14,8 @@ the contact had nothing to do with a leak:
   only in exports);
 - an SMTP probe of an assigned address: 0.2 (list cleaners probe, but so do dictionary
   attacks);
-- a postal letter to a canary's name: 0.05;
+- a postal letter to a canary's name and address: 0.05; to the name alone (a real person
+  may share it): 0.5;
 - a call or SMS to a pool number: (s + 1) / (s + 3), s being the stray contacts the number
   has had (in quarantine, or from known noise sources): 1/3 for a clean number, tending to
   1 for a noisy one;
@@ -32,7 +33,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 NARROW_WINDOW = timedelta(days=7)
-P_CHANNEL = {"email": 0.01, "named": 0.001, "smtp_probe": 0.2, "postal": 0.05, "dns": 0.5}
+P_CHANNEL = {
+    "email": 0.01,
+    "named": 0.001,
+    "smtp_probe": 0.2,
+    "postal": 0.05,
+    "name_only": 0.5,
+    "dns": 0.5,
+}
 
 
 def phone_chance(stray_contacts: int) -> float:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from canary.errors import AccessError, InvalidEventError, NotFoundError
+from canary.events import aware
 from canary.normalize import email_key, phone_e164
 from canary.registry.models import ApiToken, Export, NoiseSource
 
@@ -171,10 +172,11 @@ class AccessStore:
                 raise NotFoundError(f"No export {code} in the registry.")
             e.expected_callers = sorted(set(e.expected_callers or []) | set(numbers))
             e.expected_senders = sorted(set(e.expected_senders or []) | set(domains))
+            # Stored in UTC: SQLite keeps no offset.
             if start is not None:
-                e.campaign_from = start
+                e.campaign_from = aware(start).astimezone(UTC)
             if until is not None:
-                e.campaign_until = until
+                e.campaign_until = aware(until).astimezone(UTC)
             result: dict[str, object] = {
                 "export_id": e.code,
                 "callers": e.expected_callers,

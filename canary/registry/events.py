@@ -40,7 +40,7 @@ from canary.events.incidents import (
     export_guilt,
     phone_chance,
 )
-from canary.normalize import kana_key, name_key, phone_e164
+from canary.normalize import address_key, kana_key, name_key, phone_e164
 from canary.registry.models import (
     Alert,
     Canary,
@@ -200,7 +200,8 @@ class EventStore:
             channel=draft.channel,
             provider=draft.provider,
             provider_id=draft.provider_id,
-            occurred_at=aware(draft.occurred_at),
+            # UTC as stored: SQLite keeps no offset, and the digest must read back the same.
+            occurred_at=aware(draft.occurred_at).astimezone(UTC),
             received_at=_now(),
             source=(draft.source or None) and str(draft.source)[:254],
             target=target[:254],
@@ -279,13 +280,30 @@ class EventStore:
             nk, kk = name_key(target), kana_key(target)
             canaries = self._canary_facts(s, (Canary.name_key == nk) | (Canary.kana_key == kk))
             export_ids = sorted({e for c in canaries for e in c.export_ids})
+            # A canary's name with its address is strong; the name alone is medium (a real
+            # person may share it).
+            written = address_key(str(draft.details.get("address") or ""))
+            addressed: list[CanaryFacts] = []
+            if canaries and len(written) >= 6:
+                keys = dict(
+                    s.execute(
+                        select(Canary.id, Canary.address_key).where(
+                            Canary.id.in_([c.canary_id for c in canaries])
+                        )
+                    ).all()
+                )
+                addressed = [
+                    c
+                    for c in canaries
+                    if (k := keys.get(c.canary_id)) and (k in written or written in k)
+                ]
             facts = Facts(
                 holders=self._holders(s, export_ids),
                 canaries=canaries,
                 noise_source=noise,
-                text_canaries=canaries,
+                text_canaries=addressed,
             )
-            return facts, P_CHANNEL["postal" if draft.channel == "postal" else "named"]
+            return facts, P_CHANNEL["postal" if addressed else "name_only"]
         if draft.channel == "dns":
             # A hostname token names its export; a pool domain dedicated to a client names
             # only the client (kept in the event's details by the listener).
