@@ -233,10 +233,12 @@ def _check_positions(
     carriers = {
         k for k, r in enumerate(data) if re.sub(r"\D", "", _nfkc(r[i]))[:4] in pool_prefixes
     }
-    if carriers != positions:
+    # Every row with a pool number is a canary; a canary may have no phone, as people do.
+    blank = {k for k in positions if not data[k][i].strip()}
+    if carriers | blank != positions:
         raise RuntimeError(
             f"{shape.name}: canary positions and rows with pool numbers differ "
-            f"({len(positions ^ carriers)} rows)"
+            f"({len(positions ^ (carriers | blank))} rows)"
         )
 
 

@@ -449,6 +449,13 @@ class CanaryFactory:
         prof = self.profile
         phone_cols = [c for c in prof.columns if c.role in ("phone", "mobile")]
         p.phone = self._number()
+        # As many canaries as people lack a phone (a canary without one still has its name
+        # and address, found by scans and letters); never more than half.
+        main = next((c for c in phone_cols if c.role == "phone"), None) or (
+            phone_cols[0] if phone_cols else None
+        )
+        if main is not None and self.rng.random() < min(0.5, main.blank_share):
+            p.phone = None
         self._primary_phone_col = None
         if phone_cols and p.phone is not None:
             by_role = {c.role: c for c in phone_cols}
