@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import itertools
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -24,6 +25,7 @@ from canary.csvfile import Dialect
 from canary.formats import IdStyle
 
 TRIES = 200  # a try reads two lines; lists with few gaps need many
+BLOCK_BYTES = 16384  # read at once when looking for a gap: a few hundred neighbours
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,24 @@ class SortedLines:
             return None  # a line longer than 4 KiB: not a list of people
         return self.line_from(begin)
 
+    def lines_in(self, offset: int, nbytes: int) -> list[Line]:
+        """The whole lines inside ``nbytes`` from ``offset`` (the first partial one skipped,
+        unless the block starts at the first line), consecutive in the file."""
+        self.fh.seek(offset)
+        data = self.fh.read(nbytes)
+        first = 0 if offset == self.start else data.find(self.term) + 1
+        if offset != self.start and first == 0:
+            return []
+        out: list[Line] = []
+        while True:
+            cut = data.find(self.term, first)
+            if cut < 0:
+                return out
+            fields = self._fields(data[first:cut])
+            key = self.key(fields) if fields is not None else None
+            out.append(Line(offset + first, offset + cut + 1, key, tuple(fields or ())))
+            first = cut + 1
+
     def _fields(self, raw: bytes) -> list[str] | None:
         text = raw.decode(self.dialect.encoding, errors="replace").rstrip("\r")
         if '"' in text and text.count('"') % 2:
@@ -96,25 +116,69 @@ class Placement:
     before: tuple[str, ...] = ()  # the fields of the line the canary follows
 
 
+class GapOdds:
+    """How common each ID step between neighbours is in the list, learned from the blocks
+    read while placing. A canary taking ID x between neighbours a and b turns one step
+    b − a into two, x − a and b − x; the split is kept with a chance proportional to how
+    common both new steps are, so canaries' steps look like everyone's (in a list of
+    consecutive numbers with a few deleted, a canary takes a deleted number between two
+    neighbours one apart from it)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[int] = Counter()
+
+    def learn(self, steps: Sequence[int]) -> None:
+        self.counts.update(steps)
+
+    def share(self, step: int) -> float:
+        total = sum(self.counts.values())
+        return (self.counts[step] + 0.5) / (total + 0.5 * (len(self.counts) + 1))
+
+    def odds(self, a: int, b: int) -> float:
+        """How likely the steps a and b are, as a pair, against the commonest pair (0-1)."""
+        if sum(self.counts.values()) < 50:
+            return 1.0  # too little seen to judge
+        top = self.share(self.counts.most_common(1)[0][0])
+        return min(1.0, self.share(a) * self.share(b) / (top * top))
+
+
 def place_new(
-    order: SortedLines, rng: random.Random, taken: Callable[[int], bool], region: tuple[int, int]
+    order: SortedLines,
+    rng: random.Random,
+    taken: Callable[[int], bool],
+    region: tuple[int, int],
+    odds: GapOdds | None = None,
 ) -> Placement | None:
     """A place for a new canary inside ``region`` (byte offsets), with a free ID between
-    its neighbours', or None when no gap turned up."""
+    its neighbours', or None when no gap turned up. Blocks of lines are read at random
+    offsets; within a block every pair of neighbours is a candidate."""
+    odds = odds if odds is not None else GapOdds()
+    best: tuple[float, Placement] | None = None
     lo, hi = region
-    for attempt in range(TRIES):
-        if attempt == TRIES // 2:
+    for attempt in range(TRIES // 4):
+        if attempt == TRIES // 8:
             lo, hi = order.start, order.size  # anywhere, if this stretch is dense
-        prev = order.line_at(rng.randrange(lo, max(lo + 1, hi)))
-        if prev is None or prev.key is None:
-            continue
-        nxt = order.line_from(prev.end)
-        if nxt is None or nxt.key is None or nxt.key - prev.key < 2:
-            continue
-        free = [n for n in _sample_gap(prev.key, nxt.key, rng) if not taken(n)]
-        if free:
-            return Placement(prev.end - 1, free[0], prev.fields)
-    return None
+        block = order.lines_in(rng.randrange(lo, max(lo + 1, hi)), BLOCK_BYTES)
+        pairs = [
+            (p, n) for p, n in itertools.pairwise(block) if p.key is not None and n.key is not None
+        ]
+        odds.learn([n.key - p.key for p, n in pairs if n.key > p.key])
+        rng.shuffle(pairs)
+        for prev, nxt in pairs:
+            if nxt.key - prev.key < 2:
+                continue
+            for n in _sample_gap(prev.key, nxt.key, rng):
+                if taken(n):
+                    continue
+                chance = odds.odds(n - prev.key, nxt.key - n)
+                spot = Placement(prev.end - 1, n, prev.fields)
+                if rng.random() < chance:
+                    return spot
+                if best is None or chance > best[0]:
+                    best = (chance, spot)
+    # Every step of the list is alike (IDs three apart): no split looks like the others,
+    # and the likeliest one seen is the best there is.
+    return best[1] if best is not None else None
 
 
 def _sample_gap(a: int, b: int, rng: random.Random) -> list[int]:

@@ -561,6 +561,7 @@ def _keep_order(
     if sort is None:
         return [(True, 0)] * len(made)
     used: set[int] = set()
+    odds = placement.GapOdds()  # the list's ID steps, learned while placing
     misses = 0
     count, span = len(made), max(1, size - header_end)
     with path.open("rb") as fh:
@@ -573,7 +574,7 @@ def _keep_order(
                     continue  # no gap anywhere so far: the IDs are dense, stop looking
                 region = (header_end + span * i // count, header_end + span * (i + 1) // count)
                 spot = placement.place_new(
-                    lines, factory.rng, lambda n: n in used or factory.id_taken(n), region
+                    lines, factory.rng, lambda n: n in used or factory.id_taken(n), region, odds
                 )
                 misses += spot is None
                 if spot is None or spot.id is None:
