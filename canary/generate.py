@@ -355,8 +355,10 @@ class CanaryFactory:
 
     def _fill(self, col: ColumnProfile, p: Person) -> str:
         role, r = col.role, self.rng
+        # Mostly blank columns stay mostly blank; a building and the free columns decide
+        # their blanks themselves (blanking them here too blanked them twice).
         if (
-            role not in _TOKEN_ROLES | _NAME_ROLES
+            role not in _TOKEN_ROLES | _NAME_ROLES | {"building", "other"}
             and col.blank_share > 0.5
             and r.random() < col.blank_share
         ):
