@@ -64,13 +64,17 @@ class Sign:
 def narrowed(signs: Sequence[Sign]) -> list[Sign]:
     """Replace V_t of phone-only signs by the exports holding every number their source
     called within the window, where that set is not empty."""
+    by_source: dict[str, list[Sign]] = {}
+    for sign in signs:
+        if sign.phone_only and sign.source:
+            by_source.setdefault(sign.source, []).append(sign)
     out: list[Sign] = []
     for sign in signs:
         if not sign.phone_only or not sign.source:
             out.append(sign)
             continue
         common = set(sign.exports)
-        for other in signs:
+        for other in by_source[sign.source]:
             if (
                 other.phone_only
                 and other.source == sign.source

@@ -77,6 +77,7 @@ class AccessStore:
     _sessions: Any
     transaction: Any
     _audit: Any
+    _noise_cache: Any
 
     # -- API tokens -----------------------------------------------------------------------
 
@@ -203,3 +204,4 @@ class AccessStore:
             if exists is None:
                 s.add(NoiseSource(kind=kind, value=key, note=note or None, added_at=_now()))
                 self._audit(s, "noise.add", key, {"kind": kind, "note": note})
+        self._noise_cache = None  # other processes see it within events.NOISE_TTL

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.orm import Session
 
 from canary import audit
@@ -57,12 +58,21 @@ from canary.registry.models import (
 
 DEFAULT_GRACE = timedelta(hours=72)
 DEFAULT_EVENT_THRESHOLD = 0.95
+NOISE_TTL = 10.0  # seconds a process trusts that no noise source is known
+POOL_TTL = 10.0  # seconds a process trusts its copy of the pool's numbers and states
 MAX_CANDIDATES = 5  # a sign pointing at more exports than this opens no incident yet
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _PoolPhoneFacts:
+    id: int
+    state: str
+    stray_events: int
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,10 @@ def _insert(dialect: str) -> Any:
 class EventStore:
     """Mixed into Registry; uses its sessions, engine and audit chain."""
 
+    _noise_cache: tuple[float, bool] | None = None
+    _pool_cache: tuple[float, dict[str, _PoolPhoneFacts]] | None = None
+    _insert_event_stmt: Any = None
+
     _sessions: Any
     engine: Any
     transaction: Any
@@ -151,29 +165,29 @@ class EventStore:
         target = normalise_target(draft.channel, draft.target)
         insert = _insert(self.engine.dialect.name)
         with self._sessions() as s, s.begin():
-            existing = s.execute(select(Event).where(Event.dedupe_key == draft.dedupe_key)).scalar()
-            if existing is not None:
-                return self._event_record(s, existing, duplicate=True)
+            # Core on the hot path (the ORM doubled the cost), and no look before the
+            # insert: a repeat is found by the insert itself (ON CONFLICT DO NOTHING).
+            conn = s.connection()
             facts, chance = self._facts(s, draft, target)
             verdict = classify(draft, target, facts, grace)
             row = self._event_row(draft, target, verdict, chance)
             values = {
                 c.name: getattr(row, c.name) for c in Event.__table__.columns if c.name != "id"
             }
-            new_id = s.execute(
-                insert(Event)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                .returning(Event.id)
-            ).scalar()
+            # One statement built once and executed with parameters: building it per
+            # event (values(**row)) cost as much as the round trip.
+            new_id = conn.execute(self._insert_event(), values).scalar()
             if new_id is None:  # a concurrent delivery of the same event won the race
                 existing = s.execute(
                     select(Event).where(Event.dedupe_key == draft.dedupe_key)
                 ).scalar_one()
                 return self._event_record(s, existing, duplicate=True)
-            row = s.get(Event, new_id)
-            assert row is not None
-            if verdict.classification == "noise" and draft.channel in PHONE_CHANNELS:
+            row.id = new_id  # the row as inserted; no need to read it back
+            if (
+                verdict.classification == "noise"
+                and draft.channel in PHONE_CHANNELS
+                and facts.pool_state is not None
+            ):
                 s.execute(
                     update(PoolPhone)
                     .where(PoolPhone.e164 == target)
@@ -181,10 +195,23 @@ class EventStore:
                 )
             if verdict.classification == "suspicious":
                 incident_id = self._file_event(s, row, threshold)
-                s.add(
-                    Alert(event_id=row.id, incident_id=incident_id, created_at=_now(), attempts=0)
+                s.execute(
+                    insert(Alert).values(
+                        event_id=row.id, incident_id=incident_id, created_at=_now(), attempts=0
+                    )
                 )
             return self._event_record(s, row)
+
+    def _insert_event(self) -> Any:
+        stmt = self._insert_event_stmt
+        if stmt is None:
+            stmt = (
+                _insert(self.engine.dialect.name)(Event)
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(Event.id)
+            )
+            self._insert_event_stmt = stmt
+        return stmt
 
     def _event_row(
         self, draft: EventDraft, target: str, verdict: Classification, chance: float
@@ -220,7 +247,7 @@ class EventStore:
     def _facts(self, s: Session, draft: EventDraft, target: str) -> tuple[Facts, float]:
         """What the registry knows about the token, and p_t of a sign on it."""
         noise = False
-        if draft.source:
+        if draft.source and self._noise_sources(s):
             kind = (
                 "sender"
                 if draft.channel in MAIL_CHANNELS
@@ -240,7 +267,7 @@ class EventStore:
                 is not None
             )
         if draft.channel in PHONE_CHANNELS:
-            phone = s.execute(select(PoolPhone).where(PoolPhone.e164 == target)).scalar()
+            phone = self._pool_phone(s, target)
             if phone is None:
                 return Facts(noise_source=noise), 1.0
             export_ids = list(
@@ -313,6 +340,31 @@ class EventStore:
             export_ids = list(found.export_ids) if found is not None else []
             return Facts(holders=self._holders(s, export_ids), noise_source=noise), P_CHANNEL["dns"]
         return Facts(noise_source=noise), P_CHANNEL["dns"]
+
+    def _pool_phone(self, s: Session, e164: str) -> _PoolPhoneFacts | None:
+        """A pool number's id, state and stray count, from a per-process copy of the pool
+        read at most every POOL_TTL seconds (the pool is hundreds of numbers; most calls in
+        a burst are to numbers outside it, which then cost no query)."""
+        now = time.monotonic()
+        cached = self._pool_cache
+        if cached is None or now - cached[0] > POOL_TTL:
+            rows = s.execute(
+                select(PoolPhone.id, PoolPhone.e164, PoolPhone.state, PoolPhone.stray_events)
+            ).all()
+            cached = (now, {r.e164: _PoolPhoneFacts(r.id, r.state, r.stray_events) for r in rows})
+            self._pool_cache = cached
+        return cached[1].get(e164)
+
+    def _noise_sources(self, s: Session) -> bool:
+        """Whether any noise source is known (read at most every NOISE_TTL seconds per
+        process: the common case, none, then costs no query per event)."""
+        now = time.monotonic()
+        cached = getattr(self, "_noise_cache", None)
+        if cached is None or now - cached[0] > NOISE_TTL:
+            any_source = s.execute(select(NoiseSource.id).limit(1)).first() is not None
+            cached = (now, any_source)
+            self._noise_cache = cached
+        return bool(cached[1])
 
     def _canary_facts(self, s: Session, where: Any) -> list[CanaryFacts]:
         rows = s.execute(
@@ -398,36 +450,81 @@ class EventStore:
         if len(candidates) > 1 and len(set(accounts.values())) == 1:
             subjects = [(f"account:{next(iter(accounts.values()))}", None)]
         else:
-            subjects = [(f"export:{e}", e) for e in candidates]
+            subjects = [(f"export:{e}", e) for e in sorted(candidates)]
+        # Incidents are locked in one order (sorted subjects), before any link to them is
+        # written: otherwise two events filing into the same two incidents deadlock.
         linked = [row.id]
-        if row.channel in PHONE_CHANNELS and row.source:
-            # The source's earlier calls that narrowed the candidates join the incident too.
+        if row.channel in PHONE_CHANNELS and row.source and row.strength == "weak":
+            # The source's calls that narrowed the candidates join the incident too.
+            moment = aware(row.occurred_at)
             linked += list(
                 s.execute(
                     select(Event.id).where(
                         Event.source == row.source,
                         Event.channel.in_(PHONE_CHANNELS),
                         Event.classification == "suspicious",
+                        Event.occurred_at >= moment - NARROW_WINDOW,
+                        Event.occurred_at <= moment + NARROW_WINDOW,
                         Event.id != row.id,
                     )
                 ).scalars()
             )
+        insert = _insert(self.engine.dialect.name)
         first: int | None = None
         for subject, export_id in subjects:
-            incident = self._open_incident(s, subject, export_id, accounts, row)
+            incident_id, attributed = self._open_incident(s, subject, export_id, accounts, row)
+            added = 0
             for event_id in linked:
-                s.execute(
-                    _insert(self.engine.dialect.name)(IncidentEvent)
-                    .values(incident_id=incident.id, event_id=event_id)
+                done = s.execute(
+                    insert(IncidentEvent)
+                    .values(incident_id=incident_id, event_id=event_id)
                     .on_conflict_do_nothing()
                 )
-            self._rescore(s, incident, threshold)
-            first = first if first is not None else incident.id
+                added += max(0, getattr(done, "rowcount", 0) or 0)
+            if self._sign_known(s, incident_id, row, any_source=attributed):
+                # Guilt only grows with signs. A token (or, before attribution, a token
+                # from this source) already counted adds nothing: count the event only,
+                # and keep the rescoring (all the incident's events) for new signs.
+                self._touch_incident(s, incident_id, row, added)
+            else:
+                self._rescore(s, incident_id, threshold)
+            first = first if first is not None else incident_id
         return first
+
+    def _sign_known(self, s: Session, incident_id: int, row: Event, any_source: bool) -> bool:
+        """Whether the incident holds this token already (from this source, unless
+        ``any_source``), through another event."""
+        q = (
+            select(Event.id)
+            .join(IncidentEvent, IncidentEvent.event_id == Event.id)
+            .where(
+                IncidentEvent.incident_id == incident_id,
+                Event.target == row.target,
+                Event.id != row.id,
+            )
+            .limit(1)
+        )
+        if not any_source:
+            q = q.where(Event.source == row.source)
+        return s.execute(q).first() is not None
+
+    def _touch_incident(self, s: Session, incident_id: int, row: Event, added: int) -> None:
+        moment = aware(row.occurred_at)
+        s.execute(
+            update(Incident)
+            .where(Incident.id == incident_id)
+            .values(
+                event_count=Incident.event_count + added,
+                first_seen=case((Incident.first_seen > moment, moment), else_=Incident.first_seen),
+                last_seen=case((Incident.last_seen < moment, moment), else_=Incident.last_seen),
+                updated_at=_now(),
+            )
+        )
 
     def _open_incident(
         self, s: Session, subject: str, export_id: int | None, accounts: dict[int, int], row: Event
-    ) -> Incident:
+    ) -> tuple[int, bool]:
+        """The incident of ``subject``, opened if need be: (id, attributed)."""
         insert = _insert(self.engine.dialect.name)
         now = _now()
         account_id = accounts[export_id] if export_id is not None else int(subject.split(":")[1])
@@ -449,36 +546,49 @@ class EventStore:
             )
             .on_conflict_do_nothing(index_elements=["subject"])
         )
-        q = select(Incident).where(Incident.subject == subject)
+        q = select(Incident.id, Incident.attributed).where(Incident.subject == subject)
         if self.engine.dialect.name == "postgresql":
-            q = q.with_for_update()
-        return s.execute(q).scalar_one()
+            # FOR NO KEY UPDATE: held to commit; the links' foreign keys (KEY SHARE) pass.
+            q = q.with_for_update(key_share=True)
+        found = s.execute(q).one()
+        return int(found[0]), bool(found[1])
 
-    def _signs(self, s: Session, incident_id: int) -> tuple[list[Sign], list[Event]]:
-        events = list(
-            s.execute(
-                select(Event)
-                .join(IncidentEvent, IncidentEvent.event_id == Event.id)
-                .where(IncidentEvent.incident_id == incident_id)
-                .order_by(Event.occurred_at)
-            ).scalars()
-        )
-        signs = [
-            Sign(
-                token=e.target,
-                channel=e.channel,
-                source=e.source,
-                occurred_at=aware(e.occurred_at),
-                exports=frozenset(e.exports),
-                chance=float(e.details.get("p", 0.5)),  # type: ignore[arg-type]
-                phone_only=e.channel in PHONE_CHANNELS and e.strength == "weak",
+    def _signs(self, s: Session, incident_id: int) -> list[tuple[Sign, int, datetime]]:
+        """The incident's events as signs of the guilt model, with their ids and times."""
+        rows = s.execute(
+            select(
+                Event.id,
+                Event.target,
+                Event.channel,
+                Event.source,
+                Event.occurred_at,
+                Event.exports,
+                Event.details,
+                Event.strength,
             )
-            for e in events
-        ]
-        return signs, events
+            .join(IncidentEvent, IncidentEvent.event_id == Event.id)
+            .where(IncidentEvent.incident_id == incident_id)
+        ).all()
+        out = []
+        for r in rows:
+            moment = aware(r.occurred_at)
+            sign = Sign(
+                token=r.target,
+                channel=r.channel,
+                source=r.source,
+                occurred_at=moment,
+                exports=frozenset(r.exports),
+                chance=float((r.details or {}).get("p", 0.5)),
+                phone_only=r.channel in PHONE_CHANNELS and r.strength == "weak",
+            )
+            out.append((sign, int(r.id), moment))
+        return out
 
-    def _rescore(self, s: Session, incident: Incident, threshold: float) -> None:
-        signs, events = self._signs(s, incident.id)
+    def _rescore(self, s: Session, incident_id: int, threshold: float) -> None:
+        """Recompute the incident's guilt from all its signs (its row is locked already)."""
+        incident = s.execute(select(Incident).where(Incident.id == incident_id)).scalar_one()
+        rows = self._signs(s, incident_id)
+        signs = [sign for sign, _, _ in rows]
         if incident.export_id is not None:
             confidence = export_guilt(incident.export_id, signs)
         else:
@@ -491,9 +601,9 @@ class EventStore:
         was = incident.attributed
         incident.confidence = confidence
         incident.attributed = confidence >= threshold
-        incident.event_count = len(events)
-        incident.first_seen = min(aware(e.occurred_at) for e in events)
-        incident.last_seen = max(aware(e.occurred_at) for e in events)
+        incident.event_count = len(rows)
+        incident.first_seen = min(m for _, _, m in rows)
+        incident.last_seen = max(m for _, _, m in rows)
         incident.updated_at = _now()
         s.flush()
         if incident.attributed and not was:
@@ -507,7 +617,7 @@ class EventStore:
                 {
                     "subject": incident.subject,
                     "confidence": confidence,
-                    "events": [e.id for e in events],
+                    "events": sorted(i for _, i, _ in rows),
                 },
             )
 

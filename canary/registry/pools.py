@@ -24,6 +24,7 @@ class PoolStore:
     _sessions: Any
     transaction: Any
     _audit: Any
+    _pool_cache: Any
 
     def add_phones(self, phones: Sequence[OwnedPhone], state: str) -> tuple[list[str], list[str]]:
         """Add owned numbers; returns (added, already present)."""
@@ -52,6 +53,7 @@ class PoolStore:
                 self._audit(
                     s, "pool.add_phone", f"{len(added)} numbers", {"numbers": added, "state": state}
                 )
+        self._pool_cache = None  # the events core's copy of the pool (other processes: TTL)
         return added, present
 
     def set_phone_state(self, e164s: Sequence[str], state: str) -> list[str]:
@@ -79,6 +81,7 @@ class PoolStore:
                     f"{len(changed)} numbers",
                     {"numbers": changed, "state": state},
                 )
+        self._pool_cache = None
         return changed
 
     def add_domains(self, domains: Sequence[str]) -> tuple[list[str], list[str]]:
