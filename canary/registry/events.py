@@ -194,7 +194,8 @@ class EventStore:
                     .values(stray_events=PoolPhone.stray_events + 1)
                 )
             if verdict.classification == "suspicious":
-                incident_id = self._file_event(s, row, threshold)
+                accounts = {h.export_id: h.account_id for h in facts.holders}
+                incident_id = self._file_event(s, row, threshold, accounts)
                 s.execute(
                     insert(Alert).values(
                         event_id=row.id, incident_id=incident_id, created_at=_now(), attempts=0
@@ -270,10 +271,8 @@ class EventStore:
             phone = self._pool_phone(s, target)
             if phone is None:
                 return Facts(noise_source=noise), 1.0
-            export_ids = list(
-                s.execute(
-                    select(ExportPhone.export_id).where(ExportPhone.pool_phone_id == phone.id)
-                ).scalars()
+            holders = self._holders(
+                s, select(ExportPhone.export_id).where(ExportPhone.pool_phone_id == phone.id)
             )
             canaries = self._canary_facts(
                 s, (Canary.phone_e164 == target) | (Canary.phone2_e164 == target)
@@ -281,7 +280,7 @@ class EventStore:
             named = names_in(draft.text, canaries)
             facts = Facts(
                 pool_state=phone.state,
-                holders=self._holders(s, export_ids),
+                holders=holders,
                 canaries=canaries,
                 noise_source=noise,
                 text_canaries=named,
@@ -388,9 +387,12 @@ class EventStore:
             for r in rows
         ]
 
-    def _holders(self, s: Session, export_ids: Sequence[int]) -> list[Holder]:
-        if not export_ids:
-            return []
+    def _holders(self, s: Session, export_ids: Sequence[int] | Any) -> list[Holder]:
+        """The live exports among ``export_ids`` (ids, or a subquery of them)."""
+        if isinstance(export_ids, Sequence):
+            if not export_ids:
+                return []
+            export_ids = list(export_ids)
         rows = s.execute(
             select(
                 Export.id,
@@ -399,35 +401,34 @@ class EventStore:
                 Export.campaign_until,
                 Export.expected_callers,
                 Export.expected_senders,
-            ).where(Export.id.in_(list(export_ids)), Export.status != "void")
+            ).where(Export.id.in_(export_ids), Export.status != "void")
         ).all()
         return [Holder(r[0], r[1], r[2], r[3], list(r[4] or []), list(r[5] or [])) for r in rows]
 
     # -- incidents ------------------------------------------------------------------------
 
-    def _narrowed_candidates(self, s: Session, row: Event) -> list[int]:
+    def _narrowed_candidates(self, s: Session, row: Event) -> tuple[list[int], list[int]]:
         """For a phone-only sign: the exports holding every pool number its source called
-        (suspiciously) within the window; the number's own holders if that is empty."""
+        (suspiciously) within the window, or the number's own holders if that is empty;
+        and the ids of those other calls, which join the incident too."""
         if row.channel not in PHONE_CHANNELS or row.strength != "weak" or not row.source:
-            return list(row.exports)
+            return list(row.exports), []
         moment = aware(row.occurred_at)
-        numbers = set(
-            s.execute(
-                select(Event.target).where(
-                    Event.source == row.source,
-                    Event.channel.in_(PHONE_CHANNELS),
-                    Event.classification == "suspicious",
-                    Event.occurred_at >= moment - NARROW_WINDOW,
-                    Event.occurred_at <= moment + NARROW_WINDOW,
-                )
-            ).scalars()
-        )
-        numbers.add(row.target)
+        calls = s.execute(
+            select(Event.id, Event.target).where(
+                Event.source == row.source,
+                Event.channel.in_(PHONE_CHANNELS),
+                Event.classification == "suspicious",
+                Event.occurred_at >= moment - NARROW_WINDOW,
+                Event.occurred_at <= moment + NARROW_WINDOW,
+                Event.id != row.id,
+            )
+        ).all()
+        numbers = {t for _, t in calls} | {row.target}
+        others = [i for i, _ in calls]
         if len(numbers) < 2:
-            return list(row.exports)
-        phone_ids = list(
-            s.execute(select(PoolPhone.id).where(PoolPhone.e164.in_(numbers))).scalars()
-        )
+            return list(row.exports), others
+        phone_ids = [p.id for n in numbers if (p := self._pool_phone(s, n)) is not None]
         common = list(
             s.execute(
                 select(ExportPhone.export_id)
@@ -436,16 +437,23 @@ class EventStore:
                 .having(func.count() == len(phone_ids))
             ).scalars()
         )
-        return common or list(row.exports)
+        return (common or list(row.exports)), others
 
-    def _file_event(self, s: Session, row: Event, threshold: float) -> int | None:
-        """Link a suspicious event to the incident(s) it points at; returns the first."""
-        candidates = self._narrowed_candidates(s, row)
+    def _file_event(
+        self, s: Session, row: Event, threshold: float, accounts: dict[int, int]
+    ) -> int | None:
+        """Link a suspicious event to the incident(s) it points at; returns the first.
+        ``accounts`` maps the exports holding the token to their accounts."""
+        candidates, others = self._narrowed_candidates(s, row)
         if not candidates or len(candidates) > MAX_CANDIDATES:
             return None
-        accounts = dict(
-            s.execute(select(Export.id, Export.account_id).where(Export.id.in_(candidates))).all()
-        )
+        if not set(candidates) <= accounts.keys():
+            accounts = dict(
+                s.execute(
+                    select(Export.id, Export.account_id).where(Export.id.in_(candidates))
+                ).all()
+            )
+        accounts = {e: accounts[e] for e in candidates}
         subjects: list[tuple[str, int | None]]
         if len(candidates) > 1 and len(set(accounts.values())) == 1:
             subjects = [(f"account:{next(iter(accounts.values()))}", None)]
@@ -453,22 +461,7 @@ class EventStore:
             subjects = [(f"export:{e}", e) for e in sorted(candidates)]
         # Incidents are locked in one order (sorted subjects), before any link to them is
         # written: otherwise two events filing into the same two incidents deadlock.
-        linked = [row.id]
-        if row.channel in PHONE_CHANNELS and row.source and row.strength == "weak":
-            # The source's calls that narrowed the candidates join the incident too.
-            moment = aware(row.occurred_at)
-            linked += list(
-                s.execute(
-                    select(Event.id).where(
-                        Event.source == row.source,
-                        Event.channel.in_(PHONE_CHANNELS),
-                        Event.classification == "suspicious",
-                        Event.occurred_at >= moment - NARROW_WINDOW,
-                        Event.occurred_at <= moment + NARROW_WINDOW,
-                        Event.id != row.id,
-                    )
-                ).scalars()
-            )
+        linked = [row.id, *others]  # the source's calls that narrowed the candidates
         insert = _insert(self.engine.dialect.name)
         first: int | None = None
         for subject, export_id in subjects:
