@@ -9,6 +9,7 @@ domain whose local part looks like the ones people choose.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -25,7 +26,7 @@ from canary.formats import (
 )
 from canary.normalize import kana_key, name_key
 from canary.pools import PoolNumber
-from canary.profile import ColumnProfile, HostProfile
+from canary.profile import ColumnProfile, HostProfile, email_shape
 from canary.reference import Gazetteer, NameBook, Place
 from canary.romaji import to_romaji
 
@@ -107,6 +108,7 @@ class CanaryFactory:
         self._primary_phone_col: ColumnProfile | None = None  # set per canary by make()
         self.today = today or date.today()
         self._used_emails: set[str] = set()
+        self._drawn_shapes: Counter[tuple[int, int, bool, bool]] = Counter()  # _like_the_list
         self._used_ids: set[int] = set()
         self._excluded_ids: set[int] = set()
         self._next_number = 0
@@ -232,29 +234,40 @@ class CanaryFactory:
     def _email(self, surname_kana: str, given_kana: str, birth: date) -> str:
         s, g = to_romaji(surname_kana), to_romaji(given_kana)
         yy, r = f"{birth.year % 100:02d}", self.rng
-        styles = [
-            f"{g}.{s}",
-            f"{g}{s}",
-            f"{s}.{g}",
-            f"{g[0]}{s}",
-            f"{g}_{s}{yy}",
-            f"{s}{g}{birth.month:02d}{birth.day:02d}",
-            f"{g}{yy}",
-            f"{s}-{g}",
-            f"{g}.{s}{r.randint(1, 99)}",
-            f"{s}{g[0]}{yy}",
-        ]
         weights = [14, 12, 8, 10, 8, 6, 8, 4, 10, 8]
-        # As many addresses as in the list hold no name: another name as a nickname, or
-        # letters and digits, as people choose them.
-        other = to_romaji(
-            self.names.given_for("F" if r.random() < 0.5 else "M", birth.year).draw(r).kana
-        )
-        letters = "".join(r.choices("abcdefghijklmnopqrstuvwxyz", k=r.randint(3, 8)))
-        unnamed = [f"{other}{r.randint(1, 999)}", f"{other}_{yy}", f"{letters}{r.randint(0, 9999)}"]
-        named = r.random() < self.profile.email_name_share
+
+        def named() -> str:
+            styles = [
+                f"{g}.{s}",
+                f"{g}{s}",
+                f"{s}.{g}",
+                f"{g[0]}{s}",
+                f"{g}_{s}{yy}",
+                f"{s}{g}{birth.month:02d}{birth.day:02d}",
+                f"{g}{yy}",
+                f"{s}-{g}",
+                f"{g}.{s}{r.randint(1, 99)}",
+                f"{s}{g[0]}{yy}",
+            ]
+            return r.choices(styles, weights=weights)[0]
+
+        def unnamed() -> str:
+            # Another name as a nickname, or letters and digits, as people choose them.
+            other = to_romaji(
+                self.names.given_for("F" if r.random() < 0.5 else "M", birth.year).draw(r).kana
+            )
+            letters = "".join(r.choices("abcdefghijklmnopqrstuvwxyz", k=r.randint(3, 8)))
+            return r.choice(
+                [f"{other}{r.randint(1, 999)}", f"{other}_{yy}", f"{letters}{r.randint(0, 9999)}"]
+            )
+
+        # As many addresses as in the list hold the person's name; their shapes follow
+        # the list's (see _like_the_list).
+        share = self.profile.email_name_share
         for attempt in range(30):
-            local = r.choices(styles, weights=weights)[0] if named else r.choice(unnamed)
+            local = self._like_the_list(
+                lambda: (named(), True) if r.random() < share else (unnamed(), False)
+            )
             if attempt >= 3:
                 local = f"{local}{r.randint(1, 9999)}"
             address = f"{local}@{r.choice(self.domains)}"
@@ -263,6 +276,36 @@ class CanaryFactory:
             self._used_emails.add(address)
             return address
         raise RuntimeError("could not find a free email local part")  # pragma: no cover
+
+    def _like_the_list(self, draw: Callable[[], tuple[str, bool]], k: int = 32) -> str:
+        """One of ``k`` drawn local parts (each with whether it holds the person's name),
+        picked so that their shapes (length, digits, separator) and the share holding a
+        name come out in the list's own mix: sampling-importance-resampling."""
+        shapes, share = self.profile.email_shapes, self.profile.email_name_share
+        if sum(shapes.values()) < 30:
+            return draw()[0]
+        # Half the drawn ones get a few digits more (people add a year, a lucky number, a
+        # counter), so that the draws cover every shape the list has.
+        r = self.rng
+        drawn = [
+            (d, named)
+            if r.random() < 0.5
+            else (d + str(r.randint(0, 10 ** r.randint(1, 5) - 1)), named)
+            for d, named in (draw() for _ in range(k))
+        ]
+        keys = [(*email_shape(d), named) for d, named in drawn]
+        # The proposal's mix is learned over every draw of this seed (a few dozen draws
+        # alone favour the shapes that turn up in every batch).
+        proposal = self._drawn_shapes
+        proposal.update(keys)
+        total, drawn_total = sum(shapes.values()), sum(proposal.values())
+        weights = [
+            ((shapes[key[:3]] + 0.1) / total)
+            * (share if key[3] else 1 - share)
+            / (proposal[key] / drawn_total)
+            for key in keys
+        ]
+        return self.rng.choices(drawn, weights=weights)[0][0]
 
     def person(self) -> Person:
         for _ in range(100):

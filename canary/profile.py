@@ -76,6 +76,9 @@ class HostProfile:
     # Of the list's email addresses, the share whose local part holds the person's own name
     # in romaji (from the reading); the rest are nicknames, words, random letters.
     email_name_share: float = 0.6
+    # The shapes of the list's email local parts (length, digits, separator), counted in
+    # memory only: canaries' addresses are drawn to have the same mix.
+    email_shapes: Counter[tuple[int, int, bool]] = field(default_factory=Counter)
     # The list's own postcodes (seven digits) with their counts, from the head and windows
     # through the file: canaries live where the list's people live, as often as they do.
     postcodes: Counter[str] = field(default_factory=Counter)
@@ -290,9 +293,35 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
         male_share=males / (males + females) if males + females else 0.5,
         email_share=(1 - email_col.blank_share) if email_col else 0.0,
         email_name_share=_email_name_share(schema, body),
+        email_shapes=_email_shapes(schema, body),
         postcodes=codes,
         streets=_streets_by_postcode(schema, body),
     )
+
+
+def email_shape(local: str) -> tuple[int, int, bool]:
+    """What a broker sees of an address's local part, coarsely (so that a few dozen drawn
+    addresses can be weighed against it): its length, how many digits it holds, and
+    whether it has a separator (. _ -)."""
+    digits = sum(c.isdigit() for c in local)
+    return (
+        min(len(local) // 3, 6),  # in steps of three characters, 18 and more as one
+        digits if digits < 3 else 3 if digits < 5 else 5,
+        any(c in "._-" for c in local),
+    )
+
+
+def _email_shapes(schema: Schema, body: Sequence[Sequence[str]]) -> Counter[tuple[int, int, bool]]:
+    col = schema.column_of("email")
+    shapes: Counter[tuple[int, int, bool]] = Counter()
+    if col is None:
+        return shapes
+    for r in body:
+        if col < len(r) and "@" in r[col]:
+            local = unicodedata.normalize("NFKC", r[col]).strip().lower().split("@")[0]
+            if local:
+                shapes[email_shape(local)] += 1
+    return shapes
 
 
 def _email_name_share(schema: Schema, body: Sequence[Sequence[str]]) -> float:
