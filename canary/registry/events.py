@@ -260,11 +260,13 @@ class EventStore:
             if draft.channel in PHONE_CHANNELS:
                 value = phone_e164(draft.source) or value
             noise = (
-                s.execute(
+                s.connection()
+                .execute(
                     select(NoiseSource.id).where(
                         NoiseSource.kind == kind, NoiseSource.value == value
                     )
-                ).first()
+                )
+                .first()
                 is not None
             )
         if draft.channel in PHONE_CHANNELS:
@@ -289,7 +291,9 @@ class EventStore:
         if draft.channel in MAIL_CHANNELS:
             domain = target.rpartition("@")[2]
             ours = (
-                s.execute(select(PoolDomain.id).where(PoolDomain.domain == domain)).first()
+                s.connection()
+                .execute(select(PoolDomain.id).where(PoolDomain.domain == domain))
+                .first()
                 is not None
             )
             canaries = self._canary_facts(s, Canary.email == target)
@@ -312,11 +316,13 @@ class EventStore:
             addressed: list[CanaryFacts] = []
             if canaries and len(written) >= 6:
                 keys = dict(
-                    s.execute(
+                    s.connection()
+                    .execute(
                         select(Canary.id, Canary.address_key).where(
                             Canary.id.in_([c.canary_id for c in canaries])
                         )
-                    ).all()
+                    )
+                    .all()
                 )
                 addressed = [
                     c
@@ -347,9 +353,13 @@ class EventStore:
         now = time.monotonic()
         cached = self._pool_cache
         if cached is None or now - cached[0] > POOL_TTL:
-            rows = s.execute(
-                select(PoolPhone.id, PoolPhone.e164, PoolPhone.state, PoolPhone.stray_events)
-            ).all()
+            rows = (
+                s.connection()
+                .execute(
+                    select(PoolPhone.id, PoolPhone.e164, PoolPhone.state, PoolPhone.stray_events)
+                )
+                .all()
+            )
             cached = (now, {r.e164: _PoolPhoneFacts(r.id, r.state, r.stray_events) for r in rows})
             self._pool_cache = cached
         return cached[1].get(e164)
@@ -360,21 +370,25 @@ class EventStore:
         now = time.monotonic()
         cached = getattr(self, "_noise_cache", None)
         if cached is None or now - cached[0] > NOISE_TTL:
-            any_source = s.execute(select(NoiseSource.id).limit(1)).first() is not None
+            any_source = s.connection().execute(select(NoiseSource.id).limit(1)).first() is not None
             cached = (now, any_source)
             self._noise_cache = cached
         return bool(cached[1])
 
     def _canary_facts(self, s: Session, where: Any) -> list[CanaryFacts]:
-        rows = s.execute(
-            select(Canary.id, Canary.export_id, Canary.name, Canary.kana, Canary.layer)
-            .join(Export, Export.id == Canary.export_id)
-            .where(where, Export.status != "void")
-        ).all()
+        rows = (
+            s.connection()
+            .execute(
+                select(Canary.id, Canary.export_id, Canary.name, Canary.kana, Canary.layer)
+                .join(Export, Export.id == Canary.export_id)
+                .where(where, Export.status != "void")
+            )
+            .all()
+        )
         stable = [r.id for r in rows if r.layer == "stable"]
         carriers: dict[int, set[int]] = {}
         if stable:
-            for cid, eid in s.execute(
+            for cid, eid in s.connection().execute(
                 select(StableCarrier.canary_id, StableCarrier.export_id).where(
                     StableCarrier.canary_id.in_(stable)
                 )
@@ -393,16 +407,20 @@ class EventStore:
             if not export_ids:
                 return []
             export_ids = list(export_ids)
-        rows = s.execute(
-            select(
-                Export.id,
-                Export.account_id,
-                Export.campaign_from,
-                Export.campaign_until,
-                Export.expected_callers,
-                Export.expected_senders,
-            ).where(Export.id.in_(export_ids), Export.status != "void")
-        ).all()
+        rows = (
+            s.connection()
+            .execute(
+                select(
+                    Export.id,
+                    Export.account_id,
+                    Export.campaign_from,
+                    Export.campaign_until,
+                    Export.expected_callers,
+                    Export.expected_senders,
+                ).where(Export.id.in_(export_ids), Export.status != "void")
+            )
+            .all()
+        )
         return [Holder(r[0], r[1], r[2], r[3], list(r[4] or []), list(r[5] or [])) for r in rows]
 
     # -- incidents ------------------------------------------------------------------------
@@ -414,28 +432,34 @@ class EventStore:
         if row.channel not in PHONE_CHANNELS or row.strength != "weak" or not row.source:
             return list(row.exports), []
         moment = aware(row.occurred_at)
-        calls = s.execute(
-            select(Event.id, Event.target).where(
-                Event.source == row.source,
-                Event.channel.in_(PHONE_CHANNELS),
-                Event.classification == "suspicious",
-                Event.occurred_at >= moment - NARROW_WINDOW,
-                Event.occurred_at <= moment + NARROW_WINDOW,
-                Event.id != row.id,
+        calls = (
+            s.connection()
+            .execute(
+                select(Event.id, Event.target).where(
+                    Event.source == row.source,
+                    Event.channel.in_(PHONE_CHANNELS),
+                    Event.classification == "suspicious",
+                    Event.occurred_at >= moment - NARROW_WINDOW,
+                    Event.occurred_at <= moment + NARROW_WINDOW,
+                    Event.id != row.id,
+                )
             )
-        ).all()
+            .all()
+        )
         numbers = {t for _, t in calls} | {row.target}
         others = [i for i, _ in calls]
         if len(numbers) < 2:
             return list(row.exports), others
         phone_ids = [p.id for n in numbers if (p := self._pool_phone(s, n)) is not None]
         common = list(
-            s.execute(
+            s.connection()
+            .execute(
                 select(ExportPhone.export_id)
                 .where(ExportPhone.pool_phone_id.in_(phone_ids))
                 .group_by(ExportPhone.export_id)
                 .having(func.count() == len(phone_ids))
-            ).scalars()
+            )
+            .scalars()
         )
         return (common or list(row.exports)), others
 
@@ -449,9 +473,9 @@ class EventStore:
             return None
         if not set(candidates) <= accounts.keys():
             accounts = dict(
-                s.execute(
-                    select(Export.id, Export.account_id).where(Export.id.in_(candidates))
-                ).all()
+                s.connection()
+                .execute(select(Export.id, Export.account_id).where(Export.id.in_(candidates)))
+                .all()
             )
         accounts = {e: accounts[e] for e in candidates}
         subjects: list[tuple[str, int | None]]
@@ -466,14 +490,12 @@ class EventStore:
         first: int | None = None
         for subject, export_id in subjects:
             incident_id, attributed = self._open_incident(s, subject, export_id, accounts, row)
-            added = 0
-            for event_id in linked:
-                done = s.execute(
-                    insert(IncidentEvent)
-                    .values(incident_id=incident_id, event_id=event_id)
-                    .on_conflict_do_nothing()
-                )
-                added += max(0, getattr(done, "rowcount", 0) or 0)
+            done = s.connection().execute(
+                insert(IncidentEvent)
+                .values([{"incident_id": incident_id, "event_id": e} for e in linked])
+                .on_conflict_do_nothing()
+            )
+            added = max(0, getattr(done, "rowcount", 0) or 0)
             if self._sign_known(s, incident_id, row, any_source=attributed):
                 # Guilt only grows with signs. A token (or, before attribution, a token
                 # from this source) already counted adds nothing: count the event only,
@@ -499,11 +521,11 @@ class EventStore:
         )
         if not any_source:
             q = q.where(Event.source == row.source)
-        return s.execute(q).first() is not None
+        return s.connection().execute(q).first() is not None
 
     def _touch_incident(self, s: Session, incident_id: int, row: Event, added: int) -> None:
         moment = aware(row.occurred_at)
-        s.execute(
+        s.connection().execute(
             update(Incident)
             .where(Incident.id == incident_id)
             .values(
@@ -522,46 +544,53 @@ class EventStore:
         now = _now()
         account_id = accounts[export_id] if export_id is not None else int(subject.split(":")[1])
         code = "IN-" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
-        s.execute(
-            insert(Incident)
-            .values(
-                code=f"{code[:7]}-{code[7:]}",
-                subject=subject,
-                export_id=export_id,
-                account_id=account_id,
-                status="open",
-                first_seen=aware(row.occurred_at),
-                last_seen=aware(row.occurred_at),
-                event_count=0,
-                confidence=0.0,
-                attributed=False,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["subject"])
+        stmt = insert(Incident).values(
+            code=f"{code[:7]}-{code[7:]}",
+            subject=subject,
+            export_id=export_id,
+            account_id=account_id,
+            status="open",
+            first_seen=aware(row.occurred_at),
+            last_seen=aware(row.occurred_at),
+            event_count=0,
+            confidence=0.0,
+            attributed=False,
+            updated_at=now,
         )
-        q = select(Incident.id, Incident.attributed).where(Incident.subject == subject)
-        if self.engine.dialect.name == "postgresql":
-            # FOR NO KEY UPDATE: held to commit; the links' foreign keys (KEY SHARE) pass.
-            q = q.with_for_update(key_share=True)
-        found = s.execute(q).one()
+        # One statement opens or finds the incident and locks its row to commit (the
+        # update touches no key column: FOR NO KEY UPDATE, so the links' foreign keys
+        # pass); incidents are taken in sorted order, so no two events deadlock.
+        found = (
+            s.connection()
+            .execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["subject"], set_={"updated_at": stmt.excluded.updated_at}
+                ).returning(Incident.id, Incident.attributed)
+            )
+            .one()
+        )
         return int(found[0]), bool(found[1])
 
     def _signs(self, s: Session, incident_id: int) -> list[tuple[Sign, int, datetime]]:
         """The incident's events as signs of the guilt model, with their ids and times."""
-        rows = s.execute(
-            select(
-                Event.id,
-                Event.target,
-                Event.channel,
-                Event.source,
-                Event.occurred_at,
-                Event.exports,
-                Event.details,
-                Event.strength,
+        rows = (
+            s.connection()
+            .execute(
+                select(
+                    Event.id,
+                    Event.target,
+                    Event.channel,
+                    Event.source,
+                    Event.occurred_at,
+                    Event.exports,
+                    Event.details,
+                    Event.strength,
+                )
+                .join(IncidentEvent, IncidentEvent.event_id == Event.id)
+                .where(IncidentEvent.incident_id == incident_id)
             )
-            .join(IncidentEvent, IncidentEvent.event_id == Event.id)
-            .where(IncidentEvent.incident_id == incident_id)
-        ).all()
+            .all()
+        )
         out = []
         for r in rows:
             moment = aware(r.occurred_at)
@@ -686,7 +715,9 @@ class EventStore:
     def _codes(self, s: Session, export_ids: Sequence[int]) -> list[str]:
         if not export_ids:
             return []
-        rows = s.execute(select(Export.id, Export.code).where(Export.id.in_(list(export_ids))))
+        rows = s.connection().execute(
+            select(Export.id, Export.code).where(Export.id.in_(list(export_ids)))
+        )
         codes = dict(rows.all())
         return [codes[i] for i in export_ids if i in codes]
 
