@@ -1,32 +1,24 @@
-"""Canary domains: the zones the DNS listener serves, hostname tokens that name an export
-(or a client) when someone looks them up, and the health of every canary domain.
+"""Canary domains: the zones the DNS listener serves, and hostname tokens that name an
+export (or a client) when someone looks them up. Their health is ``canary.domainhealth``
+(``check_domain``, ``check_all``, re-exported here).
 
 A hostname token is a plausible company host under one of our zones, put in a B2B list's
 URL column; a lookup of it (or of any name below it) names its export. A pool domain
 dedicated to one client is a hostname token too (hostname = the domain, ``client_id`` set):
 an MX lookup of it says whose list is being mailed.
-
-Domain health asks DNS, through an injectable resolver, whether the world still reaches us:
-SOA present, NS delegated to our name servers, MX pointing to our mail host, SPF and DMARC
-published; expiry only over RDAP (HTTPS, no WHOIS), off unless ``CANARY_DNS_RDAP_URL`` is
-set. A domain failing any of these is *blind*: mail or lookups of its canaries reach
-someone else or no one.
 """
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
-import json
 import random
 import secrets
-import urllib.request
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import dns.exception
-import dns.resolver
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,6 +29,7 @@ from canary.pools import parse_owned_domain
 from canary.registry.models import Client, Export, HostnameToken, PeopleList, PoolDomain
 
 if TYPE_CHECKING:
+    from canary.domainhealth import Check, DomainHealth, check_all, check_domain
     from canary.registry import Registry
     from canary.settings import Settings
 
@@ -52,7 +45,35 @@ COMPANY_KINDS = (
     "shoji", "kogyo", "denki", "kensetsu", "sangyo", "seiki", "butsuryu", "shokai", "tsusho",
     "kikaku", "koumuten", "sekkei", "unyu", "denshi", "kosan", "systems", "tech", "trading",
 )  # fmt: skip
-EXPIRY_WARNING = timedelta(days=30)
+_HEALTH = ("Check", "DomainHealth", "check_all", "check_domain")
+__all__ = [
+    "Check",
+    "DomainHealth",
+    "Holders",
+    "HostnameTokenRecord",
+    "check_all",
+    "check_domain",
+    "configured_zones",
+    "create_token",
+    "dedicate_domain",
+    "holders_in",
+    "host_name",
+    "hostname_holders",
+    "hostname_tokens",
+    "mx_host",
+    "name_servers",
+    "our_addresses",
+    "served_zones",
+    "split_list",
+    "token_label",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The health checks live in canary.domainhealth, which imports this module.
+    if name in _HEALTH:
+        return getattr(importlib.import_module("canary.domainhealth"), name)
+    raise AttributeError(f"module 'canary.domains' has no attribute {name!r}")
 
 
 def split_list(value: str) -> list[str]:
@@ -60,7 +81,8 @@ def split_list(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _host(name: str) -> str:
+def host_name(name: str) -> str:
+    """A host name as compared and stored: stripped, lower case, no final dot."""
     return name.strip().rstrip(".").lower()
 
 
@@ -71,12 +93,12 @@ def configured_zones(settings: Settings) -> list[str]:
 
 def mx_host(zone: str, settings: Settings) -> str:
     """The mail host the zone's MX names: ``CANARY_DNS_MX_HOST``, else ``mx.<zone>``."""
-    return _host(settings.dns_mx_host) or f"mx.{zone}"
+    return host_name(settings.dns_mx_host) or f"mx.{zone}"
 
 
 def name_servers(zone: str, settings: Settings) -> list[str]:
     """The name servers the zone is delegated to: ``CANARY_DNS_NS``, else ``ns1.<zone>``."""
-    return [_host(n) for n in split_list(settings.dns_ns)] or [f"ns1.{zone}"]
+    return [host_name(n) for n in split_list(settings.dns_ns)] or [f"ns1.{zone}"]
 
 
 def our_addresses(settings: Settings) -> tuple[list[str], list[str]]:
@@ -143,7 +165,7 @@ class Holders:
 def holders_in(s: Session, name: str) -> Holders | None:
     """The hostname tokens at or above ``name`` (an export token beats a dedicated domain),
     read in the caller's session; None when the name falls under no token."""
-    labels = _host(name).split(".")
+    labels = host_name(name).split(".")
     candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
     if not candidates:
         return None
@@ -304,194 +326,3 @@ def dedicate_domain(
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-# -- domain health ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Check:
-    """One health check of a domain; ``ok`` is None when it could not be made."""
-
-    name: str  # soa | ns | mx | spf | dmarc | expiry
-    ok: bool | None
-    detail: str
-    detail_ja: str
-
-    def as_json(self) -> dict[str, object]:
-        return {"check": self.name, "ok": self.ok, "detail": self.detail, "ja": self.detail_ja}
-
-
-@dataclass(frozen=True)
-class DomainHealth:
-    domain: str
-    checks: list[Check] = field(default_factory=list)
-    expires_at: datetime | None = None
-
-    @property
-    def blind(self) -> bool:
-        """Whether any check failed: the canaries on this domain cannot see."""
-        return any(c.ok is False for c in self.checks)
-
-    def finding(self, lang: str = "en") -> str | None:
-        """The one-sentence finding for a blind domain, in English or Japanese."""
-        failed = [c for c in self.checks if c.ok is False]
-        if not failed:
-            return None
-        if lang == "ja":
-            why = "、".join(c.detail_ja for c in failed)
-            return f"{self.domain} のカナリアは何も検知できない状態です（blind）: {why}。"
-        return f"Canaries on {self.domain} are blind: " + "; ".join(c.detail for c in failed) + "."
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "domain": self.domain,
-            "blind": self.blind,
-            "checks": [c.as_json() for c in self.checks],
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "finding": self.finding("en"),
-            "finding_ja": self.finding("ja"),
-        }
-
-
-_WHY = {
-    dns.resolver.NXDOMAIN: ("the name does not exist (NXDOMAIN)", "名前が存在しません (NXDOMAIN)"),
-    dns.resolver.NoAnswer: ("no such record", "レコードがありません"),
-    dns.resolver.NoNameservers: (
-        "no name server answers for it (refused or failed)",
-        "応答するネームサーバーがありません（拒否または失敗）",
-    ),
-    dns.exception.Timeout: ("the lookup timed out", "問い合わせがタイムアウトしました"),
-}
-
-
-def _lookup(
-    resolver: dns.resolver.Resolver, name: str, rdtype: str
-) -> tuple[list[Any], tuple[str, str] | None]:
-    """(records, None) or ([], (why, why in Japanese))."""
-    try:
-        return list(resolver.resolve(name, rdtype, search=False)), None
-    except tuple(_WHY) as exc:
-        return [], next(w for cls, w in _WHY.items() if isinstance(exc, cls))
-    except dns.exception.DNSException as exc:
-        return [], (f"the lookup failed ({exc})", f"問い合わせに失敗しました（{exc}）")
-
-
-def _txt(records: Sequence[Any], prefix: str) -> list[str]:
-    texts = [b"".join(r.strings).decode("utf-8", "replace") for r in records]
-    return [t for t in texts if t.lower().startswith(prefix.lower())]
-
-
-def check_domain(
-    domain: str,
-    settings: Settings,
-    resolver: dns.resolver.Resolver | None = None,
-    fetch: Callable[[str], bytes] | None = None,
-) -> DomainHealth:
-    """Check one canary domain as the world's resolvers see it (``resolver``: default the
-    system's; ``fetch``: GET for RDAP, default urllib)."""
-    res = resolver or dns.resolver.Resolver()
-    name = parse_owned_domain(domain)
-    v4, v6 = our_addresses(settings)
-    checks = [
-        _check_soa(res, name),
-        _check_ns(res, name, name_servers(name, settings)),
-        _check_mx(res, name, mx_host(name, settings), v4 + v6),
-        _check_txt(res, "spf", name, "v=spf1"),
-        _check_txt(res, "dmarc", f"_dmarc.{name}", "v=DMARC1"),
-    ]
-    expiry, expires_at = _check_expiry(name, settings, fetch)
-    return DomainHealth(name, [*checks, expiry], expires_at)
-
-
-def _check_soa(res: dns.resolver.Resolver, name: str) -> Check:
-    soa, why = _lookup(res, name, "SOA")
-    if why:
-        return Check("soa", False, f"no SOA record: {why[0]}", f"SOA がありません: {why[1]}")
-    return Check("soa", True, f"SOA serial {soa[0].serial}", f"SOA あり（{soa[0].serial}）")
-
-
-def _check_ns(res: dns.resolver.Resolver, name: str, want: list[str]) -> Check:
-    ns, why = _lookup(res, name, "NS")
-    if why:
-        return Check("ns", False, f"no NS delegation: {why[0]}", f"NS の委任がありません: {why[1]}")
-    got = ", ".join(sorted(_host(r.target.to_text()) for r in ns))
-    if not {_host(r.target.to_text()) for r in ns} <= set(want):
-        return Check(
-            "ns",
-            False,
-            f"delegated to {got}, not only to our name servers {', '.join(want)}",
-            f"委任先 {got} に当方のネームサーバー（{', '.join(want)}）以外が含まれます",
-        )
-    return Check("ns", True, f"delegated to {got}", f"委任先 {got}")
-
-
-def _check_mx(res: dns.resolver.Resolver, name: str, want: str, ours: list[str]) -> Check:
-    mx, why = _lookup(res, name, "MX")
-    if why:
-        return Check("mx", False, f"no MX record: {why[0]}", f"MX レコードがありません: {why[1]}")
-    got = sorted({_host(r.exchange.to_text()) for r in mx})
-    if got != [want]:
-        return Check(
-            "mx",
-            False,
-            f"MX points to {', '.join(got)}, not to our mail host {want}",
-            f"MX が当方のメールホスト {want} ではなく {', '.join(got)} を指しています",
-        )
-    found = [r.to_text() for t in ("A", "AAAA") for r in _lookup(res, want, t)[0]]
-    if ours and not set(found) & set(ours):
-        return Check(
-            "mx",
-            False,
-            f"mail host {want} resolves to {', '.join(found) or 'nothing'}, not to our addresses",
-            f"メールホスト {want} が当方のアドレスを指していません",
-        )
-    return Check("mx", True, f"MX {want}", f"MX は {want}")
-
-
-def _check_txt(res: dns.resolver.Resolver, check: str, name: str, prefix: str) -> Check:
-    """SPF or DMARC: exactly one record (receivers treat two as an error)."""
-    found = _txt(_lookup(res, name, "TXT")[0], prefix)
-    label = check.upper()
-    if len(found) == 1:
-        return Check(check, True, found[0], f"{label} あり")
-    if found:
-        return Check(check, False, f"{len(found)} {label} records", f"{label} レコードが複数")
-    return Check(check, False, f"no {label} record", f"{label} レコードがありません")
-
-
-def _check_expiry(
-    name: str, settings: Settings, fetch: Callable[[str], bytes] | None
-) -> tuple[Check, datetime | None]:
-    """Expiry over RDAP where configured; DNS itself carries no expiry date."""
-    if not settings.dns_rdap_url:
-        off = "not checked (DNS holds no expiry date; set CANARY_DNS_RDAP_URL to ask RDAP)"
-        return Check("expiry", None, off, "未確認（CANARY_DNS_RDAP_URL で RDAP 照会）"), None
-    url = settings.dns_rdap_url.rstrip("/") + "/" + name
-    try:
-        events = json.loads((fetch or _http_get)(url)).get("events", [])
-        stamp = next(e["eventDate"] for e in events if e.get("eventAction") == "expiration")
-        expires = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except StopIteration:
-        return Check("expiry", None, "RDAP gives no expiry date", "RDAP に有効期限なし"), None
-    except Exception as exc:  # unreachable, not JSON, odd date: the check is not made
-        return Check("expiry", None, f"RDAP lookup failed ({exc})", "RDAP 照会に失敗"), None
-    left, day = expires - _now(), expires.date().isoformat()
-    if left < EXPIRY_WARNING:
-        word = "expired on" if left.total_seconds() < 0 else "expires on"
-        return Check("expiry", False, f"{word} {day}", f"有効期限 {day}（要更新）"), expires
-    return Check("expiry", True, f"expires on {day}", f"有効期限 {day}"), expires
-
-
-def _http_get(url: str) -> bytes:
-    request = urllib.request.Request(url, headers={"Accept": "application/rdap+json"})
-    with urllib.request.urlopen(request, timeout=15) as response:
-        body: bytes = response.read(1_000_000)
-        return body
-
-
-def check_all(
-    registry: Registry, settings: Settings, resolver: dns.resolver.Resolver | None = None
-) -> list[DomainHealth]:
-    """Health of every zone the DNS listener serves (configured zones and pool domains)."""
-    return [check_domain(z, settings, resolver) for z in served_zones(registry, settings)]

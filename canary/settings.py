@@ -250,6 +250,14 @@ class Settings:
             "help": "RDAP base URL for domain expiry (e.g. https://rdap.org/domain/); empty: off.",
         },
     )
+    dns_resolver: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_DNS_RESOLVER",
+            "help": "Name server HOST[:PORT] the domain health checks ask (e.g. 1.1.1.1); "
+            "empty: the system's resolver.",
+        },
+    )
     # -- jobs ---------------------------------------------------------------------------------
     jobs_config: str = field(
         default="",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from canary.errors import CanaryError
 from canary.registry import Registry
 from canary.settings import Settings
 from jobs.run import Outcome, Unavailable, run_job
@@ -33,11 +34,12 @@ def mailbox() -> dict[str, object]:
 
 
 def domains() -> dict[str, object]:
-    """Check every canary domain; a blind one fails the run (and shows in the digest)."""
+    """Check every canary domain; a blind one is alerted at once and fails the run (so it
+    shows in `jobs list`, `doctor` and the digest)."""
 
     def work(registry: Registry, settings: Settings) -> Outcome:
         try:
-            from canary.domains import check_all
+            from canary.domainhealth import alert_blind, check_all
         except ImportError as exc:
             raise _missing("The domain health check", exc) from None
         health = check_all(registry, settings)
@@ -48,9 +50,17 @@ def domains() -> dict[str, object]:
             "findings_ja": [h.finding("ja") for h in blind],
             "checks": [h.as_json() for h in health],
         }
-        if blind:
-            return Outcome("failed", summary, " ".join(str(h.finding("en")) for h in blind))
-        return Outcome("ok", summary)
+        if not blind:
+            return Outcome("ok", summary)
+        error = " ".join(str(h.finding("en")) for h in blind)
+        try:
+            summary["alerted"], errors = alert_blind(blind, settings)
+        except CanaryError as exc:  # a misconfigured output: the run says so beside the finding
+            summary["alerted"], errors = [], [str(exc)]
+        if errors:
+            summary["alert_errors"] = errors
+            error += " The alert did not go out: " + "; ".join(errors)
+        return Outcome("failed", summary, error)
 
     return run_job("domains", work)
 

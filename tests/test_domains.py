@@ -1,8 +1,10 @@
 """Hostname tokens, domains dedicated to a client, and canary-domain health.
 
 Health is checked with a real dnspython resolver against our own DNS listener on loopback
-(healthy zone; a zone served with a wrong MX; a domain it does not serve), and expiry
-against an RDAP server on loopback. Registry parts run on SQLite and PostgreSQL.
+(healthy zone; a zone served with a wrong MX; a domain it does not serve; a name server
+that does not answer), and expiry against an RDAP server on loopback. The scheduler's
+``domains`` job asks the listener through ``CANARY_DNS_RESOLVER`` and alerts a blind
+domain by mail (aiosmtpd on loopback). Registry parts run on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 import dns.resolver
 import pytest
 
+from canary import jobruns
+from canary.domainhealth import resolver_for
 from canary.domains import (
     check_all,
     check_domain,
@@ -29,13 +33,16 @@ from canary.domains import (
     hostname_tokens,
     served_zones,
 )
-from canary.errors import InputError, NotFoundError, PoolError
+from canary.errors import CanaryError, InputError, NotFoundError, PoolError
 from canary.registry import Registry
 from canary.seed import SeedRequest, SeedResult, seed
 from canary.settings import Settings
+from jobs.scheduler import run_once
 from server.dns import DnsListener
 from tests.conftest import TEST_DOMAIN
 from tests.listgen import people, write_csv
+from tests.test_doctor import _closed_port
+from tests.test_jobs import _LoopbackController, _Mailbox
 
 LABEL = re.compile(r"^[a-z]+-?[a-z]+\d{2,3}$")
 
@@ -192,6 +199,84 @@ def test_our_addresses_must_be_where_the_mx_points(
     health = check_domain(TEST_DOMAIN, moved, _resolver(listener))
     mx = next(c for c in health.checks if c.name == "mx")
     assert mx.ok is False and "not to our addresses" in mx.detail
+
+
+def test_a_name_server_that_does_not_answer_is_asked_once(settings: Settings) -> None:
+    silent = resolver_for(f"127.0.0.1:{_closed_port()}", lifetime=1.0)
+    health = check_domain(TEST_DOMAIN, _dns(settings), silent)
+    assert health.blind
+    assert [(c.name, c.ok) for c in health.checks] == [
+        ("soa", False),
+        ("ns", None),  # not asked: every lookup would wait as long to say nobody answers
+        ("mx", None),
+        ("spf", None),
+        ("dmarc", None),
+        ("expiry", None),
+    ]
+    finding = f"Canaries on {TEST_DOMAIN} are blind: no SOA record: the lookup timed out."
+    assert health.finding() == finding
+
+
+def test_the_resolver_setting_is_a_name_server_address(settings: Settings) -> None:
+    ours = resolver_for("127.0.0.1:5053")
+    assert (ours.nameservers, ours.port) == (["127.0.0.1"], 5053)
+    v6 = resolver_for("[::1]:5353")
+    assert (v6.nameservers, v6.port) == (["::1"], 5353)
+    assert resolver_for("192.0.2.53").port == 53
+    for wrong in ("127.0.0.1:dns", "resolver.example.jp:53", ":53"):
+        with pytest.raises(CanaryError, match=re.escape("e.g. 127.0.0.1:5053")):
+            resolver_for(wrong)
+    with pytest.raises(CanaryError, match="CANARY_DNS_RESOLVER"):
+        check_domain(TEST_DOMAIN, _dns(settings, dns_resolver="nowhere:x"))
+
+
+def test_the_domains_job_asks_the_configured_resolver_and_alerts_a_blind_domain(
+    registry: Registry, settings: Settings
+) -> None:
+    mailbox = _Mailbox()
+    smtp = _LoopbackController(mailbox, hostname="127.0.0.1", port=0)
+    smtp.start()
+    try:
+        with DnsListener(registry, _dns(settings), "127.0.0.1", 0) as world:
+            asks_world = _dns(settings, dns_resolver=f"127.0.0.1:{world.port}")
+            healthy = run_once(asks_world, "domains")
+            # A zone whose delegation was lost: configured for tokens, but the world's name
+            # server (our listener, which never heard of it) refuses it.
+            lost = dataclasses.replace(
+                asks_world,
+                dns_zones="lost.example.jp",
+                alert_email_to="soc@example.jp",
+                alert_smtp=f"127.0.0.1:{smtp.port}",
+            )
+            failed = run_once(lost, "domains")
+    finally:
+        smtp.stop()
+    assert healthy["outcome"] == "ok", healthy
+    summary = healthy["summary"]
+    assert isinstance(summary, dict) and summary["domains"] == 1 and summary["blind"] == []
+
+    assert failed["outcome"] == "failed"
+    error = str(failed["error"])
+    assert error.startswith("Canaries on lost.example.jp are blind: no SOA record: no name server")
+    summary = failed["summary"]
+    assert isinstance(summary, dict)
+    assert summary["blind"] == ["lost.example.jp"] and summary["alerted"] == ["email"]
+    assert summary["domains"] == 2  # the pool domain stays healthy beside it
+    [mail] = mailbox.messages
+    assert "lost.example.jp are blind" in str(mail["Subject"])
+    body = mail.get_content()
+    assert "Canaries on lost.example.jp are blind" in body and "検知できない" in body
+
+    # The failed run is what `jobs list`, `doctor` and the morning digest show.
+    [last] = jobruns.runs(registry, job="domains", limit=1)
+    assert last.outcome == "failed" and last.error == error
+    digest = jobruns.build_digest(registry)
+    assert [r.job for r in digest.failures] == ["domains"]
+    text = digest.text("en")
+    assert "FAILED domains" in text and "lost.example.jp are blind" in text
+    assert "失敗 domains" in digest.text("ja")
+    # Nobody contacted a canary: a blind domain is no event (the lookups are noise).
+    assert all(e.classification == "noise" for e in registry.events(limit=None))
 
 
 class _Rdap(BaseHTTPRequestHandler):

@@ -3,17 +3,12 @@ DNS listener in the foreground."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 from rich.table import Table
 
 from canary import domains
 from canary.cli.common import AppContext, console, handle_errors, print_json
 from canary.errors import CanaryError
-
-if TYPE_CHECKING:
-    import dns.resolver
 
 EXIT_BLIND = 9  # `canary dns check`: at least one domain is blind
 
@@ -77,33 +72,13 @@ def dedicate_cmd(app: AppContext, domain: str, client: str, create: bool, as_jso
     console().print(f"{token.hostname} is dedicated to client {token.client}.")
 
 
-def _resolver(server: str | None) -> dns.resolver.Resolver | None:
-    """A resolver asking only ``server`` (host, host:port, [v6]:port), or None."""
-    if not server:
-        return None
-    import dns.resolver
-
-    host, port = server.strip(), "53"
-    if host.startswith("["):
-        host, _, rest = host[1:].partition("]")
-        port = rest.lstrip(":") or port
-    elif host.count(":") == 1:
-        host, port = host.split(":")
-    if not port.isdigit():
-        raise CanaryError(f"{server!r} is not HOST[:PORT]; give e.g. 127.0.0.1:5053.")
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [host]
-    resolver.port = int(port)
-    resolver.lifetime = 5.0
-    return resolver
-
-
 @dns_group.command("check")
 @click.argument("domain_names", nargs=-1, metavar="[DOMAIN]...")
 @click.option(
     "--server",
     metavar="HOST[:PORT]",
-    help="Ask this name server (e.g. our listener) instead of the system's resolver.",
+    help="Ask this name server (e.g. our listener) instead of CANARY_DNS_RESOLVER or the "
+    "system's resolver.",
 )
 @click.option("--lang", type=click.Choice(["en", "ja"]), default="en", help="Language.")
 @click.option("--json", "as_json", is_flag=True, help="Print the health of each domain as JSON.")
@@ -114,11 +89,13 @@ def check_cmd(
 ) -> None:
     """Check that every canary domain still reaches us (SOA, NS, MX, SPF, DMARC, expiry);
     exit 9 if any is blind."""
-    resolver = _resolver(server)
+    from canary import domainhealth  # dnspython: loaded by the commands that ask DNS
+
+    resolver = domainhealth.resolver_for(server or app.settings.dns_resolver)
     if domain_names:
-        results = [domains.check_domain(d, app.settings, resolver) for d in domain_names]
+        results = [domainhealth.check_domain(d, app.settings, resolver) for d in domain_names]
     else:
-        results = domains.check_all(app.registry(), app.settings, resolver)
+        results = domainhealth.check_all(app.registry(), app.settings, resolver)
     if not results:
         raise CanaryError("No canary domain to check; add one with `canary pool add-domain`.")
     if as_json:
