@@ -221,19 +221,11 @@ def _pool(registry: Registry, settings: Settings, report: DoctorReport) -> None:
 
 
 def _domains(registry: Registry, settings: Settings, report: DoctorReport, resolver: Any) -> None:
-    try:
-        from canary.domains import check_all
-    except ImportError:
-        report.add(
-            "domains", "warn", "Domain health is not checked here.", "ドメイン検査は未対応です。"
-        )
-        return
-    if resolver is None:
-        import dns.resolver
+    from canary.domainhealth import check_all, resolver_for
 
-        resolver = dns.resolver.Resolver()
-        resolver.lifetime = TIMEOUT * 2
-    for health in check_all(registry, settings, resolver):
+    # Short lookups: the doctor is run by a person waiting at a terminal.
+    res = resolver or resolver_for(settings.dns_resolver, lifetime=TIMEOUT * 2)
+    for health in check_all(registry, settings, res):
         if health.blind:
             report.add("domains", "fail", str(health.finding("en")), str(health.finding("ja")))
         else:
@@ -246,9 +238,8 @@ def _listeners(settings: Settings, report: DoctorReport, timeout: float) -> None
     probes = [
         ("http", settings.listen, probe_http, "the web server (`canary serve`)", "Web サーバー"),
         ("smtp", settings.smtp_listen, probe_smtp, "the SMTP listener", "SMTP リスナー"),
+        ("dns", settings.dns_listen, probe_dns, "the DNS listener", "DNS リスナー"),
     ]
-    if settings.dns_zones or settings.dns_ns:
-        probes.append(("dns", settings.dns_listen, probe_dns, "the DNS listener", "DNS リスナー"))
     for check, listen, probe, en, ja in probes:
         why = probe(listen, timeout)
         if why is None:
@@ -269,46 +260,37 @@ def _listeners(settings: Settings, report: DoctorReport, timeout: float) -> None
             )
 
 
-def expected_gap(registry: Registry) -> timedelta:
-    """How long the scheduler may be silent: twice the shortest gap between a job's last two
-    runs, plus slack (the monitors' own rhythm, learnt from their runs); a day without."""
-    gaps = []
-    for name in jobruns.last_runs(registry):
-        recent = jobruns.runs(registry, job=name, limit=2)
-        if len(recent) == 2:
-            gaps.append(recent[0].started_at - recent[1].started_at)
-    if not gaps:
-        return timedelta(days=1) + SCHEDULER_SLACK
-    return 2 * min(gaps) + SCHEDULER_SLACK
-
-
-def _scheduler(
-    registry: Registry, report: DoctorReport, now: datetime, allowance: timedelta | None
-) -> None:
-    allowance = allowance or expected_gap(registry)
-    last = jobruns.latest_start(registry)
-    if last is None:
+def _scheduler(registry: Registry, report: DoctorReport, now: datetime, slack: timedelta) -> None:
+    # The job store, not the job runs, tells whether the scheduler lives: a job run by hand
+    # (`jobs run --once`) is a run too, but only a running scheduler moves the next run
+    # times on, so none of them lies more than a little in the past.
+    due = {name: at for name, at in jobruns.scheduled(registry).items() if at is not None}
+    late = sorted((at, name) for name, at in due.items() if now - at > slack)
+    if not due:
         report.add(
             "scheduler",
             "fail",
-            "No monitor has ever run; start the scheduler with `canary jobs run`.",
-            "監視ジョブが一度も実行されていません。`canary jobs run` で起動してください。",
+            "The scheduler has never run on this registry; start it with `canary jobs run`.",
+            "スケジューラーがこのレジストリで一度も動いていません。"
+            "`canary jobs run` で起動してください。",
         )
-    elif now - last > allowance:
+    elif late:
+        at, name = late[0]
         report.add(
             "scheduler",
             "fail",
-            f"No monitor has run since {last:%Y-%m-%d %H:%M} UTC; is `canary jobs run` "
-            "running? Start it again.",
-            f"{last:%Y-%m-%d %H:%M} UTC 以降、監視ジョブが動いていません。"
-            "`canary jobs run` を起動し直してください。",
+            f"The scheduler is not running: {name} was due at {at:%Y-%m-%d %H:%M} UTC and "
+            "did not run; start `canary jobs run` again.",
+            f"スケジューラーが動いていません（{name} は {at:%Y-%m-%d %H:%M} UTC に実行予定で"
+            "したが未実行）。`canary jobs run` を起動し直してください。",
         )
     else:
+        at, name = min((at, name) for name, at in due.items())
         report.add(
             "scheduler",
             "ok",
-            f"The scheduler ran a job at {last:%Y-%m-%d %H:%M} UTC.",
-            f"スケジューラーは {last:%Y-%m-%d %H:%M} UTC にジョブを実行しました。",
+            f"The scheduler is running: next {name} at {at:%Y-%m-%d %H:%M} UTC.",
+            f"スケジューラー稼働中。次は {name}（{at:%Y-%m-%d %H:%M} UTC）。",
         )
     for name, run in sorted(jobruns.last_finished(registry).items()):
         if run.outcome == "failed":
@@ -326,10 +308,10 @@ def diagnose(
     now: datetime | None = None,
     timeout: float = TIMEOUT,
     resolver: Any = None,
-    scheduler_allowance: timedelta | None = None,
+    scheduler_slack: timedelta = SCHEDULER_SLACK,
 ) -> DoctorReport:
-    """Run every check; ``scheduler_allowance``: how long ago a job may last have run
-    (default ``expected_gap``)."""
+    """Run every check; ``scheduler_slack``: how late a scheduled job may be before the
+    scheduler counts as stopped."""
     report = DoctorReport()
     moment = now or datetime.now(UTC)
     registry = _registry(settings, report)
@@ -338,11 +320,11 @@ def diagnose(
             _pool(registry, settings, report)
             try:
                 _domains(registry, settings, report, resolver)
-            except CanaryError as exc:
+            except CanaryError as exc:  # a malformed address or resolver setting
                 report.add("domains", "fail", str(exc), str(exc))
         _listeners(settings, report, timeout)
         if registry is not None:
-            _scheduler(registry, report, moment, scheduler_allowance)
+            _scheduler(registry, report, moment, scheduler_slack)
     finally:
         if registry is not None:
             registry.close()

@@ -25,6 +25,7 @@ from canary.settings import Settings
 
 OUTCOMES = ("running", "ok", "failed", "skipped")
 ERROR_LIMIT = 2000  # characters of an error kept: a sentence, never a payload
+JOB_STORE_TABLE = "apscheduler_jobs"  # the scheduler's jobs, beside the registry's tables
 
 
 def _now() -> datetime:
@@ -147,11 +148,21 @@ def runs(
         return [_record(r) for r in s.execute(q).scalars()]
 
 
-def latest_start(registry: Registry) -> datetime | None:
-    """When any job last started: the scheduler's heartbeat."""
-    with _session(registry) as s:
-        at = s.execute(select(func.max(JobRun.started_at))).scalar()
-        return aware(at) if at is not None else None
+def scheduled(registry: Registry) -> dict[str, datetime | None]:
+    """Each job in the scheduler's job store and its next run time (None: paused), read
+    with plain SQL so that ``canary/`` needs no APScheduler; {} before the scheduler ever
+    ran. While the scheduler runs, no next run time lies far in the past."""
+    from sqlalchemy import Float, String, column, inspect, table
+
+    with registry.engine.connect() as conn:
+        if not inspect(conn).has_table(JOB_STORE_TABLE):
+            return {}
+        store = table(JOB_STORE_TABLE, column("id", String), column("next_run_time", Float))
+        rows = conn.execute(select(store.c.id, store.c.next_run_time)).all()
+    return {
+        str(job): datetime.fromtimestamp(float(at), UTC) if at is not None else None
+        for job, at in rows
+    }
 
 
 # -- the daily digest ---------------------------------------------------------------------

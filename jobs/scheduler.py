@@ -26,7 +26,7 @@ from jobs.run import use_settings
 
 log = logging.getLogger("canary.jobs")
 
-TABLE = "apscheduler_jobs"
+TABLE = jobruns.JOB_STORE_TABLE
 WORKERS = 4
 
 

@@ -1,6 +1,7 @@
 """canary doctor against a healthy setup (the real HTTP server, SMTP and DNS listeners on
-loopback, domains checked through our own DNS listener) and broken ones (no registry, an
-uninitialised one, an empty pool, nothing listening, a silent or failing scheduler)."""
+loopback, domains checked through our own DNS listener, a scheduler whose jobs are in the
+registry's job store) and broken ones (no registry, an uninitialised one, an empty pool,
+nothing listening, a scheduler that stopped or never ran, a failed job)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ import pytest
 from werkzeug.serving import make_server
 
 from canary import jobruns
-from canary.doctor import diagnose, expected_gap
+from canary.doctor import diagnose
 from canary.registry import Registry
 from canary.settings import Settings
+from jobs.config import load_config
+from jobs.run import use_settings
+from jobs.scheduler import build_scheduler
 from server.app import create_app
 from server.dns import DnsListener
 from server.smtp import SmtpListener
@@ -76,11 +80,21 @@ def healthy(registry: Registry, settings: Settings) -> Iterator[tuple[Settings, 
         web.server_close()
 
 
+def _scheduler_started(settings: Settings, registry: Registry) -> None:
+    """Start and stop the real scheduler once: its jobs and next run times are stored."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    sched = build_scheduler(settings, load_config(settings), registry, BackgroundScheduler)
+    sched.start(paused=True)
+    sched.shutdown()
+    use_settings(None)
+
+
 def test_a_healthy_setup_has_nothing_to_fix(
     healthy: tuple[Settings, Any], registry: Registry
 ) -> None:
     settings, resolver = healthy
-    jobruns.finish_run(registry, jobruns.start_run(registry, "pool"), "ok")
+    _scheduler_started(settings, registry)
     report = diagnose(settings, resolver=resolver)
     by_check = {f.check: f for f in report.findings}
     assert report.healthy, [f.en for f in report.findings if f.status != "ok"]
@@ -89,10 +103,12 @@ def test_a_healthy_setup_has_nothing_to_fix(
     assert f"{TEST_DOMAIN} is healthy" in by_check["domains"].en
     assert "50 active pool numbers" in " ".join(f.en for f in report.findings)
     assert "応答あり" in by_check["smtp"].ja
+    assert by_check["scheduler"].en.startswith("The scheduler is running: next ")
     # The probes leave no trace: no event from the doctor's SMTP banner or DNS query.
     assert all(e.channel != "smtp_probe" for e in registry.events(limit=None))
+    assert all(e.target != "canary-doctor.invalid" for e in registry.events(limit=None))
 
-    # A blind domain, a failed job and a silent scheduler are each a line to fix.
+    # A blind domain, a failed job and a stopped scheduler are each a line to fix.
     blind = dataclasses.replace(settings, dns_mx_host="mx.elsewhere.example")
     run_id = jobruns.start_run(registry, "domains")
     jobruns.finish_run(registry, run_id, "failed", {}, "Canaries on x.example are blind.")
@@ -100,8 +116,30 @@ def test_a_healthy_setup_has_nothing_to_fix(
     fix = {f.check: f for f in report.findings if f.status == "fail"}
     assert set(fix) == {"domains", "job:domains", "scheduler"}
     assert f"Canaries on {TEST_DOMAIN} are blind" in fix["domains"].en
-    assert "is `canary jobs run` running?" in fix["scheduler"].en
+    assert fix["scheduler"].en.startswith("The scheduler is not running: ")
+    assert "did not run; start `canary jobs run` again" in fix["scheduler"].en
     assert "blind" in fix["job:domains"].en and "前回の domains は失敗" in fix["job:domains"].ja
+
+
+def test_runs_by_hand_do_not_pass_for_a_running_scheduler(
+    registry: Registry, settings: Settings
+) -> None:
+    # `canary jobs run --once pool` records a run, but no scheduler is watching.
+    jobruns.finish_run(registry, jobruns.start_run(registry, "pool"), "ok")
+    quiet = _nothing_listening(settings)
+    [finding] = [f for f in diagnose(quiet, timeout=1.0).findings if f.check == "scheduler"]
+    assert finding.status == "fail" and "has never run on this registry" in finding.en
+    _scheduler_started(settings, registry)
+    now = datetime.now(UTC)
+    [finding] = [
+        f for f in diagnose(quiet, timeout=1.0, now=now).findings if f.check == "scheduler"
+    ]
+    assert finding.status == "ok"
+    # Down for longer than the slack: the earliest job due says since when.
+    later = now + timedelta(days=2)
+    report = diagnose(quiet, timeout=1.0, now=later, scheduler_slack=timedelta(minutes=10))
+    [finding] = [f for f in report.findings if f.check == "scheduler"]
+    assert finding.status == "fail" and "was due at" in finding.en and "未実行" in finding.ja
 
 
 def test_an_uninitialised_registry_and_nothing_listening(run: Any, settings: Settings) -> None:
@@ -158,14 +196,5 @@ def test_an_empty_pool_and_a_scheduler_that_never_ran(settings: Settings, tmp_pa
         "Only 0 active pool numbers (0 in quarantine); add at least 72 with `canary pool "
         "add-phone` (an export uses up to 24; keep 3 times that).",
         "No active mail domain in the pool; add one with `canary pool add-domain`.",
-        "No monitor has ever run; start the scheduler with `canary jobs run`.",
+        "The scheduler has never run on this registry; start it with `canary jobs run`.",
     ]
-
-
-def test_the_scheduler_is_expected_at_the_rhythm_of_its_own_runs(registry: Registry) -> None:
-    assert expected_gap(registry) == timedelta(days=1, minutes=10)
-    now = datetime.now(UTC)
-    for minutes_ago in (2, 1):
-        at = now - timedelta(minutes=minutes_ago)
-        jobruns.finish_run(registry, jobruns.start_run(registry, "alerts", at=at), "ok")
-    assert expected_gap(registry) == timedelta(minutes=12)
