@@ -209,8 +209,12 @@ def _prepare(
     # The profile sees the head and windows through the whole list (in memory only), the
     # head thinned to the windows' density: in a sorted list the head holds only its first
     # districts or years, and taken whole it would pull canaries there.
-    stride = max(1, round(est_rows / len(spread))) if spread else 1
-    profile = profile_host(schema, [*body[::stride], *spread])
+    keep = len(body)
+    if spread:
+        density = len(spread) / max(len(spread), est_rows - len(body))
+        keep = max(1, round(len(body) * density))
+    thinned = [body[i * len(body) // keep] for i in range(keep)]
+    profile = profile_host(schema, [*thinned, *spread])
     count = req.canaries if req.canaries is not None else default_canary_count(est_rows)
     if count < 1:
         raise InputError("--canaries must be at least 1.")
@@ -429,7 +433,10 @@ def _seed_text(
     est_rows = max(len(body), round((head.size - header_end) / max(1.0, head.avg_record_bytes)))
     dialect = head.dialect
     clock.lap("read_head")
-    spread = csvfile.read_spread(req.input, dialect, header_end, len(schema.columns))
+    # Windows through the rest of the file, after the head (which they must not count
+    # twice: in a sorted list that pulled canaries towards its first districts).
+    head_end = head.ends[-1] if head.ends else header_end
+    spread = csvfile.read_spread(req.input, dialect, max(header_end, head_end), len(schema.columns))
     factory, count, numbers = _prepare(
         registry, settings, req, schema, body, est_rows, rng, dialect.encodable, spread
     )
