@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 
 from canary.dropfolder import import_folder, process_outbox, scan_drop_folder
+from canary.dropfolder.folders import folder_lock
 from canary.errors import InputError, RegistryError
 from canary.events import EventDraft
 from canary.registry import Registry
 from canary.seed import SeedRequest, seed
 from canary.settings import Settings
+from jobs.scheduler import run_once
 from tests.helpers import files_in
 from tests.listgen import people, write_csv
 
@@ -32,6 +34,20 @@ def _age(*paths: Path, seconds: float = 600) -> None:
     then = time.time() - seconds
     for p in paths:
         os.utime(p, (then, then))
+
+
+def write_xlsx(path: Path) -> Path:
+    """A real workbook of 200 people (openpyxl)."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["氏名", "電話番号", "住所"])
+    for n in range(200):
+        sheet.append([f"山田 太郎{n}", f"090-1234-{n:04d}", "大阪府堺市堺区1-1"])
+    book.save(path)
+    return path
 
 
 def _seeded(registry: Registry, settings: Settings, tmp: Path) -> tuple[str, Path]:
@@ -55,6 +71,9 @@ def test_broker_lists_are_scanned_and_filed_half_written_ones_wait(
     drop.mkdir()
     shutil.copy(seeded, drop / "purchased list.csv")
     (drop / "bad.csv").write_bytes(b"\x00\x01\x02junk" * 100)
+    workbook = write_xlsx(tmp_path / "whole.xlsx")
+    (drop / "cut off.xlsx").write_bytes(workbook.read_bytes()[:3000])  # a copy that broke off
+    (drop / "empty.csv").write_bytes(b"")
     (drop / "notes.pdf").write_bytes(b"%PDF-1.4")
     (drop / "download.csv.part").write_bytes(b"a,b\n")  # a browser still downloading
     (drop / "~$book.xlsx").write_bytes(b"lock")  # Excel's lock file
@@ -75,6 +94,8 @@ def test_broker_lists_are_scanned_and_filed_half_written_ones_wait(
     assert status == {
         "purchased list.csv": "done",
         "bad.csv": "failed",
+        "cut off.xlsx": "failed",
+        "empty.csv": "failed",
         "notes.pdf": "failed",
         "growing.csv": "waiting",
         "young.csv": "waiting",
@@ -97,11 +118,20 @@ def test_broker_lists_are_scanned_and_filed_half_written_ones_wait(
     assert files_in(drop / "failed") == [
         "bad.csv",
         "bad.csv.reason.txt",
+        "cut off.xlsx",
+        "cut off.xlsx.reason.txt",
+        "empty.csv",
+        "empty.csv.reason.txt",
         "notes.pdf",
         "notes.pdf.reason.txt",
     ]
     why = (drop / "failed" / "bad.csv.reason.txt").read_text(encoding="utf-8")
     assert "binary" in why  # the scanner's own sentence
+    why = (drop / "failed" / "cut off.xlsx.reason.txt").read_text(encoding="utf-8")
+    assert "not a readable Excel workbook" in why
+    assert "is empty" in (drop / "failed" / "empty.csv.reason.txt").read_text(encoding="utf-8")
+    # The corrupt files are moved whole, byte for byte; nothing was recorded about them.
+    assert (drop / "failed" / "cut off.xlsx").read_bytes() == workbook.read_bytes()[:3000]
     assert "not a kind of file" in (drop / "failed" / "notes.pdf.reason.txt").read_text()
 
     # Next run: the copies have finished; the same name again gets a name of its own.
@@ -172,6 +202,44 @@ def test_call_detail_files_are_imported_and_filed(
     assert "line 1" in (folder / "failed" / "broken.csv.reason.txt").read_text()
 
 
+def test_a_reader_that_chokes_leaves_one_line_of_reason_and_the_rest_in_the_log(
+    registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "cdr"
+    folder.mkdir()
+    _age(write_csv(folder / "odd.csv", people(5)))
+
+    def importer(path: Path) -> object:
+        raise ValueError("could not parse column 'c0'\n\nYou might want to try:\n- this")
+
+    report = import_folder(registry, folder, importer, settle=1, gap=0)
+    [failed] = report.files
+    assert failed.status == "failed"
+    assert failed.reason == (
+        "odd.csv could not be read (ValueError: could not parse column 'c0'); check the file, "
+        "or save it again as CSV or XLSX, and drop it again."
+    )
+    assert "You might want to try" in caplog.text  # the whole error, for the operator
+
+
+def test_a_folder_another_run_holds_is_skipped_and_its_files_stay(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    _age(write_csv(drop / "list.csv", people(20)))
+    configured = dataclasses.replace(settings, drop_folder=str(drop))
+    with folder_lock(drop) as mine:  # a run in another process, or a run still going
+        assert mine
+        report = scan_drop_folder(registry, settings, drop, settle=1, gap=0)
+        result = run_once(configured, "drop_folder")
+    assert report.busy and report.files == []
+    assert result["outcome"] == "skipped"
+    assert result["summary"] == {"folder": str(drop), "reason": "another run holds it"}
+    assert files_in(drop) == [".canary.lock", "list.csv"]
+    assert registry.scans() == []
+
+
 def test_outbox_seeds_each_recipients_list_and_files_it_under_sent(
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
@@ -204,7 +272,9 @@ def test_outbox_seeds_each_recipients_list_and_files_it_under_sent(
     manifest = json.loads((box / "sent" / "residents.csv.manifest.json").read_text())
     assert manifest["sha256"] == hashlib.sha256(seeded).hexdigest()
     assert manifest["canaries"] == 12 and manifest["rows_in"] == 400
-    assert manifest["rows_out"] == 412 and manifest["time"]
+    assert manifest["rows_out"] == 412
+    assert manifest["original_sha256"] == hashlib.sha256(original).hexdigest()
+    assert datetime.fromisoformat(manifest["time"]).utcoffset() is not None
     export = registry.export(manifest["export_id"])
     assert (export.client, export.list_name) == ("Sakura City", "Residents")
     assert (export.account, export.recipient) == ("steward-tanaka", "Call center A")

@@ -70,11 +70,17 @@ def test_a_restart_keeps_one_copy_of_each_job_in_the_registry_database(
 ) -> None:
     config = load_config(hourly)
     assert [j.name for j in config.enabled] == ["domains", "pool", "seal", "digest"]
+    schedules = []
     for _start in range(2):
         sched = build_scheduler(hourly, config, registry, BackgroundScheduler)
         sched.start(paused=True)
         assert sorted(j.id for j in sched.get_jobs()) == ["digest", "domains", "pool", "seal"]
         sched.shutdown()
+        schedules.append({j.id: j.next_run_time for j in job_store(registry).get_all_jobs()})
+    # The restart kept each job's stored next run, rather than drawing a fresh schedule
+    # (an hourly job restarted every 50 minutes would otherwise never run).
+    first, second = schedules
+    assert second == first and all(first.values())
     with registry.engine.connect() as conn:
         assert conn.execute(text(f"SELECT count(*) FROM {TABLE}")).scalar_one() == 4
         if registry.engine.dialect.name == "postgresql":
@@ -154,6 +160,10 @@ def test_the_scheduler_process_stops_gracefully_on_sigterm(
     assert b"SIGTERM: stopping" in err and b"Scheduler stopped" in err
     runs = _runs(registry, "pool")
     assert runs and all(r.outcome == "ok" for r in runs)  # none left "running"
+    # The stopped process left its jobs in the registry database for the next start.
+    kept = {j.id: j for j in job_store(registry).get_all_jobs()}
+    assert set(kept) == {"domains", "pool", "seal", "digest"}
+    assert str(kept["pool"].trigger) == "interval[0:00:01]"
 
 
 def test_jobs_run_once_and_jobs_list(
@@ -161,6 +171,12 @@ def test_jobs_run_once_and_jobs_list(
 ) -> None:
     os.environ["CANARY_JOBS_CONFIG"] = hourly.jobs_config
     try:
+        res = run("jobs", "list")  # the reason a job is off is whole, on any terminal
+        assert "drop_folder  off: set CANARY_DROP_FOLDER (or folder in" in res.output
+        assert "pool         every 1h (when the scheduler runs)\n" in res.output
+        assert res.output.endswith(
+            "The scheduler has not run yet: start it with `canary jobs run`.\n"
+        )
         res = run("jobs", "run", "--once", "pool")
         assert res.exit_code == 0 and res.output.startswith("pool: ok")
         res = run("jobs", "run", "--once", "cdr_import", "--json")
@@ -403,7 +419,11 @@ def _aged(path: Path) -> Path:
 
 
 def test_folder_jobs_scan_import_and_seed_and_the_digest_counts_failed_files(
-    registry: Registry, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    run: Any,
+    registry: Registry,
+    settings: Settings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     drop, cdr, outbox = (tmp_path / n for n in ("drop", "cdr", "outbox"))
     box = outbox / "Call center A"
@@ -435,6 +455,20 @@ def test_folder_jobs_scan_import_and_seed_and_the_digest_counts_failed_files(
     scanned = run_once(configured, "drop_folder")
     assert scanned["outcome"] == "ok" and scanned["summary"]["done"] == 1  # type: ignore[index]
     assert "LEAKED FROM EXPORT" in (drop / "done" / "bought.csv.reason.txt").read_text()
+    # By hand, each file is named with where it went and why.
+    _aged(Path(shutil.copy(box / "sent" / "residents.csv", drop / "again.csv")))
+    os.environ["CANARY_JOBS_CONFIG"] = configured.jobs_config
+    os.environ["CANARY_DROP_FOLDER"] = str(drop)
+    try:
+        res = run("jobs", "run", "--once", "drop_folder")
+    finally:
+        os.environ.pop("CANARY_JOBS_CONFIG")
+        os.environ.pop("CANARY_DROP_FOLDER")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[:2] == ["drop_folder: ok", "  done 1, failed 0, waiting 0"]
+    assert lines[2] == f"  again.csv: done -> {drop / 'done' / 'again.csv'}"
+    assert lines[3].startswith("      Scan SC-") and lines[4].startswith("      LEAKED FROM EXPORT")
     imported = run_once(configured, "cdr_import")
     assert imported["outcome"] == "ok"
     assert imported["summary"]["done"] == 1 and imported["summary"]["failed"] == 1  # type: ignore[index]

@@ -7,10 +7,8 @@ import logging
 from datetime import datetime
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
-from canary.cli.common import AppContext, console, handle_errors, print_json
+from canary.cli.common import AppContext, handle_errors, print_json
 
 
 def _when(moment: datetime | None) -> str:
@@ -28,6 +26,24 @@ def _brief(summary: object) -> str:
     if isinstance(reason, str):
         parts.append(reason)
     return ", ".join(parts[:6])
+
+
+def _file_lines(summary: object, most: int = 20) -> list[str]:
+    """One line per file a folder job handled, then the first lines of its reason."""
+    files = summary.get("files") if isinstance(summary, dict) else None
+    if not isinstance(files, list):
+        return []
+    lines: list[str] = []
+    for f in files[:most]:
+        if not isinstance(f, dict):
+            continue
+        where = f" -> {f['moved_to']}" if f.get("moved_to") else ""
+        lines.append(f"  {f.get('file')}: {f.get('status')}{where}")
+        reason = str(f.get("reason") or "").splitlines()
+        lines += [f"      {line}" for line in reason[:4]]
+    if len(files) > most:
+        lines.append(f"  ... and {len(files) - most} more (--json lists them all)")
+    return lines
 
 
 @click.group("jobs")
@@ -71,6 +87,8 @@ def jobs_run(app: AppContext, once: str | None, as_json: bool) -> None:
             summary = _brief(result.get("summary"))
             if summary:
                 click.echo(f"  {summary}")
+            for line in _file_lines(result.get("summary")):
+                click.echo(line)
         if result["outcome"] == "failed":
             click.get_current_context().exit(1)
         return
@@ -98,23 +116,29 @@ def jobs_list(app: AppContext, as_json: bool) -> None:
     if as_json:
         print_json({"jobs": [r.as_json() for r in rows]})
         return
-    table = Table("job", "schedule", "next run", "last run", "outcome", "summary or error")
+    # Two lines a job, no table: the reason a job is off names the variable to set, and a
+    # table on an 80-column terminal would cut or fold it.
+    width = max(len(r.spec.name) for r in rows) + 2
+    pad = " " * width
     for r in rows:
-        last = r.last
-        if not r.spec.enabled:
-            schedule = f"off: {r.spec.off_reason}"
+        if r.spec.enabled:
+            when = f"{r.spec.describe()}, next {_when(r.next_run)}" if r.next_run else ""
+            head = when or f"{r.spec.describe()} (when the scheduler runs)"
         else:
-            schedule = r.spec.describe()
-        outcome = last.outcome if last else "never ran"
-        style = {"failed": "bold red", "ok": "green"}.get(outcome, "")
-        table.add_row(
-            r.spec.name,
-            escape(schedule),
-            _when(r.next_run) if r.spec.enabled else "—",
-            _when(last.started_at if last else None),
-            f"[{style}]{outcome}[/{style}]" if style else outcome,
-            escape((last.error or _brief(last.summary)) if last else ""),
+            head = f"off: {r.spec.off_reason}"
+        click.echo(f"{r.spec.name:<{width}}{head}")
+        last = r.last
+        if last is None:
+            click.echo(f"{pad}last: never ran")
+            continue
+        outcome = (
+            click.style(last.outcome, fg="red", bold=True)
+            if last.outcome == "failed"
+            else last.outcome
         )
-    console().print(table)
+        note = last.error or _brief(last.summary)
+        click.echo(
+            f"{pad}last: {_when(last.started_at)} {outcome}" + (f" - {note}" if note else "")
+        )
     if all(r.next_run is None for r in rows if r.spec.enabled):
-        console().print("The scheduler has not run yet: start it with `canary jobs run`.")
+        click.echo("The scheduler has not run yet: start it with `canary jobs run`.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,7 @@ PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", ".c
 SETTLE_SECONDS = 10.0
 GAP_SECONDS = 3.0
 LOCK_NAME = ".canary.lock"
+log = logging.getLogger("canary.dropfolder")
 
 Handler = Callable[[Path], tuple[str, dict[str, object]]]  # file -> (reason, detail)
 Sleep = Callable[[float], None]
@@ -70,6 +72,12 @@ class FolderReport:
             "busy": self.busy,
             "files": [f.as_json() for f in self.files],
         }
+
+
+def left_waiting(name: str, settle: float) -> FileOutcome:
+    """A file left for the next run, with a reason a person at a terminal can act on."""
+    why = f"still being written (changed in the last {settle:g} s); taken by a later run"
+    return FileOutcome(name, "waiting", why)
 
 
 def is_candidate(path: Path) -> bool:
@@ -162,6 +170,20 @@ def ours(exc: BaseException) -> bool:
     return isinstance(exc, RegistryError | SQLAlchemyError)
 
 
+def unexpected(path: Path, exc: Exception) -> str:
+    """The reason a file was not taken: the library's sentence, or for an error it did not
+    foresee (a reader library choking on a corrupt file) its first line, with the whole of
+    it in the log for whoever keeps the monitors."""
+    if isinstance(exc, CanaryError):
+        return str(exc)
+    log.warning("%s: unexpected %s", path, type(exc).__name__, exc_info=True)
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return (
+        f"{path.name} could not be read ({type(exc).__name__}: {first}); check the file, "
+        "or save it again as CSV or XLSX, and drop it again."
+    )
+
+
 def handle_one(path: Path, handle: Handler, done: Path, failed: Path) -> FileOutcome:
     """Run the handler on one file and move it to ``done`` or ``failed`` with the reason."""
     try:
@@ -169,10 +191,7 @@ def handle_one(path: Path, handle: Handler, done: Path, failed: Path) -> FileOut
     except Exception as exc:
         if ours(exc):
             raise
-        if isinstance(exc, CanaryError):
-            why = str(exc)
-        else:  # a reader library choking on a corrupt file
-            why = f"{path.name} could not be read ({type(exc).__name__}: {exc})."
+        why = unexpected(path, exc)
         dest = file_away(path, failed, why)
         return FileOutcome(path.name, "failed", why, str(dest))
     dest = file_away(path, done, reason)
@@ -199,7 +218,7 @@ def process_folder(
         dropped = sorted(p for p in folder.iterdir() if is_candidate(p))
         ready, waiting = settled(dropped, settle, gap, sleep)
         for p in waiting:
-            report.files.append(FileOutcome(p.name, "waiting", "still being written"))
+            report.files.append(left_waiting(p.name, settle))
         for p in ready:
             if p.suffix.lower() not in suffixes:
                 why = f"{p.name} is not a kind of file this folder takes ({', '.join(suffixes)})."

@@ -4,6 +4,7 @@ stewards who live in Explorer)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -21,11 +22,14 @@ from canary.dropfolder.folders import (
     folder_lock,
     free_name,
     is_candidate,
+    left_waiting,
     ours,
     settled,
+    unexpected,
     write_atomic,
 )
-from canary.errors import CanaryError, InputError
+from canary.errors import InputError
+from canary.events import aware
 from canary.registry import Registry
 from canary.settings import Settings
 
@@ -85,6 +89,14 @@ def read_outbox_config(path: Path) -> dict[str, object]:
     return data
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _send(registry: Registry, settings: Settings, root: Path, box: Path, path: Path) -> FileOutcome:
     """Seed one list of an outbox folder and file it under sent/ (or failed/)."""
     from canary.seed import SeedRequest, seed
@@ -135,7 +147,7 @@ def _send(registry: Registry, settings: Settings, root: Path, box: Path, path: P
     except Exception as exc:
         if ours(exc):
             raise
-        why = str(exc) if isinstance(exc, CanaryError) else f"{type(exc).__name__}: {exc}"
+        why = unexpected(path, exc)
         dest = file_away(path, box / "failed", why)
         return FileOutcome(path.name, "failed", why, str(dest))
     e = result.export
@@ -149,12 +161,12 @@ def _send(registry: Registry, settings: Settings, root: Path, box: Path, path: P
         "rows_in": e.rows_in,
         "rows_out": e.rows_out,
         "sha256": e.output_sha256,
-        "input_sha256": e.input_sha256,
+        "original_sha256": e.input_sha256 or _sha256(path),
         "seeded_file": name,
         "original_file": f"original/{name}",
         "format": e.file_format,
         "encoding": e.encoding,
-        "time": e.created_at.isoformat(),
+        "time": aware(e.created_at).isoformat(),
     }
     write_atomic(
         sent / f"{name}.manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2) + "\n"
@@ -196,7 +208,7 @@ def process_outbox(
         ]
         ready, waiting = settled(dropped, settle, gap, sleep)
         for p in waiting:
-            report.files.append(FileOutcome(p.name, "waiting", "still being written"))
+            report.files.append(left_waiting(p.name, settle))
         for p in ready:
             if p.parent == root:
                 why = f"{p.name} is in no recipient's folder; move it into one (see README.txt)."
