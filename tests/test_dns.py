@@ -235,3 +235,30 @@ def test_tcp_answers_several_queries_on_one_connection(listener: DnsListener) ->
         dns.rdatatype.MX,
         dns.rdatatype.NS,
     ]
+
+
+def test_canary_serve_dns_answers_over_udp_and_tcp_and_records_the_lookup(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    from tests.test_serve import Served
+
+    export = _seed(registry, settings, tmp_path).export.code
+    token = create_token(registry, settings, export)
+    server = Served(settings, "--workers", "1", "--no-smtp", "--dns", CANARY_DNS_IPV4="192.0.2.10")
+    try:
+        port = int(server.wait_for(r"DNS listener on port (\d+)")[1])
+        for send in (dns.query.udp, dns.query.tcp):
+            answer = send(
+                dns.message.make_query(token.hostname, "A"), "127.0.0.1", port=port, timeout=10
+            )
+            assert answer.flags & dns.flags.AA and _texts(answer) == ["192.0.2.10"]
+        refused = dns.query.udp(
+            dns.message.make_query("example.com", "A"), "127.0.0.1", port=port, timeout=10
+        )
+        assert refused.rcode() == dns.rcode.REFUSED
+        assert server.stop() == 0, server.text()
+    finally:
+        server.close()
+    # Both lookups came from one resolver within a minute: one event, naming the export.
+    [event] = registry.events(limit=None, channel="dns")
+    assert event.target == token.hostname and event.exports == [export]

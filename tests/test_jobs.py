@@ -22,8 +22,9 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -401,6 +402,46 @@ def test_the_digest_goes_out_by_mail_and_otherwise_as_a_json_line(
     [message] = mailbox.messages
     assert str(message["Subject"]).strip().startswith("Canary digest")
     assert "カナリア日次報告" in message.get_content()
+
+
+class _Hook(BaseHTTPRequestHandler):
+    bodies: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        _Hook.bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_the_digest_job_goes_out_by_webhook(registry: Registry, settings: Settings) -> None:
+    _Hook.bodies = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        hooked = dataclasses.replace(
+            settings,
+            alert_webhooks=f"json=http://127.0.0.1:{server.server_address[1]}/digest",
+            alert_allow_private=1,  # a loopback target: refused by default (SSRF)
+        )
+        registry.record_event(_call(registry.pool_phones()[0].e164, datetime.now(UTC), "CA9"))
+        result = run_once(hooked, "digest")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert result["outcome"] == "ok", result
+    summary = result["summary"]
+    assert isinstance(summary, dict) and summary["events"] == {"noise": 1}
+    [name] = summary["delivered_to"]
+    assert name.startswith("json-webhook:")
+    [body] = _Hook.bodies
+    assert body["type"] == "canary.job_digest" and body["events"] == {"noise": 1}
+    assert body["subject"].startswith("Canary digest") and "カナリア日次報告" in body["text"]
 
 
 def test_old_job_runs_are_pruned_but_each_jobs_last_run_stays(registry: Registry) -> None:
