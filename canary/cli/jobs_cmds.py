@@ -100,6 +100,9 @@ def jobs_run(app: AppContext, once: str | None, as_json: bool) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # APScheduler's own INFO lines ("Adding job tentatively", "Running job") repeat what the
+    # scheduler's start line and each job's outcome line say; its warnings and errors stay.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     count = run_forever(app.settings, config)
     click.echo(f"Scheduler stopped ({count} jobs).", err=True)
 
