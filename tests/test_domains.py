@@ -42,7 +42,7 @@ from server.dns import DnsListener
 from tests.conftest import TEST_DOMAIN
 from tests.listgen import people, write_csv
 from tests.test_doctor import _closed_port
-from tests.test_jobs import _LoopbackController, _Mailbox
+from tests.test_upkeep import _LoopbackController, _Mailbox
 
 LABEL = re.compile(r"^[a-z]+-?[a-z]+\d{2,3}$")
 
