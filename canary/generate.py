@@ -108,7 +108,7 @@ class CanaryFactory:
         self._primary_phone_col: ColumnProfile | None = None  # set per canary by make()
         self.today = today or date.today()
         self._used_emails: set[str] = set()
-        self._drawn_shapes: Counter[tuple[int, int, bool, bool]] = Counter()  # _like_the_list
+        self._drawn_shapes: Counter[tuple[int, int, bool]] = Counter()  # see _like_the_list
         self._used_ids: set[int] = set()
         self._excluded_ids: set[int] = set()
         self._next_number = 0
@@ -281,7 +281,7 @@ class CanaryFactory:
         """One of ``k`` drawn local parts (each with whether it holds the person's name),
         picked so that their shapes (length, digits, separator) and the share holding a
         name come out in the list's own mix: sampling-importance-resampling."""
-        shapes, share = self.profile.email_shapes, self.profile.email_name_share
+        shapes = self.profile.email_shapes
         if sum(shapes.values()) < 30:
             return draw()[0]
         # Half the drawn ones get a few digits more (people add a year, a lucky number, a
@@ -293,18 +293,13 @@ class CanaryFactory:
             else (d + str(r.randint(0, 10 ** r.randint(1, 5) - 1)), named)
             for d, named in (draw() for _ in range(k))
         ]
-        keys = [(*email_shape(d), named) for d, named in drawn]
+        keys = [email_shape(d) for d, _ in drawn]
         # The proposal's mix is learned over every draw of this seed (a few dozen draws
         # alone favour the shapes that turn up in every batch).
         proposal = self._drawn_shapes
         proposal.update(keys)
         total, drawn_total = sum(shapes.values()), sum(proposal.values())
-        weights = [
-            ((shapes[key[:3]] + 0.1) / total)
-            * (share if key[3] else 1 - share)
-            / (proposal[key] / drawn_total)
-            for key in keys
-        ]
+        weights = [((shapes[key] + 0.1) / total) / (proposal[key] / drawn_total) for key in keys]
         return self.rng.choices(drawn, weights=weights)[0][0]
 
     def person(self) -> Person:
