@@ -554,3 +554,15 @@ def test_streaming_reader_reads_what_the_block_reader_reads(tmp_path, newline, b
     assert first["c3"].item() == f"複数行0{newline}二行目, カンマ"
     # every record is a row, blank lines included, so row numbers are the file's records
     assert streamed.height == 40000 + len(range(0, 40000, 389)) + len(range(0, 40000, 211))
+
+
+def test_a_quote_never_closed_before_the_last_line_break_is_read_with_a_warning(  # type: ignore[no-untyped-def]
+    registry, settings, tmp_path
+) -> None:
+    code, out = _export(registry, settings, tmp_path, rows=300)
+    text = out.read_bytes().decode("cp932")
+    broken = tmp_path / "unclosed.csv"
+    broken.write_bytes((text + '"never closed,0901234\n').encode("utf-8"))
+    result = scan(registry, settings.seeds_dir, broken, record=False)
+    assert any("cut off" in w for w in result.warnings)
+    assert result.exports and result.exports[0].meta.code == code

@@ -104,8 +104,8 @@ def _print_summary(result: object, report: Path | None) -> None:
         out.print(f"[yellow]warning:[/yellow] {w}")
     if not result.exports and not result.accounts:
         out.print(
-            f"No canary found among {result.canaries_indexed:,}: this list shows no sign "
-            "of our exports."
+            f"None of the registry's {result.canaries_indexed:,} canaries is in this list: "
+            "it shows no sign of our exports."
         )
     attributed = [f for f in result.exports if f.attributed]
     # Attributed exports in full; when none is, the strongest candidates, so an

@@ -97,10 +97,11 @@ def _blocks_of(fh: BinaryIO, terminator: int, stats: ReadStats) -> Iterator[byte
         data = fh.read(BLOCK_BYTES)
         if not data:
             if carry.strip():
-                if not carry.endswith(term):
-                    stats.truncated = _looks_cut(carry)
-                    if stats.truncated:
-                        carry += b'"'  # close the cut-off field: read as far as it goes
+                # The last record ends inside quotes: cut off mid-write, or a quote never
+                # closed (even before a final line break). Close it: read as far as it goes.
+                stats.truncated = _looks_cut(carry)
+                if stats.truncated:
+                    carry += b'"'
                 yield carry
             return
         buf = carry + data if carry else data
