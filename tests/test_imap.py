@@ -183,7 +183,7 @@ def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
 def canaries(registry: Registry, settings: Settings, tmp_path: Path) -> list[CanaryRecord]:
     """Two canaries with email addresses, of a freshly seeded export."""
     src = tmp_path / "host.csv"
-    write_csv(src, people(120, seed=5))
+    write_csv(src, people(300, seed=5))  # canaries have mail as often as its people
     result = seed(
         registry,
         settings,
