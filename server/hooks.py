@@ -33,7 +33,7 @@ from canary.errors import InvalidEventError
 from canary.events import CHANNELS, EventDraft, EventRecord, normalise_target
 from server.app import registry_of, settings_of
 from server.auth import client_address
-from server.signatures import ReplayCache, generic_problem, twilio_valid
+from server.signatures import ReplayGuard, generic_problem, replay_folder, twilio_valid
 
 log = logging.getLogger("canary.server.hooks")
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
@@ -45,11 +45,14 @@ RESERVED_DETAILS = ("text", "p", "canaries")  # set by the events core
 GENERIC_FIELDS = ("id", "channel", "to", "from", "time", "text", "details", "provider")
 PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,19}$")
 
-# A plain answering machine: the caller must not learn that the number is watched.
+# A plain answering machine: the caller must not learn that the number is watched. Twilio's
+# default voice speaks no Japanese (voice and language must match), so a Japanese Polly voice.
+# Twilio's <Record> transcription is made for English: a Japanese message may come back with
+# no usable text; the recording (kept at Twilio) is then the evidence an investigator hears.
 VOICEMAIL = (
     '<?xml version="1.0" encoding="UTF-8"?>'
     "<Response>"
-    '<Say language="ja-JP">ただいま電話に出ることができません。'
+    '<Say voice="Polly.Mizuki" language="ja-JP">ただいま電話に出ることができません。'
     "発信音のあとに、お名前とご用件をお話しください。</Say>"
     '<Record action="voice" method="POST" maxLength="60" playBeep="true" '
     'transcribe="true" transcribeCallback="voice"/>'
@@ -224,9 +227,13 @@ def twilio_sms() -> Any:
 # -- the generic signed JSON hook -----------------------------------------------------------
 
 
-def _replays() -> ReplayCache:
-    cache: ReplayCache = current_app.extensions.setdefault("canary.replays", ReplayCache())
-    return cache
+def _replays() -> ReplayGuard:
+    guard: ReplayGuard | None = current_app.extensions.get("canary.replays")
+    if guard is None:
+        settings = settings_of()
+        guard = ReplayGuard(replay_folder(settings.db, settings.webhook_secret))
+        current_app.extensions["canary.replays"] = guard
+    return guard
 
 
 def _generic_time(raw: object, where: str, now: datetime) -> datetime:
@@ -330,13 +337,16 @@ def generic_events() -> Any:
     if problem is not None:
         return refuse(problem)
     assert stamp is not None and signature is not None
-    replays = _replays()
-    if replays.seen(signature, now):
+    replays, forget_at = _replays(), int(stamp.strip()) + window
+    if not replays.claim(signature, forget_at, now):
         return refuse("This signed request was delivered before (a replay); sign each delivery.")
-    drafts, batch = generic_drafts(body, datetime.fromtimestamp(now, UTC))
-    events = [record(d) for d in drafts]
-    # Remembered only once answered, so a delivery that failed may be retried as it was.
-    replays.remember(signature, forget_at=int(stamp.strip()) + window, now=now)
+    try:
+        drafts, batch = generic_drafts(body, datetime.fromtimestamp(now, UTC))
+        events = [record(d) for d in drafts]
+    except BaseException:
+        # Not answered with an event: the sender may deliver the same request again.
+        replays.release(signature, forget_at)
+        raise
     new = sum(not e.duplicate for e in events)
     status = 201 if new else 200
     if not batch:

@@ -13,27 +13,37 @@ The generic hook (``POST /hooks/events``) is signed by the sender with
     X-Canary-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + raw body)>
 
 and is refused outside ``±window`` seconds of our clock. Replays inside the window are
-refused by ``ReplayCache``, a bounded per-process memory of signatures already answered; a
-replay that slips past it (another worker process, or the cache evicted it) is still stored
-only once, because events are idempotent on the provider's id.
+refused by ``ReplayGuard``, which every worker process of the host shares (a file per
+signature in a private folder); a replay that reaches another host behind a load balancer is
+not refused, but is still stored only once, because events are idempotent on the provider's
+id.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import logging
+import os
+import shutil
+import stat
+import tempfile
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+log = logging.getLogger("canary.server.hooks")
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
-    """The signature Twilio sends for a request to ``url`` with these POST parameters."""
-    data = url + "".join(name + value for name, value in sorted(params))
+    """The signature Twilio sends for a request to ``url`` with these POST parameters (sorted
+    by name, then value; a repeated pair counts once, as in Twilio's helper libraries)."""
+    data = url + "".join(name + value for name, value in sorted(set(params)))
     mac = hmac.new(auth_token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1)
     return base64.b64encode(mac.digest()).decode("ascii")
 
@@ -113,38 +123,72 @@ def generic_problem(
     return None
 
 
-class ReplayCache:
-    """Signatures already answered, each kept until its timestamp leaves the window.
+class ReplayGuard:
+    """Signatures already answered, shared by every worker process of this host.
 
-    Bounded: past ``limit`` entries the oldest are forgotten (idempotency still stores a
-    forgotten replay only once). Thread-safe, for gthread workers."""
+    One empty file per signature, created with ``O_EXCL`` so that of two workers only one
+    can claim it, in a folder per minute in which its signatures leave the window; a folder
+    whose minute has passed is removed whole. A claim costs a ``mkdir`` and an ``open``. The
+    folder is private to the user (mode 0700); ``replay_folder`` names it per registry and
+    secret, so two servers on one machine do not see each other's signatures."""
 
-    def __init__(self, limit: int = 100_000) -> None:
-        self.limit = limit
-        self._seen: OrderedDict[str, float] = OrderedDict()  # signature -> forget at
+    SWEEP_EVERY = 60.0  # seconds between two sweeps of one process
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._next_sweep = 0.0
         self._lock = threading.Lock()
 
-    def seen(self, signature: str, now: float) -> bool:
+    def _path(self, signature: str, forget_at: float) -> Path:
+        name = hashlib.sha256(signature.strip().encode("utf-8", "replace")).hexdigest()[:40]
+        return self.root / str(int(forget_at // 60)) / name
+
+    def claim(self, signature: str, forget_at: float, now: float) -> bool:
+        """True for the first claim of a signature until ``forget_at``; False for a replay."""
+        self._sweep(now)
+        path = self._path(signature, forget_at)
+        for _attempt in range(2):  # a sweep of another process may remove the minute's folder
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                return True
+            except FileExistsError:
+                return False
+            except FileNotFoundError:
+                continue
+        return True  # the minute is over as we speak: the window check has the last word
+
+    def release(self, signature: str, forget_at: float) -> None:
+        """Forget a claim whose request was not answered, so the sender may retry it as is."""
+        with contextlib.suppress(FileNotFoundError):
+            self._path(signature, forget_at).unlink()
+
+    def _sweep(self, now: float) -> None:
         with self._lock:
-            self._expire(now)
-            return signature in self._seen
-
-    def remember(self, signature: str, forget_at: float, now: float) -> None:
-        with self._lock:
-            self._expire(now)
-            self._seen[signature] = forget_at
-            self._seen.move_to_end(signature)
-            while len(self._seen) > self.limit:
-                self._seen.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def _expire(self, now: float) -> None:
-        # Entries are appended in arrival order; forget-at times are nearly ordered too, so
-        # dropping from the front while expired is enough in practice.
-        while self._seen:
-            signature, forget_at = next(iter(self._seen.items()))
-            if forget_at > now:
+            if now < self._next_sweep:
                 return
-            del self._seen[signature]
+            self._next_sweep = now + self.SWEEP_EVERY
+        try:
+            minutes = [p for p in self.root.iterdir() if p.name.isdigit()]
+        except FileNotFoundError:
+            return
+        for minute in minutes:
+            if (int(minute.name) + 1) * 60 <= now:  # every signature in it has expired
+                shutil.rmtree(minute, ignore_errors=True)
+
+
+def replay_folder(db_url: str, secret: str) -> Path:
+    """The folder of the replay guard of one registry and secret, under the user's private
+    ``canary-replays-<uid>`` folder in TMPDIR (a fresh private folder if another user holds
+    that name: the guard then covers this process only)."""
+    key = hashlib.sha256(f"{db_url}\0{secret}".encode()).hexdigest()[:16]
+    base = Path(tempfile.gettempdir()) / f"canary-replays-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        base.mkdir(mode=0o700)
+    st = base.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        log.warning(
+            "%s is not a private folder of this user; replays are refused per process", base
+        )
+        base = Path(tempfile.mkdtemp(prefix="canary-replays-"))
+    return base / key

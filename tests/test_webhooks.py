@@ -24,8 +24,9 @@ from canary.seed import SeedRequest, SeedResult, seed
 from canary.settings import Settings
 from server import create_app
 from server.signatures import (
-    ReplayCache,
+    ReplayGuard,
     generic_signature,
+    replay_folder,
     twilio_signature,
     twilio_valid,
     url_variants,
@@ -164,6 +165,9 @@ def test_twilio_signatures_match_the_documented_vectors() -> None:
     # Repeated parameters sort by value too.
     repeated = [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234")]
     assert twilio_signature("12345", DOC_URL, repeated) == "IK+Dwps556ElfBT0I3Rgjkr1wJU="
+    # A pair given twice counts once, as in Twilio's helper libraries.
+    twice = [*repeated, ("Digits", "1234")]
+    assert twilio_signature("12345", DOC_URL, twice) == "IK+Dwps556ElfBT0I3Rgjkr1wJU="
     # The URL is accepted with or without the scheme's port, as Twilio's libraries do.
     port = DOC_URL.replace(".com", ".com:1234")
     assert twilio_valid("12345", port, DOC_PARAMS.items(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
@@ -187,13 +191,23 @@ def test_twilio_signatures_match_the_documented_vectors() -> None:
     ]
 
 
-def test_the_replay_cache_forgets_expired_and_oldest_signatures() -> None:
-    cache = ReplayCache(limit=2)
-    cache.remember("a", forget_at=100, now=0)
-    assert cache.seen("a", now=50) and not cache.seen("a", now=100)
-    for sig in "bcd":
-        cache.remember(sig, forget_at=1000, now=0)
-    assert len(cache) == 2 and not cache.seen("b", now=1) and cache.seen("d", now=1)
+def test_the_replay_guard_is_shared_by_processes_and_forgets_expired_minutes(
+    tmp_path: Path,
+) -> None:
+    one, two = ReplayGuard(tmp_path / "g"), ReplayGuard(tmp_path / "g")  # two workers
+    assert one.claim("sha256=aa", forget_at=1_000, now=700)
+    assert not two.claim("sha256=aa", forget_at=1_000, now=701)  # a replay, whoever gets it
+    assert two.claim("sha256=bb", forget_at=1_000, now=701)
+    two.release("sha256=bb", forget_at=1_000)  # not answered: may come again as it was
+    assert one.claim("sha256=bb", forget_at=1_000, now=702)
+    assert one.claim("sha256=cc", forget_at=5_000, now=4_000)  # sweeps the minute of 1,000
+    assert [p.name for p in (tmp_path / "g").iterdir()] == ["83"]
+    assert not two.claim("sha256=cc", forget_at=5_000, now=4_001)
+    # The folder is private, and named per registry and secret.
+    folder = replay_folder("sqlite:///x.db", "s1")
+    assert folder != replay_folder("sqlite:///x.db", "s2")
+    assert folder != replay_folder("sqlite:///y.db", "s1")
+    assert folder.parent.stat().st_mode & 0o777 == 0o700
 
 
 # -- Twilio ------------------------------------------------------------------------------------
@@ -207,7 +221,8 @@ def test_a_call_is_answered_by_voicemail_and_each_state_stored_once(
     status, body = hook.twilio("/hooks/twilio/voice", {**call, "CallStatus": "ringing"})
     assert status == 200, body
     twiml = body.decode()
-    assert '<Say language="ja-JP">ただいま電話に出ることができません' in twiml
+    # Twilio's default voice speaks no Japanese: the voice must be one that does.
+    assert '<Say voice="Polly.Mizuki" language="ja-JP">ただいま電話に出ることができません' in twiml
     assert "<Record " in twiml and 'transcribe="true"' in twiml and 'maxLength="60"' in twiml
     assert "canary" not in twiml.lower()
     [event] = registry.events(limit=None)
@@ -289,6 +304,21 @@ def test_forged_unsigned_and_unconfigured_twilio_requests_are_refused_and_logged
     assert registry.events(limit=None) == []
 
 
+def test_signed_but_malformed_twilio_requests_are_400_and_nothing_is_stored(
+    hook: Hook, registry: Registry, export: SeedResult
+) -> None:
+    number = _number(registry, export)
+    for path, params, reason in (
+        ("/hooks/twilio/voice", {"From": "+81312345678", "To": number}, "no CallSid"),
+        ("/hooks/twilio/voice", {"CallSid": "CA" + "5" * 32, "From": "+81312345678"}, "no To"),
+        ("/hooks/twilio/voice", {"CallSid": "CA" + "6" * 32, "To": "12"}, "not a phone number"),
+        ("/hooks/twilio/sms", {"From": "+819011112222", "To": number, "Body": "x"}, "MessageSid"),
+    ):
+        status, body = hook.twilio(path, params)
+        assert status == 400 and reason in json.loads(body)["error"], (params, body)
+    assert registry.events(limit=None) == []
+
+
 # -- the generic hook --------------------------------------------------------------------------
 
 
@@ -349,6 +379,11 @@ def test_forged_stale_and_replayed_generic_requests_are_refused(
     assert status == 201
     status, data = hook.replay(event, headers)  # the same signed request again
     assert status == 403 and "replay" in str(data["error"])
+    # Another worker (another application on the same registry and secret) refuses it too.
+    twin = replace(settings, twilio_auth_token=TOKEN, webhook_secret=SECRET)
+    for other in serve(twin, registry):
+        status, data = other.replay(event, headers)
+        assert status == 403 and "replay" in str(data["error"])
     huge = {**event, "text": "x" * (1024 * 1024)}
     status, data, _ = hook.generic(huge)
     assert status == 413
