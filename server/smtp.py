@@ -28,7 +28,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from canary.events import EventDraft
-from canary.mailbox import assigned_addresses, email_drafts, pool_domain_names
+from canary.mailbox import assigned_addresses, pool_domain_names
+from canary.mailparse import email_drafts
 from canary.normalize import email_key
 from canary.registry import Registry
 from canary.settings import Settings
