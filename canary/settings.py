@@ -122,6 +122,14 @@ class Settings:
             "help": "Header a trusted proxy sets to the logged-in user of a download.",
         },
     )
+    token: str = field(
+        default="",
+        metadata={
+            "env": "CANARY_TOKEN",
+            "help": "An API token; when set, canary commands act with its role and name "
+            "(a steward's shell cannot read canaries or events; see `canary token --help`).",
+        },
+    )
     # -- mail -------------------------------------------------------------------------------
     smtp_listen: str = field(
         default="127.0.0.1:2525",

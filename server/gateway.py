@@ -6,7 +6,9 @@ A steward's token (or a list server's) uploads the list either as the raw reques
          --data-binary @members.csv -D headers.txt -o members.seeded.csv \\
          "https://canary.example.jp/api/exports?client=City&list=members&recipient=CallCo&filename=members.csv"
 
-or as a multipart form (``-F file=@members.csv -F client=City -F list=members``). The
+(names outside ASCII must be percent-encoded in the query: ``--url-query "client=さかい生活館"``
+does it; gunicorn answers 400 to raw UTF-8 in a request line) or as a multipart form
+(``-F file=@members.csv -F client=City -F list=members``, any UTF-8 text). The
 answer is ``201`` with the seeded file, byte for byte the upload plus canary rows, in the
 upload's encoding and format, and the headers ``X-Canary-Export-Id``,
 ``X-Canary-Canaries`` and ``X-Canary-SHA256`` (of the answered file). The export's account

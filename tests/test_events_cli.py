@@ -153,3 +153,59 @@ def test_exports_expect_needs_something_to_expect_and_valid_times(
     assert unknown.exit_code == 7
     ok = run("exports", "expect", code, "--sender", "mail.callcenter.example.jp")
     assert ok.exit_code == 0 and "mail.callcenter.example.jp" in ok.output
+
+
+def test_with_canary_token_set_the_cli_acts_with_that_tokens_role(
+    registry: Registry,
+    settings: Settings,
+    tmp_path: Path,
+    run: Run,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code = seed_export(registry, settings, tmp_path, "op1", 1).export.code
+    canary = registry.canaries_of(code)[0]
+    steward = registry.create_token("list-server", "steward")
+    investigator = registry.create_token("inv-sato", "investigator")
+    admin = registry.create_token("root-admin", "admin")
+
+    monkeypatch.setenv("CANARY_TOKEN", steward)
+    for args, needed in (
+        (("events", "list"), "an investigator's token"),
+        (("incidents", "list", "--json"), "an investigator's token"),
+        (("incidents", "show", "IN-NONE-NONE"), "an investigator's token"),
+        (("event", "add", "--channel", "postal", "--to", canary.name), "an investigator's"),
+        (("alerts", "send"), "an investigator's token"),
+        (("token", "list"), "an admin's token"),
+        (("token", "create", "mine", "--role", "admin"), "an admin's token"),
+    ):
+        refused = run(*args)
+        assert refused.exit_code == 1, (args, refused.output)
+        assert "CANARY_TOKEN is the steward token 'list-server'" in refused.stderr, args
+        assert needed in refused.stderr and "unset CANARY_TOKEN" in refused.stderr, args
+    assert registry.events(limit=None) == [] and len(registry.tokens()) == 3
+    # A steward lists exports and sets campaigns, under its own name, but sees no canaries.
+    assert [
+        e["export_id"] for e in json.loads(run("exports", "list", "--json").output)["exports"]
+    ] == [code]
+    narrow = run("exports", "list").output  # 80 columns: two lines an export, id whole
+    assert code in narrow and "city / residents, account op1" in narrow
+    shown = run("exports", "show", code, "--json")
+    assert shown.exit_code == 0 and "canary_records" not in json.loads(shown.output)
+    table = run("exports", "show", code)
+    assert table.exit_code == 0 and code in table.output and canary.name not in table.output
+    assert run("exports", "expect", code, "--sender", "callco.example.jp").exit_code == 0
+    [expect] = [link for link in registry.audit_links() if link.action == "export.expect"]
+    assert expect.actor == "list-server"
+
+    monkeypatch.setenv("CANARY_TOKEN", investigator)
+    assert run("events", "list", "--json").exit_code == 0
+    records = json.loads(run("exports", "show", code, "--json").output)["canary_records"]
+    assert canary.name in [r["name"] for r in records]
+    assert "an admin's token" in run("token", "revoke", "list-server").stderr
+    monkeypatch.setenv("CANARY_TOKEN", admin)
+    assert run("token", "revoke", "inv-sato").exit_code == 0
+    monkeypatch.setenv("CANARY_TOKEN", investigator)  # revoked now
+    gone = run("events", "list")
+    assert gone.exit_code == 1 and "CANARY_TOKEN is unknown or revoked" in gone.stderr
+    monkeypatch.delenv("CANARY_TOKEN")  # the database's holder acts as an admin
+    assert run("token", "list", "--json").exit_code == 0

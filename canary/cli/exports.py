@@ -8,6 +8,9 @@ import click
 from rich.table import Table
 
 from canary.cli.common import AppContext, console, handle_errors, print_json
+from canary.cli.roles import require_role
+
+WIDE = 120  # columns from which exports print as a table
 
 
 @click.group("exports")
@@ -22,21 +25,41 @@ def exports_group() -> None:
 @handle_errors
 def list_exports(app: AppContext, limit: int | None, as_json: bool) -> None:
     """List exports, newest first."""
+    require_role(app, "exports:read")
     exports = app.registry().exports(limit)
     if as_json:
         print_json({"exports": [e.as_json() for e in exports]})
         return
-    table = Table(
-        "export",
-        "time (UTC)",
-        "client",
-        "list",
-        "account",
-        "recipient",
-        "rows",
-        "canaries",
-        "status",
-    )
+    out = console()
+    if not exports:
+        out.print("No exports yet. Seed one: canary seed IN --out OUT --client C --list L ...")
+        return
+    if out.width < WIDE:  # two lines an export: the id is never cut, at any width
+        for e in exports:
+            shared = " (shared)" if e.account_shared else ""
+            out.print(
+                f"[bold]{e.code}[/bold]  {e.created_at.strftime('%Y-%m-%d %H:%M')} UTC  "
+                f"{e.status}  {e.rows_in:,} rows, {e.canary_count} canaries"
+            )
+            out.print(
+                f"      {e.client} / {e.list_name}, account {e.account}{shared}"
+                + (f" → {e.recipient}" if e.recipient else ""),
+                markup=False,
+            )
+        return
+    table = Table()
+    for header, keep in (
+        ("export", True),
+        ("time (UTC)", True),
+        ("client", False),
+        ("list", False),
+        ("account", False),
+        ("recipient", False),
+        ("rows", True),
+        ("canaries", True),
+        ("status", True),
+    ):
+        table.add_column(header, no_wrap=keep)
     for e in exports:
         table.add_row(
             e.code,
@@ -49,7 +72,7 @@ def list_exports(app: AppContext, limit: int | None, as_json: bool) -> None:
             str(e.canary_count),
             e.status,
         )
-    console().print(table)
+    out.print(table)
 
 
 @exports_group.command("show")
@@ -58,12 +81,18 @@ def list_exports(app: AppContext, limit: int | None, as_json: bool) -> None:
 @click.pass_obj
 @handle_errors
 def show_export(app: AppContext, export_id: str, as_json: bool) -> None:
-    """Show one export: who, when, where from, the file's hash and its canaries."""
+    """Show one export: who, when, where from, the file's hash and its canaries (not to a
+    steward's CANARY_TOKEN, as the API shows a steward no canaries)."""
+    who = require_role(app, "exports:read")
     registry = app.registry()
     export = registry.export(export_id)
-    canaries = registry.canaries_of(export.code)
+    hidden = who is not None and not who.may("canaries:read")
+    canaries = [] if hidden else registry.canaries_of(export.code)
     if as_json:
         data = export.as_json()
+        if hidden:
+            print_json(data)
+            return
         data["canary_records"] = [
             {
                 "position": c.position,
@@ -99,6 +128,9 @@ def show_export(app: AppContext, export_id: str, as_json: bool) -> None:
         ("rows", f"{export.rows_in:,} in, {export.rows_out:,} out"),
     ):
         out.print(f"  {label:<16} {value or ''}")
+    if hidden:
+        out.print(f"{export.canary_count} canaries (CANARY_TOKEN's role does not see them)")
+        return
     table = Table("row", "name", "kana", "phone", "email", title=f"{len(canaries)} canaries")
     for c in canaries:
         table.add_row(str(c.position + 1), c.name, c.kana, c.phone_e164 or "", c.email or "")
@@ -118,6 +150,7 @@ def recover_cmd(app: AppContext, directory: Path | None) -> None:
     """Finish or void seeds that were interrupted (seeding does this by itself too)."""
     from canary.delivery import recover
 
+    require_role(app, "seed")
     actions = recover(app.registry(), directory)
     for line in actions:
         click.echo(line)
@@ -170,6 +203,7 @@ def expect_cmd(
     from canary.cdr import DEFAULT_TZ, parse_time, zone
     from canary.errors import InvalidEventError
 
+    require_role(app, "exports:expect")
     tz = zone(DEFAULT_TZ)
     moments = []
     for option, value, end in (("--from", start, False), ("--until", until, True)):
@@ -191,6 +225,7 @@ def expect_cmd(
         return
     out = console()
     out.print(f"[bold]{result['export_id']}[/bold] expects its own campaign 想定される接触:")
+    facts = Table.grid(padding=(0, 2))  # aligns Japanese labels by their display width
     for label, key in (
         ("callers 発信番号", "callers"),
         ("senders 送信ドメイン", "senders"),
@@ -199,4 +234,5 @@ def expect_cmd(
     ):
         held = result[key]
         shown = ", ".join(held) if isinstance(held, list) else str(held or "")
-        out.print(f"  {label:<22} {shown or '—'}", markup=False)
+        facts.add_row(f"  {label}", shown or "—")
+    out.print(facts)

@@ -9,6 +9,7 @@ import time
 import click
 
 from canary.cli.common import AppContext, handle_errors, print_json
+from canary.cli.roles import require_role
 from canary.errors import CanaryError
 
 
@@ -50,6 +51,7 @@ def poll_cmd(app: AppContext, once: bool, every: int, as_json: bool) -> None:
     """
     from canary.mailbox import poll_mailbox
 
+    require_role(app, "events:write")
     registry = app.registry()
     while True:
         result = poll_mailbox(registry, app.settings)

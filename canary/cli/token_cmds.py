@@ -1,7 +1,9 @@
 """canary token create/list/revoke: bearer tokens of the HTTP API.
 
 Whoever can run these holds the registry's database, so they act as admin; the API checks
-each token's role (see canary/registry/access.py).
+each token's role (see canary/registry/access.py). With CANARY_TOKEN set, the command line
+acts with that token's role too, and only an admin's token may manage tokens
+(canary/cli/roles.py).
 """
 
 from __future__ import annotations
@@ -10,12 +12,24 @@ import click
 from rich.table import Table
 
 from canary.cli.common import AppContext, console, err_console, handle_errors, print_json
+from canary.cli.roles import require_role
 from canary.registry.access import ROLES
 
 
 @click.group("token")
 def token_group() -> None:
-    """API tokens: create one per person or system, revoke it when they leave."""
+    """API tokens: create one per person or system, revoke it when they leave.
+
+    \b
+    steward       seed (POST /api/exports), list exports, set campaigns
+    investigator  also read canaries, events and incidents, trace
+    admin         also manage tokens
+
+    The API takes a token as `Authorization: Bearer <token>`. The command line acts as an
+    admin (it holds the database), unless CANARY_TOKEN is set: then every command acts
+    with that token's role and writes its name to the audit log, so a list server's shell
+    with a steward token cannot read canaries, events or incidents.
+    """
 
 
 @token_group.command("create")
@@ -32,6 +46,7 @@ def token_group() -> None:
 @handle_errors
 def token_create(app: AppContext, name: str, role: str, as_json: bool) -> None:
     """Create a token; its secret is printed once and never stored nor shown again."""
+    require_role(app, "tokens:admin")
     secret = app.registry().create_token(name, role)
     if as_json:
         print_json({"name": name.strip(), "role": role, "token": secret})
@@ -50,6 +65,7 @@ def token_create(app: AppContext, name: str, role: str, as_json: bool) -> None:
 @handle_errors
 def token_list(app: AppContext, as_json: bool) -> None:
     """List tokens: name, role, who created them, when last used, revoked or not."""
+    require_role(app, "tokens:admin")
     tokens = app.registry().tokens()
     if as_json:
         print_json({"tokens": tokens})
@@ -76,5 +92,6 @@ def token_list(app: AppContext, as_json: bool) -> None:
 @handle_errors
 def token_revoke(app: AppContext, name: str) -> None:
     """Revoke every live token of that name; the API refuses it from now on."""
+    require_role(app, "tokens:admin")
     count = app.registry().revoke_token(name)
     console().print(f"Revoked {count} token(s) named {name!r}.", markup=False)
