@@ -164,17 +164,23 @@ class ReplayGuard:
             self._path(signature, forget_at).unlink()
 
     def _sweep(self, now: float) -> None:
+        """Remove the minutes that have passed, of this folder and of its siblings (the
+        folders of registries or secrets no longer served), and siblings left empty."""
         with self._lock:
             if now < self._next_sweep:
                 return
             self._next_sweep = now + self.SWEEP_EVERY
         try:
-            minutes = [p for p in self.root.iterdir() if p.name.isdigit()]
+            folders = [self.root, *(p for p in self.root.parent.iterdir() if p != self.root)]
         except FileNotFoundError:
             return
-        for minute in minutes:
-            if (int(minute.name) + 1) * 60 <= now:  # every signature in it has expired
-                shutil.rmtree(minute, ignore_errors=True)
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                for minute in list(folder.iterdir()):
+                    if minute.name.isdigit() and (int(minute.name) + 1) * 60 <= now:
+                        shutil.rmtree(minute, ignore_errors=True)  # all of it has expired
+                if folder != self.root:
+                    folder.rmdir()  # only if empty; a claim would make it again
 
 
 def replay_folder(db_url: str, secret: str) -> Path:

@@ -194,6 +194,8 @@ def test_twilio_signatures_match_the_documented_vectors() -> None:
 def test_the_replay_guard_is_shared_by_processes_and_forgets_expired_minutes(
     tmp_path: Path,
 ) -> None:
+    (tmp_path / "gone" / "10").mkdir(parents=True)  # a registry no longer served
+    (tmp_path / "gone" / "10" / "sig").touch()
     one, two = ReplayGuard(tmp_path / "g"), ReplayGuard(tmp_path / "g")  # two workers
     assert one.claim("sha256=aa", forget_at=1_000, now=700)
     assert not two.claim("sha256=aa", forget_at=1_000, now=701)  # a replay, whoever gets it
@@ -202,6 +204,7 @@ def test_the_replay_guard_is_shared_by_processes_and_forgets_expired_minutes(
     assert one.claim("sha256=bb", forget_at=1_000, now=702)
     assert one.claim("sha256=cc", forget_at=5_000, now=4_000)  # sweeps the minute of 1,000
     assert [p.name for p in (tmp_path / "g").iterdir()] == ["83"]
+    assert [p.name for p in tmp_path.iterdir()] == ["g"]  # the sibling's minute and itself
     assert not two.claim("sha256=cc", forget_at=5_000, now=4_001)
     # The folder is private, and named per registry and secret.
     folder = replay_folder("sqlite:///x.db", "s1")
