@@ -364,9 +364,14 @@ def test_concurrent_deliveries_of_one_event_store_it_once(
     assert len(registry.events(limit=None)) == 1
 
 
-def test_forged_stale_and_replayed_generic_requests_are_refused(
-    hook: Hook, registry: Registry, settings: Settings, export: SeedResult
+def test_forged_stale_and_replayed_generic_requests_are_refused_and_logged(
+    hook: Hook,
+    registry: Registry,
+    settings: Settings,
+    export: SeedResult,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="canary.server.hooks")
     event = _event("ev-9", _number(registry, export))
     status, data, _ = hook.generic(event, secret="not-the-secret")
     assert status == 403 and "does not match" in str(data["error"])
@@ -387,6 +392,9 @@ def test_forged_stale_and_replayed_generic_requests_are_refused(
     for other in serve(twin, registry):
         status, data = other.replay(event, headers)
         assert status == 403 and "replay" in str(data["error"])
+    refused = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for reason in ("does not match", "300 seconds", "not signed", "a replay"):
+        assert any("/hooks/events from 127.0.0.1" in m and reason in m for m in refused), reason
     huge = {**event, "text": "x" * (1024 * 1024)}
     status, data, _ = hook.generic(huge)
     assert status == 413
