@@ -3,7 +3,7 @@
 | route | permission (role) |
 |---|---|
 | ``GET /api/trace?phone=|email=|name=`` | canaries:read (investigator) |
-| ``GET /api/events?classification=&channel=&export=&limit=`` | events:read (investigator) |
+| ``GET /api/events?classification=&channel=&export=&incident=&limit=`` | events:read |
 | ``GET /api/incidents?status=`` | events:read (investigator) |
 | ``GET /api/incidents/<code>`` (with its events) | events:read (investigator) |
 | ``GET /api/exports?limit=`` | exports:read (steward and up) |
@@ -104,11 +104,21 @@ def events_view() -> Any:
     classification = _choice("classification", CLASSIFICATIONS)
     channel = _choice("channel", CHANNELS)
     export = request.args.get("export", "").strip().upper() or None
+    incident = request.args.get("incident", "").strip().upper() or None
     limit = _limit(100)
     events = registry_of().events(
-        limit=limit, classification=classification, channel=channel, export=export
+        limit=limit,
+        classification=classification,
+        channel=channel,
+        export=export,
+        incident=incident,
     )
-    filters = {"classification": classification, "channel": channel, "export": export}
+    filters = {
+        "classification": classification,
+        "channel": channel,
+        "export": export,
+        "incident": incident,
+    }
     _audit_read("events", {**filters, "limit": limit, "events": [e.id for e in events]})
     return jsonify({"events": [e.as_json() for e in events]})
 

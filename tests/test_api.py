@@ -244,8 +244,11 @@ def test_events_and_incidents_are_listed_filtered_and_audited(
     assert live.get("/api/incidents", token, status="closed").json()["incidents"] == []
     detail = live.get(f"/api/incidents/{incident['incident_id']}", token).json()
     assert [e["event_id"] for e in detail["event_records"]] == [event.id]
+    code = str(incident["incident_id"]).lower()
+    filed = live.get("/api/events", token, incident=code).json()["events"]
+    assert [e["event_id"] for e in filed] == [event.id]
     reads = api_reads(registry)
-    assert [r["read"] for _, r in reads] == ["events"] * 4 + ["incident"]
+    assert [r["read"] for _, r in reads] == ["events"] * 4 + ["incident", "events"]
     assert reads[1][1]["classification"] == "suspicious" and reads[1][1]["events"] == [event.id]
     assert reads[-1][1]["incident"] == incident["incident_id"]
 
