@@ -159,7 +159,19 @@ def test_foreign_domains_are_never_relayed(
         # A message to a canary and a stranger: the canary's copy is stored, nothing relayed.
         rest = client.sendmail(SPAMMER, ["victim@example.org", canary.email], _mail(canary.email))
         assert rest["victim@example.org"][0] == 550
-    [event] = registry.events(limit=None)
+        # The old tricks to be relayed through a domain's own server are refused too.
+        domain = canary.email.rpartition("@")[2]
+        client.mail(SPAMMER)
+        for trick in (
+            f"<victim%example.org@{domain}>",  # the percent hack
+            f"<@{domain}:victim@example.org>",  # a source route
+            f'<"victim@example.org"@{domain}>',  # a quoted local part
+            "<victim@[127.0.0.1]>",  # an address literal
+            "<postmaster>",
+        ):
+            code, _reply = client.docmd("RCPT TO:" + trick)
+            assert code in (550, 553), trick
+    [event] = registry.events(limit=None, channel="email")
     assert event.target == canary.email and event.channel == "email"
 
 
