@@ -11,6 +11,9 @@ seeds and sets campaigns gets ``CANARY_TOKEN=<steward token>``, and then
 - ``exports show`` leaves out the canaries, as ``GET /api/exports/<id>`` does for a steward;
 - what the command writes to the audit chain names the token, not the login.
 
+``seed``, ``trace`` and ``scan`` (``seed_cmds``, ``scan_cmds``) do not check it yet: a
+command checks by calling ``require_role(app, permission)`` first.
+
 An unknown or revoked ``CANARY_TOKEN`` refuses every command that checks it. This guards
 against mistakes and names who acted; it is not a wall against someone who holds the
 database password (give such shells the API instead: ``POST /api/exports``).

@@ -26,9 +26,10 @@ def token_group() -> None:
     admin         also manage tokens
 
     The API takes a token as `Authorization: Bearer <token>`. The command line acts as an
-    admin (it holds the database), unless CANARY_TOKEN is set: then every command acts
-    with that token's role and writes its name to the audit log, so a list server's shell
-    with a steward token cannot read canaries, events or incidents.
+    admin (it holds the database), unless CANARY_TOKEN is set: then the commands of
+    events, incidents, exports, alerts, mail poll, import and token act with that token's
+    role and write its name to the audit log, so a list server's shell with a steward
+    token cannot read events, incidents or an export's canaries.
     """
 
 
