@@ -126,8 +126,8 @@ class Settings:
         default="",
         metadata={
             "env": "CANARY_TOKEN",
-            "help": "An API token; when set, canary commands act with its role and name "
-            "(a steward's shell cannot read canaries or events; see `canary token --help`).",
+            "help": "An API token; when set, canary commands act with its role and name (a "
+            "steward's shell cannot read events or incidents; see `canary token --help`).",
         },
     )
     # -- mail -------------------------------------------------------------------------------
