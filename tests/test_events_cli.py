@@ -177,9 +177,11 @@ def test_with_canary_token_set_the_cli_acts_with_that_tokens_role(
         (("alerts", "send"), "an investigator's token"),
         (("token", "list"), "an admin's token"),
         (("token", "create", "mine", "--role", "admin"), "an admin's token"),
+        (("trace", "--name", canary.name), "an investigator's token"),
+        (("scans", "list"), "an investigator's token"),
     ):
         refused = run(*args)
-        assert refused.exit_code == 1, (args, refused.output)
+        assert refused.exit_code == 10, (args, refused.output)
         assert "CANARY_TOKEN is the steward token 'list-server'" in refused.stderr, args
         assert needed in refused.stderr and "unset CANARY_TOKEN" in refused.stderr, args
     assert registry.events(limit=None) == [] and len(registry.tokens()) == 3
@@ -206,6 +208,6 @@ def test_with_canary_token_set_the_cli_acts_with_that_tokens_role(
     assert run("token", "revoke", "inv-sato").exit_code == 0
     monkeypatch.setenv("CANARY_TOKEN", investigator)  # revoked now
     gone = run("events", "list")
-    assert gone.exit_code == 1 and "CANARY_TOKEN is unknown or revoked" in gone.stderr
+    assert gone.exit_code == 10 and "CANARY_TOKEN is unknown or revoked" in gone.stderr
     monkeypatch.delenv("CANARY_TOKEN")  # the database's holder acts as an admin
     assert run("token", "list", "--json").exit_code == 0

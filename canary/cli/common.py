@@ -25,6 +25,7 @@ EXIT_CODES: list[tuple[type[errors.CanaryError], int]] = [
     (errors.PoolError, 4),
     (errors.OutputError, 5),
     (errors.AuditError, 8),
+    (errors.AccessError, 10),
     (errors.CanaryError, 1),
 ]
 

@@ -6,13 +6,14 @@ command line are for shells that should not: a list server or a steward's workst
 seeds and sets campaigns gets ``CANARY_TOKEN=<steward token>``, and then
 
 - every command that needs more than the steward's role (``events list``, ``incidents``,
-  ``event add``, ``import cdr``, ``mail poll``, ``alerts send``, ``token …``) is refused with
-  one sentence and exit 1, as the API answers 403;
+  ``event add``, ``import cdr``, ``mail poll``, ``alerts send``, ``trace``, ``scan``,
+  ``scans list``, ``token …``) is refused with one sentence and exit 10, as the API
+  answers 403;
 - ``exports show`` leaves out the canaries, as ``GET /api/exports/<id>`` does for a steward;
 - what the command writes to the audit chain names the token, not the login.
 
-``seed``, ``trace`` and ``scan`` (``seed_cmds``, ``scan_cmds``) do not check it yet: a
-command checks by calling ``require_role(app, permission)`` first.
+A command checks by calling ``require_role(app, permission)`` first; ``seed`` needs a
+steward's role.
 
 An unknown or revoked ``CANARY_TOKEN`` refuses every command that checks it. This guards
 against mistakes and names who acted; it is not a wall against someone who holds the

@@ -16,6 +16,7 @@ from canary.cli.common import (
     print_json,
     stderr_is_tty,
 )
+from canary.cli.roles import require_role
 
 
 @click.command("scan")
@@ -56,6 +57,7 @@ def scan_cmd(
     from canary.attribute import DEFAULT_THRESHOLD
     from canary.scan import ScanResult, scan
 
+    require_role(app, "canaries:read")  # a scan names exports and shows their canaries
     registry = app.registry()
     if report is not None:
         from canary.report import check_report_path
@@ -173,6 +175,7 @@ def scans_group() -> None:
 @handle_errors
 def scans_list(app: AppContext, limit: int, as_json: bool) -> None:
     """List recorded scans with their file hash and what they attributed."""
+    require_role(app, "events:read")
     scans = app.registry().scans(limit)
     if as_json:
         print_json({"scans": scans})

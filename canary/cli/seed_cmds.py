@@ -16,6 +16,7 @@ from canary.cli.common import (
     print_json,
     stderr_is_tty,
 )
+from canary.cli.roles import require_role
 from canary.errors import InputError
 from canary.schema import ROLES
 from canary.trace import trace
@@ -121,6 +122,7 @@ def seed_cmd(
         force=force,
         account_members=members,
     )
+    require_role(app, "seed")
     registry = app.registry()
     if stderr_is_tty() and not as_json:
         with Progress(
@@ -171,6 +173,7 @@ def trace_cmd(
     given = [x for x in (phone, email, name) if x]
     if len(given) != 1:
         raise click.UsageError("Give exactly one of --phone, --email or --name.")
+    require_role(app, "canaries:read")
     result = trace(app.registry(), phone=phone, email=email, name=name)
     if as_json:
         print_json(result.as_json())
