@@ -97,6 +97,7 @@ def test_the_recipients_own_campaign_is_expected_inside_its_window_plus_grace(
     # Other exports may hold the number too; the campaign of this one explains the call.
     inside = registry.record_event(_call(number, "0312345678", T0 + timedelta(days=12), "CA1"))
     assert inside.classification == "expected"
+    assert result.export.code in inside.reason  # the export id a person reads
     late = registry.record_event(_call(number, "0312345678", T0 + timedelta(days=14), "CA2"))
     assert late.classification == "suspicious" and late.strength == "weak"
     early = registry.record_event(_call(number, "+81312345678", T0 - timedelta(hours=1), "CA3"))

@@ -31,6 +31,7 @@ class Holder:
     campaign_until: datetime | None
     expected_callers: Sequence[str]
     expected_senders: Sequence[str]
+    code: str = ""  # the export id a person reads (EX-…)
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,9 @@ def classify(draft: EventDraft, target: str, facts: Facts, grace: timedelta) -> 
         )
     if not facts.holders:
         return Classification("noise", f"No export holds {target}.", "none")
-    explained = [h.export_id for h in facts.holders if _explains(h, draft, grace)]
+    explained = [h for h in facts.holders if _explains(h, draft, grace)]
     if explained:
-        codes = ", ".join(str(e) for e in explained)
+        codes = ", ".join(h.code or str(h.export_id) for h in explained)
         return Classification(
             "expected",
             f"The campaign of export {codes} explains this contact from {draft.source}.",

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from canary import audit
 from canary.errors import AuditError, NotFoundError, NotInitialisedError, RegistryError
+from canary.events import aware
 from canary.normalize import email_key, kana_key, name_key, phone_e164
 from canary.pools import PoolNumber, phone_set_hash
 from canary.registry.access import AccessStore
@@ -426,7 +427,7 @@ class Registry(PoolStore, ScanStore, EventStore, AccessStore):
             requested_by=e.requested_by,
             host=e.host,
             terminal=e.terminal,
-            created_at=e.created_at,
+            created_at=aware(e.created_at),  # SQLite keeps no offset; stored in UTC
             status=e.status,
             rows_in=e.rows_in,
             rows_out=e.rows_out,

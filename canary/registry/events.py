@@ -417,11 +417,14 @@ class EventStore:
                     Export.campaign_until,
                     Export.expected_callers,
                     Export.expected_senders,
+                    Export.code,
                 ).where(Export.id.in_(export_ids), Export.status != "void")
             )
             .all()
         )
-        return [Holder(r[0], r[1], r[2], r[3], list(r[4] or []), list(r[5] or [])) for r in rows]
+        return [
+            Holder(r[0], r[1], r[2], r[3], list(r[4] or []), list(r[5] or []), r[6]) for r in rows
+        ]
 
     # -- incidents ------------------------------------------------------------------------
 
