@@ -13,9 +13,11 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import random
+import re
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +53,7 @@ __all__ = [
     "DomainHealth",
     "Holders",
     "HostnameTokenRecord",
+    "WebsiteTokens",
     "check_all",
     "check_domain",
     "configured_zones",
@@ -66,6 +69,7 @@ __all__ = [
     "served_zones",
     "split_list",
     "token_label",
+    "website_tokens",
 ]
 
 
@@ -223,6 +227,66 @@ def token_label(rng: random.Random | secrets.SystemRandom) -> str:
     word, kind = rng.choice(COMPANY_WORDS), rng.choice(COMPANY_KINDS)
     digits = str(rng.randint(10, 999))
     return f"{word}-{kind}{digits}" if rng.random() < 0.5 else f"{word}{kind}{digits}"
+
+
+@dataclass
+class WebsiteTokens:
+    """Canary websites for one seed: new hostname tokens under ``zone``, written the way the
+    list's URL column writes its values (scheme or none, ``www.``, a trailing slash)."""
+
+    zone: str
+    schemes: tuple[tuple[str, int], ...] = (("https://", 1),)  # "https://", "http://", ""
+    www: float = 0.0  # share of the list's values starting www.
+    slash: float = 0.0  # share ending in /
+    taken: Callable[[str], bool] = lambda _: False
+    drawn: set[str] = field(default_factory=set)
+
+    def hostname(self, rng: random.Random) -> str:
+        """A token hostname under the zone no export holds and no canary of this seed drew."""
+        for _ in range(50):
+            name = f"{token_label(rng)}.{self.zone}"
+            if name not in self.drawn and not self.taken(name):
+                self.drawn.add(name)
+                return name
+        raise PoolError("Could not find an unused token hostname; try again or use another zone.")
+
+    def write(self, hostname: str, rng: random.Random) -> str:
+        """``hostname`` as the list would write a website."""
+        scheme = rng.choices([s for s, _ in self.schemes], [w for _, w in self.schemes])[0]
+        www = "www." if rng.random() < self.www else ""
+        tail = "/" if scheme and rng.random() < self.slash else ""
+        return f"{scheme}{www}{hostname}{tail}"
+
+
+_SCHEME_RE = re.compile(r"^(https?://)?", re.IGNORECASE)
+
+
+def website_tokens(registry: Registry, zone: str, values: Sequence[str]) -> WebsiteTokens:
+    """Websites under ``zone`` shaped like a URL column's ``values`` (its sample rows)."""
+    filled = [v.strip() for v in values if v.strip()]
+    schemes: Counter[str] = Counter()
+    www = slash = 0
+    for v in filled:
+        scheme = _SCHEME_RE.match(v).group(0).lower()  # type: ignore[union-attr]
+        schemes[scheme] += 1
+        rest = v[len(scheme) :]
+        www += rest.lower().startswith("www.")
+        slash += bool(scheme) and rest.endswith("/")
+    n = max(1, len(filled))
+    with_scheme = max(1, sum(c for s, c in schemes.items() if s))
+    return WebsiteTokens(
+        zone=zone,
+        schemes=tuple(schemes.items()) or (("https://", 1),),
+        www=www / n,
+        slash=slash / with_scheme,
+        taken=lambda name: _hostname_taken(registry, name),
+    )
+
+
+def _hostname_taken(registry: Registry, name: str) -> bool:
+    with Session(registry.engine) as s:
+        found = s.execute(select(HostnameToken.id).where(HostnameToken.hostname == name))
+        return found.first() is not None
 
 
 def _dedicated(s: Session) -> dict[str, int]:

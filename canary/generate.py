@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from canary.formats import (
     DateStyle,
@@ -29,6 +30,9 @@ from canary.pools import PoolNumber
 from canary.profile import ColumnProfile, HostProfile, email_shape
 from canary.reference import Gazetteer, NameBook, Place
 from canary.romaji import to_romaji
+
+if TYPE_CHECKING:
+    from canary.domains import WebsiteTokens
 
 _FW = str.maketrans("0123456789-", "０１２３４５６７８９－")
 _TOKEN_ROLES = {"phone", "mobile", "email"}
@@ -51,6 +55,7 @@ class Person:
     email: str | None
     id_number: int | None = None
     kana_script: str | None = None  # drawn once per canary when the reading is split
+    hostname: str | None = None  # a hostname token, when the list has a URL column
 
     @property
     def name(self) -> str:
@@ -106,6 +111,8 @@ class CanaryFactory:
         self.identity_taken = identity_taken
         self._identities: set[tuple[str, str]] = set()
         self._primary_phone_col: ColumnProfile | None = None  # set per canary by make()
+        # Set by the seed when the list has a URL column and a DNS zone is configured.
+        self.websites: WebsiteTokens | None = None
         self.today = today or date.today()
         self._used_emails: set[str] = set()
         self._drawn_shapes: Counter[tuple[int, int, bool]] = Counter()  # see _like_the_list
@@ -394,9 +401,10 @@ class CanaryFactory:
     def _fill(self, col: ColumnProfile, p: Person) -> str:
         role, r = col.role, self.rng
         # Mostly blank columns stay mostly blank; a building and the free columns decide
-        # their blanks themselves (blanking them here too blanked them twice).
+        # their blanks themselves (blanking them here too blanked them twice). A website is
+        # a token when a zone is configured, else a free column.
         if (
-            role not in _TOKEN_ROLES | _NAME_ROLES | {"building", "other"}
+            role not in _TOKEN_ROLES | _NAME_ROLES | {"building", "other", "url"}
             and col.blank_share > 0.5
             and r.random() < col.blank_share
         ):
@@ -439,6 +447,10 @@ class CanaryFactory:
             return phstyle.render(number.e164)
         if role == "email":
             return p.email or ""
+        if role == "url" and self.websites is not None:
+            if p.hostname is None:
+                p.hostname = self.websites.hostname(r)
+            return self.websites.write(p.hostname, r)
         if role == "id":
             istyle = col.style if isinstance(col.style, IdStyle) else None
             if istyle is None:

@@ -36,6 +36,7 @@ ROLES = (
     "phone",
     "mobile",
     "email",
+    "url",
     "id",
     "text",
     "category",
@@ -69,6 +70,8 @@ for _role, _names in {
     "phone": "電話番号 電話 tel 自宅電話 固定電話 自宅電話番号 phone telephone phone_number 連絡先 tel番号",
     "mobile": "携帯電話 携帯 携帯番号 携帯電話番号 mobile cell cellphone mobile_phone 携帯tel",
     "email": "メールアドレス メール eメール e-mail email mail mail_address pcメール 携帯メール",
+    "url": "url ホームページ hp webサイト website homepage ウェブサイト web サイト url(ホームページ) "
+    "ホームページurl hpアドレス ホームページアドレス 会社url 企業url weburl site",
     "id": "id 顧客id 顧客番号 会員番号 番号 no no. 管理番号 customer_id 会員id 利用者番号 被保険者番号 "
     "整理番号 受付番号 宛名番号 個人番号 通し番号 顧客コード",
     "text": "備考 メモ コメント 特記事項 note notes memo remarks comment 自由記述 ご意見",
@@ -90,6 +93,13 @@ _CONTAINS: tuple[tuple[str, str], ...] = (
     ("joined", "other"),
     ("created", "other"),
     ("updated", "other"),
+    # A company's website (B2B lists): before "mail" and "address" (ホームページアドレス).
+    ("ホームページ", "url"),
+    ("webサイト", "url"),
+    ("ウェブサイト", "url"),
+    ("website", "url"),
+    ("homepage", "url"),
+    ("url", "url"),
     ("携帯", "mobile"),
     ("mobile", "mobile"),
     ("メール", "email"),
@@ -186,6 +196,7 @@ _KANJI_NAME_RE = re.compile(
 )
 _SEX_VALUES = {"男", "女", "男性", "女性", "m", "f", "male", "female", "1", "2", "9", "0"}
 _ADDRESS_RE = re.compile(r"(?:都|道|府|県|市|区|町|村|郡).*\d")
+_URL_RE = re.compile(r"^(?:https?://|www\.)[^\s/@]+\.[^\s@]+$", re.IGNORECASE)
 _ID_RE = re.compile(r"^[A-Za-z]{0,4}[-_]?\d{2,}[A-Za-z]?$")
 
 
@@ -228,6 +239,8 @@ def role_from_values(values: Sequence[str]) -> str | None:
     filled = [unicodedata.normalize("NFKC", v).strip() for v in values if v.strip()]
     if not filled:
         return None
+    if _share(filled, _URL_RE.match) > 0.8:
+        return "url"
     if _share(filled, _EMAIL_RE.match) > 0.8:
         return "email"
     if _share(filled, _POSTCODE_RE.match) > 0.8:

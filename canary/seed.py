@@ -31,6 +31,7 @@ from typing import Any
 
 from canary import csvfile, xlsxfile
 from canary.delivery import TempFile, file_sha256, place_file, recover
+from canary.domains import configured_zones, website_tokens
 from canary.errors import EmptyFileError, InputError, OutputError, PoolTooSmallError
 from canary.formats import IdStyle
 from canary.generate import CanaryFactory, GeneratedCanary
@@ -259,6 +260,11 @@ def _prepare(
     id_col = schema.column_of("id")
     if id_col is not None:
         factory.exclude_ids({n for n in _id_numbers(profile, id_col, body)})
+    url_col = schema.column_of("url")
+    zones = configured_zones(settings) if url_col is not None else []
+    if url_col is not None and zones:  # no zone: the URL column is a free column
+        values = [r[url_col] for r in [*body, *spread] if url_col < len(r)]
+        factory.websites = website_tokens(registry, zones[0], values)
     return factory, count, numbers
 
 
@@ -388,6 +394,21 @@ def _phone_written(c: GeneratedCanary, second: bool = False) -> bool:
     return number is not None and any(phone_e164(v) == number.e164 for v in c.row if v)
 
 
+def _hostnames(
+    made: list[GeneratedCanary | Carried], factory: CanaryFactory
+) -> list[tuple[str, str]]:
+    """(hostname, zone) of the tokens new canaries carry in the URL column; a carried
+    stable canary's website stays its first export's token."""
+    if factory.websites is None:
+        return []
+    zone = factory.websites.zone
+    return [
+        (c.person.hostname, zone)
+        for c in made
+        if isinstance(c, GeneratedCanary) and c.person.hostname is not None
+    ]
+
+
 def _finish(
     registry: Registry,
     req: SeedRequest,
@@ -395,6 +416,7 @@ def _finish(
     draft: ExportDraft,
     drafts: list[CanaryDraft],
     numbers: list[PoolNumber],
+    hostnames: list[tuple[str, str]],
     clock: _Clock | None = None,
 ) -> ExportRecord:
     temp.seal()
@@ -402,7 +424,7 @@ def _finish(
         clock.lap("fsync")
     used = {d.phone_e164 for d in drafts} | {d.phone2_e164 for d in drafts}
     numbers = [n for n in numbers if n.e164 in used]
-    registry.seal_export(draft, drafts, numbers)
+    registry.seal_export(draft, drafts, numbers, hostnames)
     temp.keep = True  # from here the registry owns the file: recovery rolls it forward
     # Still holding the temp file's lock, so a concurrent recovery leaves it to us.
     place_file(temp.path, req.output, req.force)
@@ -511,7 +533,8 @@ def _seed_text(
         draft = _export_draft(
             req, schema, result.rows_in, count, out_hash.hexdigest(), temp, "csv", dialect.label
         )
-        export = _finish(registry, req, temp, draft, drafts, numbers, clock)
+        hostnames = _hostnames(made, factory)
+        export = _finish(registry, req, temp, draft, drafts, numbers, hostnames, clock)
     finally:
         temp.close()
     return SeedResult(export, schema, made, positions, clock.laps, stable)
@@ -767,7 +790,7 @@ def _seed_xlsx(
             group = stable_group(req.client, req.list_name, req.account)
             drafts = _draft_canaries(made, result.positions, factory, stable, group)
             draft = _export_draft(req, schema, result.rows_in, count, digest, temp, "xlsx", None)
-            export = _finish(registry, req, temp, draft, drafts, numbers)
+            export = _finish(registry, req, temp, draft, drafts, numbers, _hostnames(made, factory))
         finally:
             temp.close()
     return SeedResult(export, schema, made, result.positions, stable=stable)

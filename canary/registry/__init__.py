@@ -32,6 +32,7 @@ from canary.registry.models import (
     Client,
     Export,
     ExportPhone,
+    HostnameToken,
     PeopleList,
     PoolPhone,
     StableCarrier,
@@ -296,9 +297,14 @@ class Registry(PoolStore, ScanStore, EventStore, AccessStore):
             self._audit(s, "account.set", name, {"shared": shared, "members": sorted(members)})
 
     def seal_export(
-        self, draft: ExportDraft, canaries: Sequence[CanaryDraft], numbers: Sequence[PoolNumber]
+        self,
+        draft: ExportDraft,
+        canaries: Sequence[CanaryDraft],
+        numbers: Sequence[PoolNumber],
+        hostnames: Sequence[tuple[str, str]] = (),
     ) -> ExportRecord:
-        """Commit an export and its canaries (status ``sealed``) before its file appears."""
+        """Commit an export, its canaries and the (hostname, zone) tokens in their URL column
+        (status ``sealed``) before its file appears."""
         try:
             with self.transaction() as s:
                 plist, account = self._get_or_create(s, draft)
@@ -373,6 +379,12 @@ class Registry(PoolStore, ScanStore, EventStore, AccessStore):
                         .where(PoolPhone.id.in_([n.id for n in numbers]))
                         .values(use_count=PoolPhone.use_count + 1)
                     )
+                for hostname, zone in hostnames:
+                    s.add(
+                        HostnameToken(
+                            hostname=hostname, zone=zone, export_id=export.id, created_at=_now()
+                        )
+                    )
                 s.flush()
                 self._audit(
                     s,
@@ -394,6 +406,8 @@ class Registry(PoolStore, ScanStore, EventStore, AccessStore):
                         "canaries": len(canaries),
                     },
                 )
+                for hostname, zone in hostnames:  # as `canary dns token` records one
+                    self._audit(s, "dns.token", hostname, {"export": draft.code, "zone": zone})
         except IntegrityError as exc:
             raise RegistryError(
                 "Another seed took the same tokens at the same moment; run the seed again. "
