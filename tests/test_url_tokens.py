@@ -15,6 +15,7 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rcode
+import openpyxl
 import pytest
 
 import canary.domains
@@ -193,3 +194,33 @@ def test_a_taken_hostname_at_seal_time_leaves_no_file_no_export_and_no_token(
     assert [e.code for e in registry.exports()] == [first]
     assert [t.hostname for t in hostname_tokens(registry)] == before
     assert Counter(t.export for t in hostname_tokens(registry))[first] == len(before)
+
+
+def _sheet_rows(path: Path) -> list[tuple[object, ...]]:
+    sheet = openpyxl.load_workbook(path).worksheets[0]
+    return list(sheet.iter_rows(values_only=True))
+
+
+def test_an_excel_list_gets_website_tokens_too(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    csv_src = _b2b(tmp_path / "members.csv", "URL", _full, n=200)
+    records = [
+        r.decode("cp932").rstrip("\r\n").split(",") for r in split_records(csv_src.read_bytes())
+    ]
+    src = tmp_path / "members.xlsx"
+    book = openpyxl.Workbook()
+    for record in records:
+        book.worksheets[0].append(record)
+    book.save(src)
+    result = _seed(registry, _zoned(settings), src, tmp_path / "out.xlsx")
+    code = result.export.code
+    original, seeded = _sheet_rows(src), _sheet_rows(tmp_path / "out.xlsx")
+    positions = {c.position for c in registry.canaries_of(code)}
+    assert [r for i, r in enumerate(seeded) if i == 0 or i - 1 not in positions] == original
+    tokens = {t.hostname: t.export for t in hostname_tokens(registry)}
+    urls = [str(r[-1]) for i, r in enumerate(seeded) if i > 0 and i - 1 in positions]
+    assert len(urls) == len(tokens) == result.export.canary_count
+    for url in urls:
+        host = url.removeprefix("https://www.").rstrip("/")
+        assert url == f"https://www.{host}/" and tokens[host] == code
