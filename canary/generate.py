@@ -448,6 +448,10 @@ class CanaryFactory:
         if role == "email":
             return p.email or ""
         if role == "url" and self.websites is not None:
+            # As many canaries as people leave it blank (at most half): a website on every
+            # canary of a mostly blank column would single them out.
+            if p.hostname is None and r.random() < min(0.5, col.blank_share):
+                return ""
             if p.hostname is None:
                 p.hostname = self.websites.hostname(r)
             return self.websites.write(p.hostname, r)

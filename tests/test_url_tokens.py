@@ -99,8 +99,12 @@ def test_each_canary_gets_a_website_that_is_a_token_of_its_export(
 
     tokens = {t.hostname: t for t in hostname_tokens(registry)}
     cells = _url_cells(seeded, registry, code)
-    assert len(cells) == result.export.canary_count == len(tokens) > 1
-    for cell in cells:
+    # As many canaries as firms leave the website blank (at most half); the others' are
+    # tokens.
+    filled = [c for c in cells if c]
+    assert len(cells) == result.export.canary_count
+    assert len(filled) == len(tokens) > len(cells) // 2
+    for cell in filled:
         match = _URL_PARTS.match(cell)
         assert match is not None, cell
         scheme, www, host, slash = match.groups()
