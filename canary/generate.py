@@ -27,7 +27,7 @@ from canary.formats import (
 )
 from canary.normalize import kana_key, name_key
 from canary.pools import PoolNumber
-from canary.profile import ColumnProfile, HostProfile, email_shape
+from canary.profile import ColumnProfile, HostProfile, email_shape, holds_name
 from canary.reference import Gazetteer, NameBook, Place
 from canary.romaji import to_romaji
 
@@ -115,7 +115,7 @@ class CanaryFactory:
         self.websites: WebsiteTokens | None = None
         self.today = today or date.today()
         self._used_emails: set[str] = set()
-        self._drawn_shapes: Counter[tuple[int, int, bool]] = Counter()  # see _like_the_list
+        self._drawn_shapes: Counter[tuple[int, int, bool, bool]] = Counter()  # _like_the_list
         self._used_ids: set[int] = set()
         self._excluded_ids: set[int] = set()
         self._next_number = 0
@@ -273,7 +273,8 @@ class CanaryFactory:
         share = self.profile.email_name_share
         for attempt in range(30):
             local = self._like_the_list(
-                lambda: (named(), True) if r.random() < share else (unnamed(), False)
+                lambda: named() if r.random() < share else unnamed(),
+                f"{surname_kana} {given_kana}",
             )
             if attempt >= 3:
                 local = f"{local}{r.randint(1, 9999)}"
@@ -284,30 +285,27 @@ class CanaryFactory:
             return address
         raise RuntimeError("could not find a free email local part")  # pragma: no cover
 
-    def _like_the_list(self, draw: Callable[[], tuple[str, bool]], k: int = 32) -> str:
-        """One of ``k`` drawn local parts (each with whether it holds the person's name),
-        picked so that their shapes (length, digits, separator) and the share holding a
-        name come out in the list's own mix: sampling-importance-resampling."""
+    def _like_the_list(self, draw: Callable[[], str], kana: str, k: int = 32) -> str:
+        """One of ``k`` drawn local parts, picked so that their shapes (length, digits,
+        separator, whether they hold the name) come out in the list's own mix:
+        sampling-importance-resampling, the proposal's mix learned over the seed's draws."""
         shapes = self.profile.email_shapes
         if sum(shapes.values()) < 30:
-            return draw()[0]
+            return draw()
         # Half the drawn ones get a few digits more (people add a year, a lucky number, a
         # counter), so that the draws cover every shape the list has.
         r = self.rng
         drawn = [
-            (d, named)
-            if r.random() < 0.5
-            else (d + str(r.randint(0, 10 ** r.randint(1, 5) - 1)), named)
-            for d, named in (draw() for _ in range(k))
+            d if r.random() < 0.5 else d + str(r.randint(0, 10 ** r.randint(1, 5) - 1))
+            for d in (draw() for _ in range(k))
         ]
-        keys = [email_shape(d) for d, _ in drawn]
-        # The proposal's mix is learned over every draw of this seed (a few dozen draws
-        # alone favour the shapes that turn up in every batch).
+        named = self.profile.email_shapes_named
+        keys = [(*email_shape(d), named and holds_name(d, kana)) for d in drawn]
         proposal = self._drawn_shapes
         proposal.update(keys)
         total, drawn_total = sum(shapes.values()), sum(proposal.values())
         weights = [((shapes[key] + 0.1) / total) / (proposal[key] / drawn_total) for key in keys]
-        return self.rng.choices(drawn, weights=weights)[0][0]
+        return self.rng.choices(drawn, weights=weights)[0]
 
     def person(self) -> Person:
         for _ in range(100):

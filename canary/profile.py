@@ -76,9 +76,10 @@ class HostProfile:
     # Of the list's email addresses, the share whose local part holds the person's own name
     # in romaji (from the reading); the rest are nicknames, words, random letters.
     email_name_share: float = 0.6
-    # The shapes of the list's email local parts (length, digits, separator), counted in
-    # memory only: canaries' addresses are drawn to have the same mix.
-    email_shapes: Counter[tuple[int, int, bool]] = field(default_factory=Counter)
+    # The shapes of the list's email local parts (length, digits, separator, whether it
+    # holds the name), counted in memory only: canaries' addresses are drawn in that mix.
+    email_shapes: Counter[tuple[int, int, bool, bool]] = field(default_factory=Counter)
+    email_shapes_named: bool = False  # whether the list has a reading to tell names by
     # The list's own postcodes (seven digits) with their counts, from the head and windows
     # through the file: canaries live where the list's people live, as often as they do.
     postcodes: Counter[str] = field(default_factory=Counter)
@@ -294,6 +295,7 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
         email_share=(1 - email_col.blank_share) if email_col else 0.0,
         email_name_share=_email_name_share(schema, body),
         email_shapes=_email_shapes(schema, body),
+        email_shapes_named=schema.column_of("kana") is not None,
         postcodes=codes,
         streets=_streets_by_postcode(schema, body),
     )
@@ -311,16 +313,31 @@ def email_shape(local: str) -> tuple[int, int, bool]:
     )
 
 
-def _email_shapes(schema: Schema, body: Sequence[Sequence[str]]) -> Counter[tuple[int, int, bool]]:
-    col = schema.column_of("email")
-    shapes: Counter[tuple[int, int, bool]] = Counter()
+def holds_name(local: str, kana: str) -> bool:
+    """Whether an address's local part holds the person's name: a word of the reading,
+    in romaji, of three letters or more (what a broker can check)."""
+    from canary.romaji import to_romaji
+
+    parts = unicodedata.normalize("NFKC", kana).replace("\u3000", " ").split()
+    names = [to_romaji(jaconv.hira2kata(p)) for p in parts if p]
+    return any(len(n) >= 3 and n in local for n in names)
+
+
+def _email_shapes(
+    schema: Schema, body: Sequence[Sequence[str]]
+) -> Counter[tuple[int, int, bool, bool]]:
+    """Counts of (shape, holds the name) of the list's addresses; without a reading
+    column every address counts as not holding it."""
+    col, kana = schema.column_of("email"), schema.column_of("kana")
+    shapes: Counter[tuple[int, int, bool, bool]] = Counter()
     if col is None:
         return shapes
     for r in body:
         if col < len(r) and "@" in r[col]:
             local = unicodedata.normalize("NFKC", r[col]).strip().lower().split("@")[0]
             if local:
-                shapes[email_shape(local)] += 1
+                named = kana is not None and kana < len(r) and holds_name(local, r[kana])
+                shapes[(*email_shape(local), named)] += 1
     return shapes
 
 
