@@ -264,8 +264,16 @@ class CanaryFactory:
                 self.names.given_for("F" if r.random() < 0.5 else "M", birth.year).draw(r).kana
             )
             letters = "".join(r.choices("abcdefghijklmnopqrstuvwxyz", k=r.randint(3, 8)))
+            short = "".join(r.choices("abcdefghijklmnopqrstuvwxyz", k=r.randint(3, 6)))
+            sep = r.choice("-_.")
             return r.choice(
-                [f"{other}{r.randint(1, 999)}", f"{other}_{yy}", f"{letters}{r.randint(0, 9999)}"]
+                [
+                    f"{other}{r.randint(1, 999)}",
+                    f"{other}_{yy}",
+                    f"{letters}{r.randint(0, 9999)}",
+                    f"{other}{sep}{short}",  # two words, as nicknames often are
+                    f"{short}{sep}{other}",
+                ]
             )
 
         # As many addresses as in the list hold the person's name; their shapes follow
