@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from canary.errors import CanaryError
 from canary.events import aware
 from canary.registry import Registry
-from canary.registry.events import IncidentRecord
+from canary.registry.incidents import IncidentRecord
 from canary.registry.models import JobRun
 from canary.settings import Settings
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from canary.events import EventRecord
-from canary.registry.events import IncidentRecord
+from canary.registry.incidents import IncidentRecord
 
 CHANNEL_EN = {
     "call": "call",

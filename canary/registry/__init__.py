@@ -25,6 +25,7 @@ from canary.normalize import email_key, kana_key, name_key, phone_e164
 from canary.pools import PoolNumber, phone_set_hash
 from canary.registry.access import AccessStore
 from canary.registry.events import EventStore
+from canary.registry.incidents import IncidentStore
 from canary.registry.models import (
     Account,
     AuditEntry,
@@ -45,6 +46,7 @@ from canary.registry.records import (
     ExportRecord,
 )
 from canary.registry.scans import ScanStore
+from canary.registry.seals import SealStore
 
 __all__ = ["CanaryDraft", "CanaryRecord", "ExportDraft", "ExportRecord", "Registry"]
 
@@ -111,7 +113,7 @@ def _make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-class Registry(PoolStore, ScanStore, EventStore, AccessStore):
+class Registry(PoolStore, ScanStore, EventStore, IncidentStore, SealStore, AccessStore):
     """Access to one registry database (SQLite file or PostgreSQL)."""
 
     def __init__(self, url: str, actor: str = "unknown") -> None:
