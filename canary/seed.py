@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import math
 import os
 import random
-import re
 import socket
 import time
 import zipfile
@@ -37,6 +35,14 @@ from canary.formats import IdStyle
 from canary.generate import CanaryFactory, GeneratedCanary
 from canary.idcheck import find_existing_ids
 from canary.normalize import address_key
+from canary.ordering import (
+    Carried,
+    fit_id_range,
+    keep_order,
+    lines_before,
+    resolve_id_collisions,
+    sort_order,
+)
 from canary.pools import PoolNumber, choose_phone_set
 from canary.profile import HostProfile, profile_host
 from canary.reference import Gazetteer, name_book
@@ -76,15 +82,6 @@ def default_stable_count(count: int) -> int:
 def stable_group(client: str, list_name: str, account: str) -> str:
     """The key of one (client, list, account) group of exports."""
     return hashlib.sha256("\x1f".join((client, list_name, account)).encode()).hexdigest()[:32]
-
-
-@dataclass
-class Carried:
-    """A stable canary carried again: the very row the group's earlier exports hold."""
-
-    row: list[str]
-    fields: dict[str, str]
-    draft: CanaryDraft
 
 
 @dataclass(frozen=True)
@@ -463,24 +460,24 @@ def _seed_text(
         registry, settings, req, schema, body, est_rows, rng, dialect.encodable, spread
     )
     clock.lap("profile")
-    skip_lines = _lines_before(req.input, header_end, dialect.terminator)
+    skip_lines = lines_before(req.input, header_end, dialect.terminator)
     tail = csvfile.read_tail(req.input, dialect)
-    _fit_id_range(tail, schema, factory, est_rows)
+    fit_id_range(tail, schema, factory, est_rows)
     made, stable = _make_canaries(registry, req, schema, factory, count, numbers, dialect.encodable)
     span = max(1, head.size - header_end)
     targets = [
         header_end + (span * i) // count + rng.randrange(max(1, span // count))
         for i in range(count)
     ]
-    sort = _sort_order(schema, factory, body, tail)
+    sort = sort_order(schema, factory, body, tail)
 
     def place(only: set[int] | None = None) -> list[Any]:
-        return _keep_order(
+        return keep_order(
             req.input, dialect, sort, factory, header_end, head.size, made, targets, only
         )
 
     def check_ids(made: list[GeneratedCanary | Carried]) -> list[GeneratedCanary | Carried]:
-        return _resolve_id_collisions(
+        return resolve_id_collisions(
             schema,
             factory,
             made,
@@ -540,214 +537,6 @@ def _seed_text(
     return SeedResult(export, schema, made, positions, clock.laps, stable)
 
 
-@dataclass
-class _SortOrder:
-    """How a list is sorted, found once per seed from its head and tail."""
-
-    key: Callable[[Sequence[str]], Any]
-    id_col: int | None = None  # sorted by this ID column: new canaries take IDs in gaps
-    style: IdStyle | None = None
-    following: list[int] = field(default_factory=list)  # columns that grow with the ID
-
-
-def _sort_order(
-    schema: Schema, factory: CanaryFactory, body: list[list[str]], tail: list[list[str]]
-) -> _SortOrder | None:
-    """The order the list is sorted in, if any: by ID, or else by postcode and reading,
-    postcode, reading or birth date (see placement)."""
-    from canary import placement
-
-    id_col = schema.column_of("id")
-    style = factory.profile.columns[id_col].style if id_col is not None else None
-    if id_col is not None and isinstance(style, IdStyle):
-        key = placement.id_key(id_col, style)
-        if placement.sorted_by(body, tail, key, strict=True):
-            return _SortOrder(key, id_col, style, _columns_following_order(schema, body))
-    for key in _sort_keys(schema):
-        if placement.sorted_by(body, tail, key):
-            return _SortOrder(key)
-    return None
-
-
-def _keep_order(
-    path: Path,
-    dialect: csvfile.Dialect,
-    sort: _SortOrder | None,
-    factory: CanaryFactory,
-    header_end: int,
-    size: int,
-    made: list[GeneratedCanary | Carried],
-    targets: list[int],
-    only: set[int] | None = None,
-) -> list[Any]:
-    """In a sorted list, put each canary (of ``only``, if given) where it belongs (see
-    placement): in a list sorted by ID a new canary takes a free ID between two
-    neighbours; otherwise, and for a carried canary, it goes where its own key fits. A new
-    canary whose key falls outside the list's (a postcode past the last) is made again, a
-    few times. ``targets`` and rows change in place; a canary no place was found for keeps
-    its random place. Returns each canary's key, to order canaries sharing a place."""
-    from canary import placement
-
-    if sort is None:
-        return [(True, 0)] * len(made)
-    used: set[int] = set()
-    odds = placement.GapOdds()  # the list's ID steps, learned while placing
-    misses = 0
-    count, span = len(made), max(1, size - header_end)
-    with path.open("rb") as fh:
-        lines = placement.SortedLines(fh, dialect, header_end, size, sort.key)
-        for i, c in enumerate(made):
-            if only is not None and i not in only:
-                continue
-            if sort.id_col is not None and isinstance(c, GeneratedCanary):
-                if misses >= 3 and not used:
-                    continue  # no gap anywhere so far: the IDs are dense, stop looking
-                region = (header_end + span * i // count, header_end + span * (i + 1) // count)
-                spot = placement.place_new(
-                    lines, factory.rng, lambda n: n in used or factory.id_taken(n), region, odds
-                )
-                misses += spot is None
-                if spot is None or spot.id is None:
-                    continue
-                factory.set_id(c, sort.id_col, spot.id)
-                used.add(spot.id)
-                # A join date that grows with the ID: the canary joined the same day as
-                # the member before it.
-                for j in sort.following:
-                    if j < len(spot.before) and spot.before[j].strip():
-                        c.row[j] = spot.before[j]
-                        c.fields[factory.profile.columns[j].name] = c.row[j]
-                targets[i] = spot.target
-                continue
-            strict = sort.id_col is not None  # IDs are unique; postcodes are shared
-            for _ in range(1 if isinstance(c, Carried) else 10):
-                own = sort.key(c.row)
-                spot = placement.place_fixed(lines, own, strict) if own is not None else None
-                if spot is not None:
-                    targets[i] = spot.target
-                    break
-                if isinstance(c, GeneratedCanary):
-                    c = made[i] = factory.make()
-    keys = [sort.key(c.row) for c in made]
-    return [(k is None, k if k is not None else 0) for k in keys]
-
-
-def _columns_following_order(schema: Schema, body: list[list[str]]) -> list[int]:
-    """Free columns (a join or registration date) whose values never decrease down a list
-    sorted by ID, with many distinct values."""
-    out = []
-    for j, role in enumerate(schema.roles):
-        if role != "other":
-            continue
-        values = [r[j] for r in body if j < len(r) and r[j].strip()]
-        if len(values) < 20 or len(set(values)) < len(values) // 10:
-            continue
-        if all(a <= b for a, b in itertools.pairwise(values)):
-            out.append(j)
-    return out
-
-
-def _sort_keys(schema: Schema) -> list[Callable[[Sequence[str]], object]]:
-    """Orders a list is often sorted in, other than by ID: by postcode (地区順) then
-    reading, by postcode, by reading (五十音順), by birth date."""
-    from canary.normalize import kana_key, postcode_key
-
-    pc, kana, birth = (schema.column_of(r) for r in ("postcode", "kana", "birth_date"))
-
-    def cell(r: Sequence[str], i: int | None) -> str | None:
-        return r[i] if i is not None and i < len(r) and r[i].strip() else None
-
-    def by_postcode(r: Sequence[str]) -> object:
-        v = cell(r, pc)
-        return postcode_key(v) if v else None
-
-    def by_kana(r: Sequence[str]) -> object:
-        v = cell(r, kana)
-        return kana_key(v) if v else None
-
-    def by_postcode_kana(r: Sequence[str]) -> object:
-        a, b = by_postcode(r), by_kana(r)
-        return (a, b) if a and b else None
-
-    def by_birth(r: Sequence[str]) -> object:
-        v = cell(r, birth)
-        return re.sub(r"\D", "", v) if v else None
-
-    # Systems sort the text as written (a space sorts before any kana), people sort by
-    # sound: both are tried, as written first.
-    def by_postcode_kana_raw(r: Sequence[str]) -> object:
-        a, b = cell(r, pc), cell(r, kana)
-        return (a, b) if a and b else None
-
-    def by_kana_raw(r: Sequence[str]) -> object:
-        return cell(r, kana)
-
-    keys: list[Callable[[Sequence[str]], object]] = []
-    if pc is not None and kana is not None:
-        keys += [by_postcode_kana_raw, by_postcode_kana]
-    if pc is not None:
-        keys.append(by_postcode)
-    if kana is not None:
-        keys += [by_kana_raw, by_kana]
-    if birth is not None:
-        keys.append(by_birth)
-    return keys
-
-
-def _fit_id_range(
-    tail: list[list[str]], schema: Schema, factory: CanaryFactory, est_rows: int
-) -> None:
-    """Widen the ID range seen in the head with the IDs at the end of the file: lists are
-    usually sorted by ID, so the tail holds the highest. Collisions anywhere in the file are
-    still ruled out afterwards by one columnar pass (``_resolve_id_collisions``)."""
-    id_col = schema.column_of("id")
-    style = factory.profile.columns[id_col].style if id_col is not None else None
-    if id_col is None or not isinstance(style, IdStyle):
-        return
-    numbers = [style.low, style.high]
-    for record in tail:
-        if id_col < len(record) and (n := style.number(record[id_col])) is not None:
-            numbers.append(n)
-    factory.set_id_range(est_rows, min(numbers), max(numbers))
-
-
-def _lines_before(path: Path, offset: int, terminator: int) -> int:
-    with path.open("rb") as fh:
-        return fh.read(offset).count(bytes([terminator]))
-
-
-def _resolve_id_collisions(
-    schema: Schema,
-    factory: CanaryFactory,
-    made: list[GeneratedCanary | Carried],
-    existing: Callable[[int, set[str]], set[str]],
-) -> list[GeneratedCanary | Carried]:
-    """Make sure no canary ID equals a host ID anywhere in the list (not only the sample).
-
-    ``existing(column, ids)`` returns which of ``ids`` the whole ID column already holds.
-    """
-    id_col = schema.column_of("id")
-    if id_col is None:
-        return made
-    for _ in range(5):
-        clashes = existing(id_col, {c.row[id_col] for c in made if c.row[id_col]})
-        if not clashes:
-            return made
-        # A carried stable canary whose ID a new person of the list now holds is replaced
-        # by a new canary (stable for the group from here on).
-        numbers = {
-            c.person.id_number
-            for c in made
-            if c.row[id_col] in clashes and isinstance(c, GeneratedCanary)
-        }
-        factory.exclude_ids({n for n in numbers if n is not None})
-        made = [factory.make() if c.row[id_col] in clashes else c for c in made]
-    raise InputError(
-        "Could not find IDs free in the list's ID column; give the ID column "
-        "another role with --map other=COLUMN."
-    )
-
-
 def _seed_xlsx(
     registry: Registry,
     settings: Settings,
@@ -772,7 +561,7 @@ def _seed_xlsx(
         made, stable = _make_canaries(
             registry, req, schema, factory, count, numbers, lambda _: True
         )
-        made = _resolve_id_collisions(
+        made = resolve_id_collisions(
             schema,
             factory,
             made,

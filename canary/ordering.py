@@ -1,0 +1,238 @@
+"""Where canaries go in a sorted list and which IDs they take: the list's sort order
+found once per seed, canaries kept in it, their IDs fitted to the list's range and
+kept clear of the hosts' (see ``canary.placement`` for the reading of lines)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from canary import csvfile
+from canary.errors import InputError
+from canary.formats import IdStyle
+from canary.generate import CanaryFactory, GeneratedCanary
+from canary.registry.records import CanaryDraft
+from canary.schema import Schema
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+@dataclass
+class Carried:
+    """A stable canary carried again: the very row the group's earlier exports hold."""
+
+    row: list[str]
+    fields: dict[str, str]
+    draft: CanaryDraft
+
+
+@dataclass
+class SortOrder:
+    """How a list is sorted, found once per seed from its head and tail."""
+
+    key: Callable[[Sequence[str]], Any]
+    id_col: int | None = None  # sorted by this ID column: new canaries take IDs in gaps
+    style: IdStyle | None = None
+    following: list[int] = field(default_factory=list)  # columns that grow with the ID
+
+
+def sort_order(
+    schema: Schema, factory: CanaryFactory, body: list[list[str]], tail: list[list[str]]
+) -> SortOrder | None:
+    """The order the list is sorted in, if any: by ID, or else by postcode and reading,
+    postcode, reading or birth date (see placement)."""
+    from canary import placement
+
+    id_col = schema.column_of("id")
+    style = factory.profile.columns[id_col].style if id_col is not None else None
+    if id_col is not None and isinstance(style, IdStyle):
+        key = placement.id_key(id_col, style)
+        if placement.sorted_by(body, tail, key, strict=True):
+            return SortOrder(key, id_col, style, columns_following_order(schema, body))
+    for key in sort_keys(schema):
+        if placement.sorted_by(body, tail, key):
+            return SortOrder(key)
+    return None
+
+
+def keep_order(
+    path: Path,
+    dialect: csvfile.Dialect,
+    sort: SortOrder | None,
+    factory: CanaryFactory,
+    header_end: int,
+    size: int,
+    made: list[GeneratedCanary | Carried],
+    targets: list[int],
+    only: set[int] | None = None,
+) -> list[Any]:
+    """In a sorted list, put each canary (of ``only``, if given) where it belongs (see
+    placement): in a list sorted by ID a new canary takes a free ID between two
+    neighbours; otherwise, and for a carried canary, it goes where its own key fits. A new
+    canary whose key falls outside the list's (a postcode past the last) is made again, a
+    few times. ``targets`` and rows change in place; a canary no place was found for keeps
+    its random place. Returns each canary's key, to order canaries sharing a place."""
+    from canary import placement
+
+    if sort is None:
+        return [(True, 0)] * len(made)
+    used: set[int] = set()
+    odds = placement.GapOdds()  # the list's ID steps, learned while placing
+    misses = 0
+    count, span = len(made), max(1, size - header_end)
+    with path.open("rb") as fh:
+        lines = placement.SortedLines(fh, dialect, header_end, size, sort.key)
+        for i, c in enumerate(made):
+            if only is not None and i not in only:
+                continue
+            if sort.id_col is not None and isinstance(c, GeneratedCanary):
+                if misses >= 3 and not used:
+                    continue  # no gap anywhere so far: the IDs are dense, stop looking
+                region = (header_end + span * i // count, header_end + span * (i + 1) // count)
+                spot = placement.place_new(
+                    lines, factory.rng, lambda n: n in used or factory.id_taken(n), region, odds
+                )
+                misses += spot is None
+                if spot is None or spot.id is None:
+                    continue
+                factory.set_id(c, sort.id_col, spot.id)
+                used.add(spot.id)
+                # A join date that grows with the ID: the canary joined the same day as
+                # the member before it.
+                for j in sort.following:
+                    if j < len(spot.before) and spot.before[j].strip():
+                        c.row[j] = spot.before[j]
+                        c.fields[factory.profile.columns[j].name] = c.row[j]
+                targets[i] = spot.target
+                continue
+            strict = sort.id_col is not None  # IDs are unique; postcodes are shared
+            for _ in range(1 if isinstance(c, Carried) else 10):
+                own = sort.key(c.row)
+                spot = placement.place_fixed(lines, own, strict) if own is not None else None
+                if spot is not None:
+                    targets[i] = spot.target
+                    break
+                if isinstance(c, GeneratedCanary):
+                    c = made[i] = factory.make()
+    keys = [sort.key(c.row) for c in made]
+    return [(k is None, k if k is not None else 0) for k in keys]
+
+
+def columns_following_order(schema: Schema, body: list[list[str]]) -> list[int]:
+    """Free columns (a join or registration date) whose values never decrease down a list
+    sorted by ID, with many distinct values."""
+    out = []
+    for j, role in enumerate(schema.roles):
+        if role != "other":
+            continue
+        values = [r[j] for r in body if j < len(r) and r[j].strip()]
+        if len(values) < 20 or len(set(values)) < len(values) // 10:
+            continue
+        if all(a <= b for a, b in itertools.pairwise(values)):
+            out.append(j)
+    return out
+
+
+def sort_keys(schema: Schema) -> list[Callable[[Sequence[str]], object]]:
+    """Orders a list is often sorted in, other than by ID: by postcode (地区順) then
+    reading, by postcode, by reading (五十音順), by birth date."""
+    from canary.normalize import kana_key, postcode_key
+
+    pc, kana, birth = (schema.column_of(r) for r in ("postcode", "kana", "birth_date"))
+
+    def cell(r: Sequence[str], i: int | None) -> str | None:
+        return r[i] if i is not None and i < len(r) and r[i].strip() else None
+
+    def by_postcode(r: Sequence[str]) -> object:
+        v = cell(r, pc)
+        return postcode_key(v) if v else None
+
+    def by_kana(r: Sequence[str]) -> object:
+        v = cell(r, kana)
+        return kana_key(v) if v else None
+
+    def by_postcode_kana(r: Sequence[str]) -> object:
+        a, b = by_postcode(r), by_kana(r)
+        return (a, b) if a and b else None
+
+    def by_birth(r: Sequence[str]) -> object:
+        v = cell(r, birth)
+        return re.sub(r"\D", "", v) if v else None
+
+    # Systems sort the text as written (a space sorts before any kana), people sort by
+    # sound: both are tried, as written first.
+    def by_postcode_kana_raw(r: Sequence[str]) -> object:
+        a, b = cell(r, pc), cell(r, kana)
+        return (a, b) if a and b else None
+
+    def by_kana_raw(r: Sequence[str]) -> object:
+        return cell(r, kana)
+
+    keys: list[Callable[[Sequence[str]], object]] = []
+    if pc is not None and kana is not None:
+        keys += [by_postcode_kana_raw, by_postcode_kana]
+    if pc is not None:
+        keys.append(by_postcode)
+    if kana is not None:
+        keys += [by_kana_raw, by_kana]
+    if birth is not None:
+        keys.append(by_birth)
+    return keys
+
+
+def fit_id_range(
+    tail: list[list[str]], schema: Schema, factory: CanaryFactory, est_rows: int
+) -> None:
+    """Widen the ID range seen in the head with the IDs at the end of the file: lists are
+    usually sorted by ID, so the tail holds the highest. Collisions anywhere in the file are
+    still ruled out afterwards by one columnar pass (``resolve_id_collisions``)."""
+    id_col = schema.column_of("id")
+    style = factory.profile.columns[id_col].style if id_col is not None else None
+    if id_col is None or not isinstance(style, IdStyle):
+        return
+    numbers = [style.low, style.high]
+    for record in tail:
+        if id_col < len(record) and (n := style.number(record[id_col])) is not None:
+            numbers.append(n)
+    factory.set_id_range(est_rows, min(numbers), max(numbers))
+
+
+def lines_before(path: Path, offset: int, terminator: int) -> int:
+    with path.open("rb") as fh:
+        return fh.read(offset).count(bytes([terminator]))
+
+
+def resolve_id_collisions(
+    schema: Schema,
+    factory: CanaryFactory,
+    made: list[GeneratedCanary | Carried],
+    existing: Callable[[int, set[str]], set[str]],
+) -> list[GeneratedCanary | Carried]:
+    """Make sure no canary ID equals a host ID anywhere in the list (not only the sample).
+
+    ``existing(column, ids)`` returns which of ``ids`` the whole ID column already holds.
+    """
+    id_col = schema.column_of("id")
+    if id_col is None:
+        return made
+    for _ in range(5):
+        clashes = existing(id_col, {c.row[id_col] for c in made if c.row[id_col]})
+        if not clashes:
+            return made
+        # A carried stable canary whose ID a new person of the list now holds is replaced
+        # by a new canary (stable for the group from here on).
+        numbers = {
+            c.person.id_number
+            for c in made
+            if c.row[id_col] in clashes and isinstance(c, GeneratedCanary)
+        }
+        factory.exclude_ids({n for n in numbers if n is not None})
+        made = [factory.make() if c.row[id_col] in clashes else c for c in made]
+    raise InputError(
+        "Could not find IDs free in the list's ID column; give the ID column "
+        "another role with --map other=COLUMN."
+    )
