@@ -26,7 +26,6 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, request
 
 from canary.events import CHANNELS, CLASSIFICATIONS, aware
-from canary.registry.records import CanaryRecord
 from canary.trace import trace
 from server import gateway
 from server.app import registry_of
@@ -59,24 +58,6 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
     if value and value not in allowed:
         abort(400, f"{name} must be one of {', '.join(allowed)}, not {value!r}.")
     return value or None
-
-
-def canary_json(c: CanaryRecord) -> dict[str, object]:
-    return {
-        "row": c.position + 1,
-        "position": c.position,
-        "name": c.name,
-        "kana": c.kana,
-        "sex": c.sex,
-        "birth_date": c.birth_date,
-        "postcode": c.postcode,
-        "address": c.address,
-        "phone": c.phone_e164,
-        "phone2": c.phone2_e164,
-        "email": c.email,
-        "layer": c.layer,
-        "fields": c.fields,
-    }
 
 
 @bp.get("/trace")
@@ -157,7 +138,7 @@ def export_view(code: str) -> Any:
     if principal().may("canaries:read"):
         canaries = registry.canaries_of(export.code)
         _audit_read("export", {"export": export.code, "canaries": len(canaries)})
-        data["canary_records"] = [canary_json(c) for c in canaries]
+        data["canary_records"] = [c.as_json() for c in canaries]
     return jsonify(data)
 
 

@@ -93,22 +93,7 @@ def show_export(app: AppContext, export_id: str, as_json: bool) -> None:
         if hidden:
             print_json(data)
             return
-        data["canary_records"] = [
-            {
-                "position": c.position,
-                "name": c.name,
-                "kana": c.kana,
-                "sex": c.sex,
-                "birth_date": c.birth_date,
-                "postcode": c.postcode,
-                "address": c.address,
-                "phone": c.phone_e164,
-                "phone2": c.phone2_e164,
-                "email": c.email,
-                "fields": c.fields,
-            }
-            for c in canaries
-        ]
+        data["canary_records"] = [c.as_json() for c in canaries]
         print_json(data)
         return
     out = console()

@@ -124,6 +124,24 @@ class CanaryRecord:
     fields: dict[str, object]
     layer: str = "export"  # or "stable" (carried by every export of the list by the account)
 
+    def as_json(self) -> dict[str, object]:
+        """The canary as `exports show --json` and the API give it."""
+        return {
+            "row": self.position + 1,
+            "position": self.position,
+            "name": self.name,
+            "kana": self.kana,
+            "sex": self.sex,
+            "birth_date": self.birth_date,
+            "postcode": self.postcode,
+            "address": self.address,
+            "phone": self.phone_e164,
+            "phone2": self.phone2_e164,
+            "email": self.email,
+            "layer": self.layer,
+            "fields": self.fields,
+        }
+
 
 @dataclass(frozen=True)
 class PoolPhoneRecord:
