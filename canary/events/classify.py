@@ -58,21 +58,28 @@ def _sender_domain(source: str | None) -> str:
     return (source or "").strip("<> ").rpartition("@")[2].lower()
 
 
-def _explains(holder: Holder, draft: EventDraft, grace: timedelta) -> bool:
-    """Whether the holder's campaign explains this contact (source and time)."""
+def _source(draft: EventDraft) -> str:
+    """The contact's source as campaigns list it: a caller's E.164, a sender's domain."""
+    if draft.channel in PHONE_CHANNELS:
+        return phone_e164(draft.source or "") or (draft.source or "").strip()
+    if draft.channel in MAIL_CHANNELS:
+        return _sender_domain(draft.source)
+    return ""
+
+
+def _explains(holder: Holder, draft: EventDraft, source: str, grace: timedelta) -> bool:
+    """Whether the holder's campaign explains this contact (``source``: see _source)."""
     moment = aware(draft.occurred_at)
     if holder.campaign_from is not None and moment < aware(holder.campaign_from):
         return False
     if holder.campaign_until is not None and moment > aware(holder.campaign_until) + grace:
         return False
+    if not source:
+        return False
     if draft.channel in PHONE_CHANNELS:
-        caller = phone_e164(draft.source or "") or (draft.source or "").strip()
-        return bool(caller) and caller in holder.expected_callers
+        return source in holder.expected_callers
     if draft.channel in MAIL_CHANNELS:
-        domain = _sender_domain(draft.source)
-        return bool(domain) and any(
-            domain == d or domain.endswith("." + d) for d in holder.expected_senders
-        )
+        return any(source == d or source.endswith("." + d) for d in holder.expected_senders)
     return False
 
 
@@ -111,7 +118,8 @@ def classify(draft: EventDraft, target: str, facts: Facts, grace: timedelta) -> 
         )
     if not facts.holders:
         return Classification("noise", f"No export holds {target}.", "none")
-    explained = [h for h in facts.holders if _explains(h, draft, grace)]
+    source = _source(draft) if facts.holders else ""
+    explained = [h for h in facts.holders if _explains(h, draft, source, grace)]
     if explained:
         codes = ", ".join(h.code or str(h.export_id) for h in explained)
         return Classification(

@@ -160,7 +160,9 @@ class EventStore:
                         event_id=row.id, incident_id=incident_id, created_at=_now(), attempts=0
                     )
                 )
-            return self._event_record(s, row)
+            # The holders read for classification already name the exports' codes.
+            codes = {h.export_id: h.code for h in facts.holders}
+            return self._event_record(s, row, codes=codes)
 
     def _insert_event(self) -> Any:
         stmt = self._insert_event_stmt
@@ -396,7 +398,18 @@ class EventStore:
         codes = dict(rows.all())
         return [codes[i] for i in export_ids if i in codes]
 
-    def _event_record(self, s: Session, e: Event, duplicate: bool = False) -> EventRecord:
+    def _event_record(
+        self,
+        s: Session,
+        e: Event,
+        duplicate: bool = False,
+        codes: dict[int, str] | None = None,
+    ) -> EventRecord:
+        shown = e.exports[:50]
+        if codes is not None and all(i in codes for i in shown):
+            exports = [codes[i] for i in shown]
+        else:
+            exports = self._codes(s, shown)
         return EventRecord(
             id=e.id,
             channel=e.channel,
@@ -410,7 +423,7 @@ class EventStore:
             classification=e.classification,
             reason=e.reason,
             strength=e.strength,
-            exports=self._codes(s, e.exports[:50]),
+            exports=exports,
             details=dict(e.details or {}),
             duplicate=duplicate,
         )
