@@ -6,6 +6,9 @@ from pathlib import Path
 
 from canary.csvfile import _record_ends
 from canary.registry import Registry
+from canary.seed import SeedRequest, SeedResult, seed
+from canary.settings import Settings
+from tests.listgen import people, write_csv
 
 
 def split_records(data: bytes, terminator: int = 10) -> list[bytes]:
@@ -37,3 +40,25 @@ def strip_canaries(
 
 def files_in(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
+
+
+def seed_export(
+    registry: Registry, settings: Settings, tmp: Path, account: str, no: int
+) -> SeedResult:
+    """One seeded export of a 400-row host list (the canaries carry pool numbers)."""
+    src = tmp / "host.csv"
+    if not src.exists():
+        write_csv(src, people(400, seed=5))
+    return seed(
+        registry,
+        settings,
+        SeedRequest(
+            input=src,
+            output=tmp / f"out{no}.csv",
+            client="city",
+            list_name="residents",
+            account=account,
+            rng_seed=no,
+            stable=0,
+        ),
+    )

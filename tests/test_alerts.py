@@ -37,7 +37,7 @@ from canary.events import EventDraft
 from canary.registry import Registry
 from canary.registry.models import Alert
 from canary.settings import Settings
-from tests.test_cdr import seed_export
+from tests.helpers import seed_export
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 

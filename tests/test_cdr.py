@@ -12,33 +12,10 @@ from pathlib import Path
 
 from canary.cdr import import_cdr
 from canary.registry import Registry
-from canary.seed import SeedRequest, SeedResult, seed
 from canary.settings import Settings
-from tests.listgen import people, write_csv
+from tests.helpers import seed_export
 
 STRANGER = "090-1111-2222"
-
-
-def seed_export(
-    registry: Registry, settings: Settings, tmp: Path, account: str, no: int
-) -> SeedResult:
-    """One seeded export of a 400-row host list (the canaries carry pool numbers)."""
-    src = tmp / "host.csv"
-    if not src.exists():
-        write_csv(src, people(400, seed=5))
-    return seed(
-        registry,
-        settings,
-        SeedRequest(
-            input=src,
-            output=tmp / f"out{no}.csv",
-            client="city",
-            list_name="residents",
-            account=account,
-            rng_seed=no,
-            stable=0,
-        ),
-    )
 
 
 def pool_number_of(registry: Registry, code: str) -> str:

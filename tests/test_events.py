@@ -13,30 +13,10 @@ import pytest
 from canary.errors import InvalidEventError
 from canary.events import EventDraft
 from canary.registry import Registry
-from canary.seed import SeedRequest, SeedResult, seed
 from canary.settings import Settings
-from tests.listgen import people, write_csv
+from tests.helpers import seed_export
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
-
-
-def _seed(registry: Registry, settings: Settings, tmp: Path, account: str, no: int) -> SeedResult:
-    src = tmp / "host.csv"
-    if not src.exists():
-        write_csv(src, people(400, seed=5))
-    return seed(
-        registry,
-        settings,
-        SeedRequest(
-            input=src,
-            output=tmp / f"out{no}.csv",
-            client="city",
-            list_name="residents",
-            account=account,
-            rng_seed=no,
-            stable=0,
-        ),
-    )
 
 
 def _call(
@@ -57,7 +37,7 @@ def _call(
 def test_mail_to_an_assigned_address_names_its_export_and_opens_an_incident(
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
-    result = _seed(registry, settings, tmp_path, "op1", 1)
+    result = seed_export(registry, settings, tmp_path, "op1", 1)
     canary = next(c for c in registry.canaries_of(result.export.code) if c.email)
     assert canary.email is not None
     draft = EventDraft(
@@ -88,7 +68,7 @@ def test_mail_to_an_assigned_address_names_its_export_and_opens_an_incident(
 def test_the_recipients_own_campaign_is_expected_inside_its_window_plus_grace(
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
-    result = _seed(registry, settings, tmp_path, "op1", 1)
+    result = seed_export(registry, settings, tmp_path, "op1", 1)
     number = next(c.phone_e164 for c in registry.canaries_of(result.export.code) if c.phone_e164)
     assert number is not None
     registry.set_expectation(
@@ -109,7 +89,7 @@ def test_the_recipients_own_campaign_is_expected_inside_its_window_plus_grace(
 def test_numbers_outside_the_pool_or_in_quarantine_are_noise_and_counted_as_stray(
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
-    _seed(registry, settings, tmp_path, "op1", 1)
+    seed_export(registry, settings, tmp_path, "op1", 1)
     outside = registry.record_event(_call("03-9999-0000", "09011112222", T0, "CA1"))
     assert outside.classification == "noise"
     idle = next(p for p in registry.pool_phones() if p.use_count == 0)
@@ -123,7 +103,7 @@ def test_numbers_outside_the_pool_or_in_quarantine_are_noise_and_counted_as_stra
 def test_calls_from_one_source_to_several_numbers_narrow_to_the_export_holding_all(
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
-    exports = [_seed(registry, settings, tmp_path, f"op{i}", i) for i in range(1, 5)]
+    exports = [seed_export(registry, settings, tmp_path, f"op{i}", i) for i in range(1, 5)]
     target = exports[2].export.code
     numbers = sorted({c.phone_e164 for c in registry.canaries_of(target) if c.phone_e164})
     assert len(numbers) >= 3
@@ -142,7 +122,7 @@ def test_calls_from_one_source_to_several_numbers_narrow_to_the_export_holding_a
 def test_a_caller_asking_for_a_canary_by_name_is_strong(
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
-    result = _seed(registry, settings, tmp_path, "op1", 1)
+    result = seed_export(registry, settings, tmp_path, "op1", 1)
     canary = next(c for c in registry.canaries_of(result.export.code) if c.phone_e164)
     assert canary.phone_e164 is not None
     sms = EventDraft(
@@ -165,7 +145,7 @@ def test_a_caller_asking_for_a_canary_by_name_is_strong(
 def test_a_letter_to_a_canary_name_is_filed_with_its_export(
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
-    result = _seed(registry, settings, tmp_path, "op1", 1)
+    result = seed_export(registry, settings, tmp_path, "op1", 1)
     canary = registry.canaries_of(result.export.code)[0]
     letter = EventDraft(
         channel="postal",
@@ -189,7 +169,7 @@ def test_a_letter_to_a_canary_name_is_filed_with_its_export(
 def test_times_are_kept_as_the_same_instant_and_seals_verify(
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
-    result = _seed(registry, settings, tmp_path, "op1", 1)
+    result = seed_export(registry, settings, tmp_path, "op1", 1)
     number = next(c.phone_e164 for c in registry.canaries_of(result.export.code) if c.phone_e164)
     assert number is not None
     tokyo = timezone(timedelta(hours=9))
@@ -223,7 +203,7 @@ def test_malformed_events_are_refused_and_nothing_is_stored(registry: Registry) 
 def test_events_are_sealed_into_the_audit_chain_and_tampering_shows(
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
-    result = _seed(registry, settings, tmp_path, "op1", 1)
+    result = seed_export(registry, settings, tmp_path, "op1", 1)
     number = next(c.phone_e164 for c in registry.canaries_of(result.export.code) if c.phone_e164)
     assert number is not None
     for i in range(5):

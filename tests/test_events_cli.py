@@ -13,7 +13,7 @@ from sqlalchemy import text
 from canary.errors import AccessError
 from canary.registry import Registry
 from canary.settings import Settings
-from tests.test_cdr import seed_export
+from tests.helpers import seed_export
 
 Run = Any  # the ``run`` fixture: invoke(*args) -> click.testing.Result
 
