@@ -12,6 +12,12 @@ otherwise, prints events/s and latency percentiles, and drops the schema.
     .venv/bin/python benchmarks/webhooks.py --workers 4 --threads 1 --clients 8   # sync
     .venv/bin/python benchmarks/webhooks.py --pg postgresql+psycopg://postgres@127.0.0.1:5432/test
 
+It also prints the CPU time per event of the server's processes, of PostgreSQL (every
+postgres process on the machine) and of this client, read from /proc before and after the
+burst, once the workers have booted. On a shared machine events/s swing with what else runs;
+CPU per event much less, and (CPUs x 1,000 ms) / (CPU ms per event) is the rate the idle
+machine could sustain at best.
+
 The mix of events (``--suspicious``) matters: a suspicious event files into an incident and
 creates an alert; a noise event (a number outside the pool) is one read and one insert.
 
@@ -152,7 +158,15 @@ def fire(
 
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        mine = []
+        mine: list[Shot] = []
+        try:
+            send(conn, mine)
+        finally:  # a connection that failed still reports what it sent (check counts them)
+            conn.close()
+            with lock:
+                shots.extend(mine)
+
+    def send(conn: http.client.HTTPConnection, mine: list[Shot]) -> None:
         while True:
             with lock:
                 item = next(feed, None)
@@ -174,9 +188,6 @@ def fire(
                 conn.close()
             answer = json.loads(data) if resp.status in (200, 201) else {}
             mine.append(Shot(pid, resp.status, bool(answer.get("duplicate")), took))
-        conn.close()
-        with lock:
-            shots.extend(mine)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     began = time.perf_counter()
@@ -187,9 +198,74 @@ def fire(
     return shots, time.perf_counter() - began
 
 
-def check(url: str, shots: list[Shot], distinct: int) -> list[str]:
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) each process has used so far; gone ones are left out."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.find("(") + 1 : stat.rfind(")")]
+            out.append((int(entry.name), int(stat.rpartition(")")[2].split()[1]), name))
+    return out
+
+
+def cpu_sample(server_pid: int) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the server's process tree and of every PostgreSQL process."""
+    procs = _processes()
+    tree, grew = {server_pid}, True
+    while grew:
+        more = {pid for pid, ppid, _ in procs if ppid in tree} - tree
+        tree |= more
+        grew = bool(more)
+    postgres = [pid for pid, _, name in procs if name.startswith("postgres")]
+    return {"server": _cpu_of(sorted(tree)), "postgres": _cpu_of(postgres)}
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict:
+    """CPU seconds used between two samples, per part (a process new since is counted whole)."""
+    return {
+        part: sum(t - before[part].get(pid, 0.0) for pid, t in after[part].items())
+        for part in after
+    }
+
+
+def settle(server_pid: int, workers: int, timeout: float = 60.0) -> None:
+    """Wait until every worker has booted and the server tree is idle, so that the CPU
+    measured is the burst's and not the workers' start-up (imports, the app, the pool)."""
+    deadline = time.monotonic() + timeout
+    last = cpu_sample(server_pid)["server"]
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_sample(server_pid)["server"]
+        # canary serve, gunicorn's master and the workers
+        if len(now) >= workers + 2 and sum(now.values()) - sum(last.values()) < 0.1:
+            return
+        last = now
+    raise SystemExit("canary serve did not settle within a minute")
+
+
+def check(url: str, shots: list[Shot], distinct: int, sent: int) -> list[str]:
     """What is wrong with the stored events and the answers (empty when all is well)."""
     problems = []
+    if len(shots) < sent:
+        problems.append(f"{sent - len(shots)} requests got no answer (a connection failed)")
     bad = [s for s in shots if s.status not in (200, 201)]
     if bad:
         problems.append(f"{len(bad)} answers were errors, e.g. {bad[0].status}")
@@ -248,11 +324,15 @@ def main() -> None:
         bodies = bodies[: distinct // 2] + tail
 
         proc, port = start_server(url, args.workers, args.threads)
+        settle(proc.pid, args.workers)
+        before, mine = cpu_sample(proc.pid), time.process_time()
         shots, seconds = fire(port, bodies, args.clients)
+        cpu = cpu_used(before, cpu_sample(proc.pid))
+        cpu["client"] = time.process_time() - mine
         proc.send_signal(signal.SIGTERM)
         proc.wait()
         proc = None
-        problems = check(url, shots, distinct)
+        problems = check(url, shots, distinct, len(bodies))
     finally:
         if proc is not None:
             proc.kill()
@@ -278,6 +358,15 @@ def main() -> None:
     print(
         f"server: {kind}; {args.clients} client connections; "
         f"{args.suspicious:.0%} suspicious; {os.cpu_count()} CPUs"
+    )
+    # CPU per event does not depend on what else the shared machine runs; the events/s do.
+    per = {part: cpu[part] * 1000 / len(shots) for part in ("server", "postgres", "client")}
+    total = sum(per.values())
+    print(
+        "CPU per event: "
+        + ", ".join(f"{part} {ms:.2f} ms" for part, ms in per.items())
+        + f"; total {total:.2f} ms, a ceiling of {(os.cpu_count() or 1) * 1000 / total:,.0f}"
+        + f" events/s on {os.cpu_count()} CPUs; {sum(cpu.values()) / seconds:.2f} CPUs busy"
     )
     print("stored exactly once: " + ("yes" if not problems else "NO: " + "; ".join(problems)))
     goal = rate >= 1000 and p99 <= 50
