@@ -1,15 +1,19 @@
 """Events in the registry: store each contact once, classify it, hand the suspicious ones
 to their incidents (``canary.registry.incidents``) and owe a human an alert. Events are
 sealed into the audit chain in batches (``canary.registry.seals``).
+
+``record_events`` stores a batch in one transaction (a group commit: the server's writer
+thread hands it every event its requests are waiting on). One commit then waits for the
+disk once for all of them, and the batch's events go in as one INSERT.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -18,8 +22,6 @@ from sqlalchemy.orm import Session
 from canary import audit
 from canary.errors import NotFoundError
 from canary.events import (
-    MAIL_CHANNELS,
-    NAME_CHANNELS,
     PHONE_CHANNELS,
     TEXT_LIMIT,
     Classification,
@@ -28,45 +30,21 @@ from canary.events import (
     aware,
     normalise_target,
 )
-from canary.events.classify import CanaryFacts, Facts, Holder, classify, names_in
-from canary.events.incidents import (
-    P_CHANNEL,
-    phone_chance,
-)
-from canary.normalize import address_key, kana_key, name_key, phone_e164
-from canary.registry.models import (
-    Alert,
-    Canary,
-    Event,
-    Export,
-    ExportPhone,
-    IncidentEvent,
-    NoiseSource,
-    PoolDomain,
-    PoolPhone,
-    StableCarrier,
-)
+from canary.events.classify import Facts, classify
+from canary.registry.eventfacts import EventFacts
+from canary.registry.models import Alert, Event, Export, IncidentEvent, PoolPhone
 
 DEFAULT_GRACE = timedelta(hours=72)
 DEFAULT_EVENT_THRESHOLD = 0.95
-NOISE_TTL = 10.0  # seconds a process trusts that no noise source is known
-POOL_TTL = 10.0  # seconds a process trusts its copy of the pool's numbers and states
 MAX_CANDIDATES = 5  # a sign pointing at more exports than this opens no incident yet
-_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+_COLUMNS = [c.name for c in Event.__table__.columns if c.name != "id"]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class _PoolPhoneFacts:
-    id: int
-    state: str
-    stray_events: int
-
-
-def event_digest(row: Event) -> str:
+def event_digest(row: Event | SimpleNamespace) -> str:
     """SHA-256 over an event's stored fields, as sealed into the audit chain."""
     body = audit.canonical_json(
         [
@@ -96,13 +74,11 @@ def _insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-class EventStore:
+class EventStore(EventFacts):
     """Mixed into Registry; uses its sessions, engine and audit chain."""
 
-    _file_event: Any  # canary.registry.incidents.IncidentStore
+    _file_events: Any  # canary.registry.incidents.IncidentStore
     _incident_row: Any
-    _noise_cache: tuple[float, bool] | None = None
-    _pool_cache: tuple[float, dict[str, _PoolPhoneFacts]] | None = None
     _insert_event_stmt: Any = None
 
     _sessions: Any
@@ -121,70 +97,121 @@ class EventStore:
     ) -> EventRecord:
         """Classify and store one event exactly once; a repeated delivery (same provider id,
         or same payload) returns the stored event with ``duplicate=True``."""
-        target = normalise_target(draft.channel, draft.target)
-        insert = _insert(self.engine.dialect.name)
+        return self.record_events([draft], grace, threshold)[0]
+
+    def record_events(
+        self,
+        drafts: Sequence[EventDraft],
+        grace: timedelta = DEFAULT_GRACE,
+        threshold: float = DEFAULT_EVENT_THRESHOLD,
+    ) -> list[EventRecord]:
+        """Classify and store events in one transaction, each exactly once; their records in
+        the order given. A delivery repeated in the batch or stored before returns the stored
+        event with ``duplicate=True``. If one fails, none is stored."""
+        targets = [normalise_target(d.channel, d.target) for d in drafts]
         with self._sessions() as s, s.begin():
             # Core on the hot path (the ORM doubled the cost), and no look before the
             # insert: a repeat is found by the insert itself (ON CONFLICT DO NOTHING).
-            conn = s.connection()
-            facts, chance = self._facts(s, draft, target)
-            verdict = classify(draft, target, facts, grace)
-            row = self._event_row(draft, target, verdict, chance)
-            values = {
-                c.name: getattr(row, c.name) for c in Event.__table__.columns if c.name != "id"
-            }
-            # One statement built once and executed with parameters: building it per
-            # event (values(**row)) cost as much as the round trip.
-            new_id = conn.execute(self._insert_event(), values).scalar()
-            if new_id is None:  # a concurrent delivery of the same event won the race
-                existing = s.execute(
-                    select(Event).where(Event.dedupe_key == draft.dedupe_key)
-                ).scalar_one()
-                return self._event_record(s, existing, duplicate=True)
-            row.id = new_id  # the row as inserted; no need to read it back
-            if (
-                verdict.classification == "noise"
-                and draft.channel in PHONE_CHANNELS
-                and facts.pool_state is not None
-            ):
-                s.execute(
-                    update(PoolPhone)
-                    .where(PoolPhone.e164 == target)
-                    .values(stray_events=PoolPhone.stray_events + 1)
+            facts: list[Facts] = []
+            rows: list[SimpleNamespace] = []
+            read = self._facts_many(s, drafts, targets)
+            for draft, target, (known, chance) in zip(drafts, targets, read, strict=True):
+                verdict = classify(draft, target, known, grace)
+                facts.append(known)
+                rows.append(self._event_row(draft, target, verdict, chance))
+            first: dict[str, int] = {}  # the first delivery of each event in the batch
+            for i, row in enumerate(rows):
+                first.setdefault(row.dedupe_key, i)
+            # Keys in one order in every batch: two batches inserting the same two events
+            # wait for each other's commit instead of deadlocking.
+            fresh = [rows[first[k]] for k in sorted(first)]
+            ids = dict(
+                s.connection()
+                .execute(
+                    self._insert_event(), [{c: getattr(r, c) for c in _COLUMNS} for r in fresh]
                 )
-            if verdict.classification == "suspicious":
-                accounts = {h.export_id: h.account_id for h in facts.holders}
-                incident_id = self._file_event(s, row, threshold, accounts)
-                s.execute(
-                    insert(Alert).values(
-                        event_id=row.id, incident_id=incident_id, created_at=_now(), attempts=0
-                    )
+                .all()
+            )
+            stored = {}  # events a concurrent or earlier delivery stored
+            if len(ids) < len(fresh):
+                stored = {
+                    e.dedupe_key: e
+                    for e in s.execute(
+                        select(Event).where(
+                            Event.dedupe_key.in_([k for k in first if k not in ids])
+                        )
+                    ).scalars()
+                }
+            new = []  # the events this batch stored, with what was known of their tokens
+            for i, (r, f) in enumerate(zip(rows, facts, strict=True)):
+                if r.dedupe_key in ids and first[r.dedupe_key] == i:
+                    r.id = ids[r.dedupe_key]  # the row as inserted; no need to read it back
+                    new.append((r, f))
+            self._count_strays(s, [r for r, f in new if f.pool_state is not None])
+            suspicious = [r for r, _f in new if r.classification == "suspicious"]
+            if suspicious:
+                accounts = {h.export_id: h.account_id for f in facts for h in f.holders}
+                incidents = self._file_events(s, suspicious, threshold, accounts)
+                s.connection().execute(
+                    _insert(self.engine.dialect.name)(Alert),
+                    [
+                        {
+                            "event_id": r.id,
+                            "incident_id": incidents.get(r.id),
+                            "created_at": _now(),
+                            "attempts": 0,
+                        }
+                        for r in suspicious
+                    ],
                 )
             # The holders read for classification already name the exports' codes.
-            codes = {h.export_id: h.code for h in facts.holders}
-            return self._event_record(s, row, codes=codes)
+            codes = {h.export_id: h.code for f in facts for h in f.holders}
+            return [
+                self._event_record(s, rows[first[r.dedupe_key]], first[r.dedupe_key] != i, codes)
+                if r.dedupe_key in ids
+                else self._event_record(s, stored[r.dedupe_key], duplicate=True)
+                for i, r in enumerate(rows)
+            ]
+
+    def _count_strays(self, s: Session, rows: Sequence[SimpleNamespace]) -> None:
+        """Count noise calls and SMS to pool numbers as the numbers' stray contacts (in the
+        numbers' order, as every batch locks them)."""
+        strays = Counter(
+            r.target for r in rows if r.classification == "noise" and r.channel in PHONE_CHANNELS
+        )
+        for target in sorted(strays):
+            s.execute(
+                update(PoolPhone)
+                .where(PoolPhone.e164 == target)
+                .values(stray_events=PoolPhone.stray_events + strays[target])
+            )
 
     def _insert_event(self) -> Any:
         stmt = self._insert_event_stmt
         if stmt is None:
+            # Built once and executed with parameters: building it per event cost as much
+            # as the round trip. Several rows go in as one multi-row INSERT.
             stmt = (
                 _insert(self.engine.dialect.name)(Event)
                 .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                .returning(Event.id)
+                .returning(Event.dedupe_key, Event.id)
             )
             self._insert_event_stmt = stmt
         return stmt
 
     def _event_row(
         self, draft: EventDraft, target: str, verdict: Classification, chance: float
-    ) -> Event:
+    ) -> SimpleNamespace:
+        """The event's columns, as attributes (an ORM object per event cost more than its
+        INSERT)."""
         details = dict(draft.details)
         if draft.text:
             details["text"] = draft.text[:TEXT_LIMIT]
         details["p"] = chance  # p_t of canary.events.incidents
         if verdict.canaries:
             details["canaries"] = list(verdict.canaries)
-        row = Event(
+        row = SimpleNamespace(
+            id=None,
             dedupe_key=draft.dedupe_key,
             channel=draft.channel,
             provider=draft.provider,
@@ -206,187 +233,6 @@ class EventStore:
         row.digest = event_digest(row)
         return row
 
-    def _facts(self, s: Session, draft: EventDraft, target: str) -> tuple[Facts, float]:
-        """What the registry knows about the token, and p_t of a sign on it."""
-        noise = False
-        if draft.source and self._noise_sources(s):
-            kind = (
-                "sender"
-                if draft.channel in MAIL_CHANNELS
-                else "ip"
-                if draft.channel == "dns"
-                else "caller"
-            )
-            value = draft.source.strip().lower()
-            if draft.channel in PHONE_CHANNELS:
-                value = phone_e164(draft.source) or value
-            noise = (
-                s.connection()
-                .execute(
-                    select(NoiseSource.id).where(
-                        NoiseSource.kind == kind, NoiseSource.value == value
-                    )
-                )
-                .first()
-                is not None
-            )
-        if draft.channel in PHONE_CHANNELS:
-            phone = self._pool_phone(s, target)
-            if phone is None:
-                return Facts(noise_source=noise), 1.0
-            holders = self._holders(
-                s, select(ExportPhone.export_id).where(ExportPhone.pool_phone_id == phone.id)
-            )
-            canaries = self._canary_facts(
-                s, (Canary.phone_e164 == target) | (Canary.phone2_e164 == target)
-            )
-            named = names_in(draft.text, canaries)
-            facts = Facts(
-                pool_state=phone.state,
-                holders=holders,
-                canaries=canaries,
-                noise_source=noise,
-                text_canaries=named,
-            )
-            return facts, P_CHANNEL["named"] if named else phone_chance(phone.stray_events)
-        if draft.channel in MAIL_CHANNELS:
-            domain = target.rpartition("@")[2]
-            ours = (
-                s.connection()
-                .execute(select(PoolDomain.id).where(PoolDomain.domain == domain))
-                .first()
-                is not None
-            )
-            canaries = self._canary_facts(s, Canary.email == target)
-            export_ids = sorted({e for c in canaries for e in c.export_ids})
-            facts = Facts(
-                pool_domain=ours,
-                holders=self._holders(s, export_ids),
-                canaries=canaries,
-                noise_source=noise,
-                text_canaries=names_in(draft.text, canaries),
-            )
-            return facts, P_CHANNEL[draft.channel]
-        if draft.channel in NAME_CHANNELS:
-            nk, kk = name_key(target), kana_key(target)
-            canaries = self._canary_facts(s, (Canary.name_key == nk) | (Canary.kana_key == kk))
-            export_ids = sorted({e for c in canaries for e in c.export_ids})
-            # A canary's name with its address is strong; the name alone is medium (a real
-            # person may share it).
-            written = address_key(str(draft.details.get("address") or ""))
-            addressed: list[CanaryFacts] = []
-            if canaries and len(written) >= 6:
-                keys = dict(
-                    s.connection()
-                    .execute(
-                        select(Canary.id, Canary.address_key).where(
-                            Canary.id.in_([c.canary_id for c in canaries])
-                        )
-                    )
-                    .all()
-                )
-                addressed = [
-                    c
-                    for c in canaries
-                    if (k := keys.get(c.canary_id)) and (k in written or written in k)
-                ]
-            facts = Facts(
-                holders=self._holders(s, export_ids),
-                canaries=canaries,
-                noise_source=noise,
-                text_canaries=addressed,
-            )
-            return facts, P_CHANNEL["postal" if addressed else "name_only"]
-        if draft.channel == "dns":
-            # A hostname token names its export; a pool domain dedicated to a client names
-            # only the client (kept in the event's details by the listener).
-            from canary.domains import holders_in  # canary.domains imports the registry
-
-            found = holders_in(s, target)
-            export_ids = list(found.export_ids) if found is not None else []
-            return Facts(holders=self._holders(s, export_ids), noise_source=noise), P_CHANNEL["dns"]
-        return Facts(noise_source=noise), P_CHANNEL["dns"]
-
-    def _pool_phone(self, s: Session, e164: str) -> _PoolPhoneFacts | None:
-        """A pool number's id, state and stray count, from a per-process copy of the pool
-        read at most every POOL_TTL seconds (the pool is hundreds of numbers; most calls in
-        a burst are to numbers outside it, which then cost no query)."""
-        now = time.monotonic()
-        cached = self._pool_cache
-        if cached is None or now - cached[0] > POOL_TTL:
-            rows = (
-                s.connection()
-                .execute(
-                    select(PoolPhone.id, PoolPhone.e164, PoolPhone.state, PoolPhone.stray_events)
-                )
-                .all()
-            )
-            cached = (now, {r.e164: _PoolPhoneFacts(r.id, r.state, r.stray_events) for r in rows})
-            self._pool_cache = cached
-        return cached[1].get(e164)
-
-    def _noise_sources(self, s: Session) -> bool:
-        """Whether any noise source is known (read at most every NOISE_TTL seconds per
-        process: the common case, none, then costs no query per event)."""
-        now = time.monotonic()
-        cached = getattr(self, "_noise_cache", None)
-        if cached is None or now - cached[0] > NOISE_TTL:
-            any_source = s.connection().execute(select(NoiseSource.id).limit(1)).first() is not None
-            cached = (now, any_source)
-            self._noise_cache = cached
-        return bool(cached[1])
-
-    def _canary_facts(self, s: Session, where: Any) -> list[CanaryFacts]:
-        rows = (
-            s.connection()
-            .execute(
-                select(Canary.id, Canary.export_id, Canary.name, Canary.kana, Canary.layer)
-                .join(Export, Export.id == Canary.export_id)
-                .where(where, Export.status != "void")
-            )
-            .all()
-        )
-        stable = [r.id for r in rows if r.layer == "stable"]
-        carriers: dict[int, set[int]] = {}
-        if stable:
-            for cid, eid in s.connection().execute(
-                select(StableCarrier.canary_id, StableCarrier.export_id).where(
-                    StableCarrier.canary_id.in_(stable)
-                )
-            ):
-                carriers.setdefault(cid, set()).add(eid)
-        return [
-            CanaryFacts(
-                r.id, tuple(sorted(carriers.get(r.id, set()) | {r.export_id})), r.name, r.kana
-            )
-            for r in rows
-        ]
-
-    def _holders(self, s: Session, export_ids: Sequence[int] | Any) -> list[Holder]:
-        """The live exports among ``export_ids`` (ids, or a subquery of them)."""
-        if isinstance(export_ids, Sequence):
-            if not export_ids:
-                return []
-            export_ids = list(export_ids)
-        rows = (
-            s.connection()
-            .execute(
-                select(
-                    Export.id,
-                    Export.account_id,
-                    Export.campaign_from,
-                    Export.campaign_until,
-                    Export.expected_callers,
-                    Export.expected_senders,
-                    Export.code,
-                ).where(Export.id.in_(export_ids), Export.status != "void")
-            )
-            .all()
-        )
-        return [
-            Holder(r[0], r[1], r[2], r[3], list(r[4] or []), list(r[5] or []), r[6]) for r in rows
-        ]
-
     # -- reading --------------------------------------------------------------------------
 
     def _codes(self, s: Session, export_ids: Sequence[int]) -> list[str]:
@@ -401,7 +247,7 @@ class EventStore:
     def _event_record(
         self,
         s: Session,
-        e: Event,
+        e: Event | SimpleNamespace,
         duplicate: bool = False,
         codes: dict[int, str] | None = None,
     ) -> EventRecord:

@@ -6,11 +6,13 @@ guilt model of ``canary.events.incidents`` when a new sign arrives, and read bac
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, select, text, update
 from sqlalchemy.orm import Session
 
 from canary.errors import NotFoundError
@@ -68,151 +70,202 @@ class IncidentStore:
 
     # -- incidents ------------------------------------------------------------------------
 
-    def _narrowed_candidates(self, s: Session, row: Event) -> tuple[list[int], list[int]]:
-        """For a phone-only sign: the exports holding every pool number its source called
+    def _narrowed(self, s: Session, rows: Sequence[Any]) -> dict[int, tuple[list[int], list[Any]]]:
+        """Each new event's candidate exports, and the calls that join its incident with it.
+
+        For a phone-only sign: the exports holding every pool number its source called
         (suspiciously) within the window, or the number's own holders if that is empty;
-        and the ids of those other calls, which join the incident too."""
-        if row.channel not in PHONE_CHANNELS or row.strength != "weak" or not row.source:
-            return list(row.exports), []
-        moment = aware(row.occurred_at)
-        calls = (
-            s.connection()
-            .execute(
-                select(Event.id, Event.target).where(
-                    Event.source == row.source,
+        those other calls join the incident too. Read for the whole batch at once."""
+        weak = [
+            r for r in rows if r.channel in PHONE_CHANNELS and r.strength == "weak" and r.source
+        ]
+        calls: dict[str, list[SimpleNamespace]] = {}  # by source
+        if weak:
+            moments = [aware(r.occurred_at) for r in weak]
+            for i, source, target, moment in s.connection().execute(
+                select(Event.id, Event.source, Event.target, Event.occurred_at).where(
+                    Event.source.in_(sorted({r.source for r in weak})),
                     Event.channel.in_(PHONE_CHANNELS),
                     Event.classification == "suspicious",
-                    Event.occurred_at >= moment - NARROW_WINDOW,
-                    Event.occurred_at <= moment + NARROW_WINDOW,
-                    Event.id != row.id,
+                    Event.occurred_at >= min(moments) - NARROW_WINDOW,
+                    Event.occurred_at <= max(moments) + NARROW_WINDOW,
                 )
-            )
-            .all()
-        )
-        numbers = {t for _, t in calls} | {row.target}
-        others = [i for i, _ in calls]
-        if len(numbers) < 2:
-            return list(row.exports), others
-        phone_ids = [p.id for n in numbers if (p := self._pool_phone(s, n)) is not None]
-        common = list(
-            s.connection()
-            .execute(
-                select(ExportPhone.export_id)
-                .where(ExportPhone.pool_phone_id.in_(phone_ids))
-                .group_by(ExportPhone.export_id)
-                .having(func.count() == len(phone_ids))
-            )
-            .scalars()
-        )
-        return (common or list(row.exports)), others
+            ):
+                call = SimpleNamespace(id=i, source=source, target=target, occurred_at=moment)
+                calls.setdefault(str(source), []).append(call)
+        numbers: dict[int, list[str]] = {}
+        others: dict[int, list[Any]] = {}
+        for r in weak:
+            moment = aware(r.occurred_at)
+            others[r.id] = [
+                c
+                for c in calls.get(r.source, [])
+                if c.id != r.id and abs(aware(c.occurred_at) - moment) <= NARROW_WINDOW
+            ]
+            called = {c.target for c in others[r.id]} | {r.target}
+            if len(called) >= 2:
+                numbers[r.id] = sorted(called)
+        phone_ids = {
+            n: p.id
+            for n in {n for ns in numbers.values() for n in ns}
+            if (p := self._pool_phone(s, n)) is not None
+        }
+        holding: dict[int, set[int]] = {}  # pool phone id -> the exports given it
+        if phone_ids:
+            for phone_id, export_id in s.connection().execute(
+                select(ExportPhone.pool_phone_id, ExportPhone.export_id).where(
+                    ExportPhone.pool_phone_id.in_(sorted(phone_ids.values()))
+                )
+            ):
+                holding.setdefault(phone_id, set()).add(export_id)
+        out: dict[int, tuple[list[int], list[Any]]] = {}
+        for r in rows:
+            held = [
+                holding.get(phone_ids[n], set()) for n in numbers.get(r.id, []) if n in phone_ids
+            ]
+            common = sorted(set.intersection(*held)) if held else []
+            out[r.id] = (common or list(r.exports)), others.get(r.id, [])
+        return out
 
-    def _file_event(
-        self, s: Session, row: Event, threshold: float, accounts: dict[int, int]
-    ) -> int | None:
-        """Link a suspicious event to the incident(s) it points at; returns the first.
-        ``accounts`` maps the exports holding the token to their accounts."""
-        candidates, others = self._narrowed_candidates(s, row)
-        if not candidates or len(candidates) > MAX_CANDIDATES:
-            return None
-        if not set(candidates) <= accounts.keys():
-            accounts = dict(
-                s.connection()
-                .execute(select(Export.id, Export.account_id).where(Export.id.in_(candidates)))
-                .all()
-            )
-        accounts = {e: accounts[e] for e in candidates}
-        subjects: list[tuple[str, int | None]]
-        if len(candidates) > 1 and len(set(accounts.values())) == 1:
-            subjects = [(f"account:{next(iter(accounts.values()))}", None)]
-        else:
-            subjects = [(f"export:{e}", e) for e in sorted(candidates)]
-        # Incidents are locked in one order (sorted subjects), before any link to them is
-        # written: otherwise two events filing into the same two incidents deadlock.
-        linked = [row.id, *others]  # the source's calls that narrowed the candidates
-        insert = _insert(self.engine.dialect.name)
-        first: int | None = None
-        for subject, export_id in subjects:
-            incident_id, attributed = self._open_incident(s, subject, export_id, accounts, row)
-            done = s.connection().execute(
-                insert(IncidentEvent)
-                .values([{"incident_id": incident_id, "event_id": e} for e in linked])
-                .on_conflict_do_nothing()
-            )
-            added = max(0, getattr(done, "rowcount", 0) or 0)
-            if self._sign_known(s, incident_id, row, any_source=attributed):
-                # Guilt only grows with signs. A token (or, before attribution, a token
-                # from this source) already counted adds nothing: count the event only,
-                # and keep the rescoring (all the incident's events) for new signs.
-                self._touch_incident(s, incident_id, row, added)
+    def _file_events(
+        self, s: Session, rows: Sequence[Any], threshold: float, accounts: dict[int, int]
+    ) -> dict[int, int]:
+        """File new suspicious events (their columns as attributes, ids included) into the
+        incidents they point at, each incident rescored at most once for the batch; returns
+        each filed event's first incident. ``accounts`` maps the exports holding the tokens
+        to their accounts (read here for exports it lacks)."""
+        plans: list[tuple[int, list[str], list[int]]] = []  # event, its subjects, its links
+        opening: dict[str, tuple[int | None, int, datetime]] = {}
+        narrowed = self._narrowed(s, rows)
+        signs = {row.id: row for row in rows}  # the events that may join an incident now
+        for row in rows:
+            candidates, others = narrowed[row.id]
+            signs.update((c.id, c) for c in others)
+            if not candidates or len(candidates) > MAX_CANDIDATES:
+                continue
+            if not set(candidates) <= accounts.keys():
+                accounts = accounts | dict(
+                    s.connection()
+                    .execute(select(Export.id, Export.account_id).where(Export.id.in_(candidates)))
+                    .all()
+                )
+            mine = {e: accounts[e] for e in candidates}
+            subjects: list[tuple[str, int | None, int]]
+            if len(candidates) > 1 and len(set(mine.values())) == 1:
+                account = next(iter(mine.values()))
+                subjects = [(f"account:{account}", None, account)]
+            else:
+                subjects = [(f"export:{e}", e, mine[e]) for e in sorted(candidates)]
+            for subject, export_id, account_id in subjects:
+                opening.setdefault(subject, (export_id, account_id, aware(row.occurred_at)))
+            # The source's calls that narrowed the candidates join the incident too.
+            linked = [row.id, *(c.id for c in others)]
+            plans.append((row.id, [subject for subject, _, _ in subjects], linked))
+        if not plans:
+            return {}
+        # Incidents are opened or locked in one order (sorted subjects), before any link to
+        # them is written: otherwise two batches filing into the same two incidents deadlock.
+        incidents = self._open_incidents(s, opening)
+        pairs = sorted(
+            {
+                (incidents[subject][0], e)
+                for _, subjects, linked in plans
+                for subject in subjects
+                for e in linked
+            }
+        )
+        added: dict[int, set[int]] = {}
+        for incident_id, event_id in s.connection().execute(
+            _insert(self.engine.dialect.name)(IncidentEvent)
+            .values([{"incident_id": i, "event_id": e} for i, e in pairs])
+            .on_conflict_do_nothing()
+            .returning(IncidentEvent.incident_id, IncidentEvent.event_id)
+        ):
+            added.setdefault(int(incident_id), set()).add(int(event_id))
+        for incident_id, attributed in sorted(incidents.values()):
+            joined = [signs[e] for e in sorted(added.get(incident_id, ()))]
+            if self._signs_known(s, incident_id, joined, any_source=attributed):
+                # Guilt only grows with signs. Tokens (or, before attribution, tokens from
+                # these sources) already counted add nothing: count the events only, and
+                # keep the rescoring (all the incident's events) for new signs.
+                self._touch_incident(s, incident_id, joined)
             else:
                 self._rescore(s, incident_id, threshold)
-            first = first if first is not None else incident_id
-        return first
+        return {event_id: incidents[subjects[0]][0] for event_id, subjects, _ in plans}
 
-    def _sign_known(self, s: Session, incident_id: int, row: Event, any_source: bool) -> bool:
-        """Whether the incident holds this token already (from this source, unless
-        ``any_source``), through another event."""
-        q = (
-            select(Event.id)
-            .join(IncidentEvent, IncidentEvent.event_id == Event.id)
-            .where(
-                IncidentEvent.incident_id == incident_id,
-                Event.target == row.target,
-                Event.id != row.id,
+    def _signs_known(
+        self, s: Session, incident_id: int, rows: Sequence[Any], any_source: bool
+    ) -> bool:
+        """Whether the incident held each of these new events' tokens already (from the same
+        source, unless ``any_source``), through events linked before them."""
+        if not rows:
+            return True
+        found = {
+            (target, None if any_source else source)
+            for target, source in s.connection().execute(
+                select(Event.target, Event.source)
+                .join(IncidentEvent, IncidentEvent.event_id == Event.id)
+                .where(
+                    IncidentEvent.incident_id == incident_id,
+                    Event.target.in_(sorted({r.target for r in rows})),
+                    Event.id.not_in([r.id for r in rows]),
+                )
+                .distinct()
             )
-            .limit(1)
-        )
-        if not any_source:
-            q = q.where(Event.source == row.source)
-        return s.connection().execute(q).first() is not None
+        }
+        return all((r.target, None if any_source else r.source) in found for r in rows)
 
-    def _touch_incident(self, s: Session, incident_id: int, row: Event, added: int) -> None:
-        moment = aware(row.occurred_at)
+    def _touch_incident(self, s: Session, incident_id: int, rows: Sequence[Any]) -> None:
+        if not rows:
+            return
+        first = min(aware(r.occurred_at) for r in rows)
+        last = max(aware(r.occurred_at) for r in rows)
         s.connection().execute(
             update(Incident)
             .where(Incident.id == incident_id)
             .values(
-                event_count=Incident.event_count + added,
-                first_seen=case((Incident.first_seen > moment, moment), else_=Incident.first_seen),
-                last_seen=case((Incident.last_seen < moment, moment), else_=Incident.last_seen),
+                event_count=Incident.event_count + len(rows),
+                first_seen=case((Incident.first_seen > first, first), else_=Incident.first_seen),
+                last_seen=case((Incident.last_seen < last, last), else_=Incident.last_seen),
                 updated_at=_now(),
             )
         )
 
-    def _open_incident(
-        self, s: Session, subject: str, export_id: int | None, accounts: dict[int, int], row: Event
-    ) -> tuple[int, bool]:
-        """The incident of ``subject``, opened if need be: (id, attributed)."""
-        insert = _insert(self.engine.dialect.name)
+    def _open_incidents(
+        self, s: Session, subjects: dict[str, tuple[int | None, int, datetime]]
+    ) -> dict[str, tuple[int, bool]]:
+        """The incident of each subject (export id, account id, first seen), opened if need
+        be, and locked to commit: subject -> (id, attributed)."""
         now = _now()
-        account_id = accounts[export_id] if export_id is not None else int(subject.split(":")[1])
-        code = "IN-" + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
-        stmt = insert(Incident).values(
-            code=f"{code[:7]}-{code[7:]}",
-            subject=subject,
-            export_id=export_id,
-            account_id=account_id,
-            status="open",
-            first_seen=aware(row.occurred_at),
-            last_seen=aware(row.occurred_at),
-            event_count=0,
-            confidence=0.0,
-            attributed=False,
-            updated_at=now,
-        )
-        # One statement opens or finds the incident and locks its row to commit (the
-        # update touches no key column: FOR NO KEY UPDATE, so the links' foreign keys
-        # pass); incidents are taken in sorted order, so no two events deadlock.
-        found = (
-            s.connection()
-            .execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["subject"], set_={"updated_at": stmt.excluded.updated_at}
-                ).returning(Incident.id, Incident.attributed)
+        values = []
+        for subject in sorted(subjects):
+            export_id, account_id, moment = subjects[subject]
+            code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+            values.append(
+                {
+                    "code": f"IN-{code[:4]}-{code[4:]}",
+                    "subject": subject,
+                    "export_id": export_id,
+                    "account_id": account_id,
+                    "status": "open",
+                    "first_seen": moment,
+                    "last_seen": moment,
+                    "event_count": 0,
+                    "confidence": 0.0,
+                    "attributed": False,
+                    "updated_at": now,
+                }
             )
-            .one()
+        stmt = _insert(self.engine.dialect.name)(Incident).values(values)
+        # One statement opens or finds the incidents and locks their rows to commit, in the
+        # order of the values (the update touches no key column: FOR NO KEY UPDATE, so the
+        # links' foreign keys pass).
+        found = s.connection().execute(
+            stmt.on_conflict_do_update(
+                index_elements=["subject"], set_={"updated_at": stmt.excluded.updated_at}
+            ).returning(Incident.subject, Incident.id, Incident.attributed)
         )
-        return int(found[0]), bool(found[1])
+        return {str(subject): (int(i), bool(a)) for subject, i, a in found}
 
     def _signs(self, s: Session, incident_id: int) -> list[tuple[Sign, int, datetime]]:
         """The incident's events as signs of the guilt model, with their ids and times."""

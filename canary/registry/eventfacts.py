@@ -1,0 +1,305 @@
+"""What the registry knows about a contacted token, read for the events core: the pool
+number or domain, the exports holding it, the canaries carrying it, known noise sources.
+The pool's numbers and whether any noise source is known are kept per process for a few
+seconds; everything else is read per event, inside the event's transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from canary.events import MAIL_CHANNELS, NAME_CHANNELS, PHONE_CHANNELS, EventDraft
+from canary.events.classify import CanaryFacts, Facts, Holder, names_in
+from canary.events.incidents import P_CHANNEL, phone_chance
+from canary.normalize import address_key, kana_key, name_key, phone_e164
+from canary.registry.models import (
+    Canary,
+    Export,
+    ExportPhone,
+    NoiseSource,
+    PoolDomain,
+    PoolPhone,
+    StableCarrier,
+)
+
+NOISE_TTL = 10.0  # seconds a process trusts that no noise source is known
+POOL_TTL = 10.0  # seconds a process trusts its copy of the pool's numbers and states
+
+
+@dataclass(frozen=True)
+class _PoolPhoneFacts:
+    id: int
+    state: str
+    stray_events: int
+
+
+_HOLDER_COLUMNS = (
+    Export.id,
+    Export.account_id,
+    Export.campaign_from,
+    Export.campaign_until,
+    Export.expected_callers,
+    Export.expected_senders,
+    Export.code,
+)
+
+
+def _holder(r: Sequence[Any]) -> Holder:
+    """A holder from a row of _HOLDER_COLUMNS."""
+    return Holder(r[0], r[1], r[2], r[3], list(r[4] or []), list(r[5] or []), r[6])
+
+
+class EventFacts:
+    """Mixed into Registry through EventStore: the reads that classify an event."""
+
+    _noise_cache: tuple[float, bool] | None = None
+    _pool_cache: tuple[float, dict[str, _PoolPhoneFacts]] | None = None
+
+    def _facts_many(
+        self, s: Session, drafts: Sequence[EventDraft], targets: Sequence[str]
+    ) -> list[tuple[Facts, float]]:
+        """``_facts`` of each event of a batch. The calls, SMS and mail of the batch are read
+        together: a handful of queries for all of them, not three or four per event."""
+        pool = {t: p for t in set(targets) if (p := self._pool_phone(s, t)) is not None}
+        phones = sorted(
+            t
+            for d, t in zip(drafts, targets, strict=True)
+            if d.channel in PHONE_CHANNELS and t in pool
+        )
+        mails = sorted(
+            {t for d, t in zip(drafts, targets, strict=True) if d.channel in MAIL_CHANNELS}
+        )
+        by_token = self._canaries_of_tokens(s, phones, mails) if phones or mails else {}
+        held: dict[str, set[int]] = {}  # pool number -> the live exports it was given to
+        holders: dict[int, Holder] = {}
+        if phones:
+            number_of = {pool[t].id: t for t in phones}
+            for row in s.connection().execute(
+                select(ExportPhone.pool_phone_id, *_HOLDER_COLUMNS)
+                .join(Export, Export.id == ExportPhone.export_id)
+                .where(ExportPhone.pool_phone_id.in_(sorted(number_of)), Export.status != "void")
+            ):
+                holder = _holder(row[1:])
+                held.setdefault(number_of[row[0]], set()).add(holder.export_id)
+                holders[holder.export_id] = holder
+        wanted = {e for t in mails for c in by_token.get(t, []) for e in c.export_ids}
+        holders.update((h.export_id, h) for h in self._holders(s, sorted(wanted - holders.keys())))
+        domains = sorted({t.rpartition("@")[2] for t in mails})
+        ours = set()
+        if domains:
+            ours = set(
+                s.connection()
+                .execute(select(PoolDomain.domain).where(PoolDomain.domain.in_(domains)))
+                .scalars()
+            )
+        out = []
+        for draft, target in zip(drafts, targets, strict=True):
+            canaries = by_token.get(target, [])
+            if draft.channel in PHONE_CHANNELS and target in pool:
+                phone = pool[target]
+                named = names_in(draft.text, canaries)
+                facts = Facts(
+                    pool_state=phone.state,
+                    holders=[holders[e] for e in sorted(held.get(target, ())) if e in holders],
+                    canaries=canaries,
+                    noise_source=self._noise_source(s, draft),
+                    text_canaries=named,
+                )
+                out.append(
+                    (facts, P_CHANNEL["named"] if named else phone_chance(phone.stray_events))
+                )
+            elif draft.channel in MAIL_CHANNELS:
+                export_ids = sorted({e for c in canaries for e in c.export_ids})
+                facts = Facts(
+                    pool_domain=target.rpartition("@")[2] in ours,
+                    holders=[holders[e] for e in export_ids if e in holders],
+                    canaries=canaries,
+                    noise_source=self._noise_source(s, draft),
+                    text_canaries=names_in(draft.text, canaries),
+                )
+                out.append((facts, P_CHANNEL[draft.channel]))
+            elif draft.channel in PHONE_CHANNELS:  # not a pool number
+                out.append((Facts(noise_source=self._noise_source(s, draft)), 1.0))
+            else:
+                out.append(self._other_facts(s, draft, target))
+        return out
+
+    def _canaries_of_tokens(
+        self, s: Session, phones: Sequence[str], mails: Sequence[str]
+    ) -> dict[str, list[CanaryFacts]]:
+        """The live canaries carrying each of these phone numbers and addresses."""
+        where = []
+        if phones:
+            where += [Canary.phone_e164.in_(phones), Canary.phone2_e164.in_(phones)]
+        if mails:
+            where.append(Canary.email.in_(mails))
+        found: dict[str, list[CanaryFacts]] = {}
+        wanted = set(phones) | set(mails)
+        for row, facts in self._canary_rows(s, or_(*where)):
+            tokens = {row.phone_e164, row.phone2_e164, row.email} & wanted
+            for token in tokens:
+                found.setdefault(token, []).append(facts)
+        return found
+
+    def _noise_source(self, s: Session, draft: EventDraft) -> bool:
+        """Whether the event comes from a known source of stray contacts."""
+        if not draft.source or not self._noise_sources(s):
+            return False
+        kind = (
+            "sender"
+            if draft.channel in MAIL_CHANNELS
+            else "ip"
+            if draft.channel == "dns"
+            else "caller"
+        )
+        value = draft.source.strip().lower()
+        if draft.channel in PHONE_CHANNELS:
+            value = phone_e164(draft.source) or value
+        return (
+            s.connection()
+            .execute(
+                select(NoiseSource.id).where(NoiseSource.kind == kind, NoiseSource.value == value)
+            )
+            .first()
+            is not None
+        )
+
+    def _facts(self, s: Session, draft: EventDraft, target: str) -> tuple[Facts, float]:
+        """What the registry knows about the token, and p_t of a sign on it."""
+        return self._facts_many(s, [draft], [target])[0]
+
+    def _other_facts(self, s: Session, draft: EventDraft, target: str) -> tuple[Facts, float]:
+        """``_facts`` of a letter, a manual note or a DNS lookup (one at a time: rare)."""
+        noise = self._noise_source(s, draft)
+        if draft.channel in NAME_CHANNELS:
+            nk, kk = name_key(target), kana_key(target)
+            canaries = self._canary_facts(s, (Canary.name_key == nk) | (Canary.kana_key == kk))
+            export_ids = sorted({e for c in canaries for e in c.export_ids})
+            # A canary's name with its address is strong; the name alone is medium (a real
+            # person may share it).
+            written = address_key(str(draft.details.get("address") or ""))
+            addressed: list[CanaryFacts] = []
+            if canaries and len(written) >= 6:
+                keys = dict(
+                    s.connection()
+                    .execute(
+                        select(Canary.id, Canary.address_key).where(
+                            Canary.id.in_([c.canary_id for c in canaries])
+                        )
+                    )
+                    .all()
+                )
+                addressed = [
+                    c
+                    for c in canaries
+                    if (k := keys.get(c.canary_id)) and (k in written or written in k)
+                ]
+            facts = Facts(
+                holders=self._holders(s, export_ids),
+                canaries=canaries,
+                noise_source=noise,
+                text_canaries=addressed,
+            )
+            return facts, P_CHANNEL["postal" if addressed else "name_only"]
+        if draft.channel == "dns":
+            # A hostname token names its export; a pool domain dedicated to a client names
+            # only the client (kept in the event's details by the listener).
+            from canary.domains import holders_in  # canary.domains imports the registry
+
+            found = holders_in(s, target)
+            export_ids = list(found.export_ids) if found is not None else []
+            return Facts(holders=self._holders(s, export_ids), noise_source=noise), P_CHANNEL["dns"]
+        return Facts(noise_source=noise), P_CHANNEL["dns"]
+
+    def _pool_phone(self, s: Session, e164: str) -> _PoolPhoneFacts | None:
+        """A pool number's id, state and stray count, from a per-process copy of the pool
+        read at most every POOL_TTL seconds (the pool is hundreds of numbers; most calls in
+        a burst are to numbers outside it, which then cost no query)."""
+        now = time.monotonic()
+        cached = self._pool_cache
+        if cached is None or now - cached[0] > POOL_TTL:
+            rows = (
+                s.connection()
+                .execute(
+                    select(PoolPhone.id, PoolPhone.e164, PoolPhone.state, PoolPhone.stray_events)
+                )
+                .all()
+            )
+            cached = (now, {r.e164: _PoolPhoneFacts(r.id, r.state, r.stray_events) for r in rows})
+            self._pool_cache = cached
+        return cached[1].get(e164)
+
+    def _noise_sources(self, s: Session) -> bool:
+        """Whether any noise source is known (read at most every NOISE_TTL seconds per
+        process: the common case, none, then costs no query per event)."""
+        now = time.monotonic()
+        cached = getattr(self, "_noise_cache", None)
+        if cached is None or now - cached[0] > NOISE_TTL:
+            any_source = s.connection().execute(select(NoiseSource.id).limit(1)).first() is not None
+            cached = (now, any_source)
+            self._noise_cache = cached
+        return bool(cached[1])
+
+    def _canary_facts(self, s: Session, where: Any) -> list[CanaryFacts]:
+        return [facts for _row, facts in self._canary_rows(s, where)]
+
+    def _canary_rows(self, s: Session, where: Any) -> list[tuple[Any, CanaryFacts]]:
+        """The live canaries ``where`` selects, by id: (their tokens, their facts)."""
+        rows = (
+            s.connection()
+            .execute(
+                select(
+                    Canary.id,
+                    Canary.export_id,
+                    Canary.name,
+                    Canary.kana,
+                    Canary.layer,
+                    Canary.phone_e164,
+                    Canary.phone2_e164,
+                    Canary.email,
+                )
+                .join(Export, Export.id == Canary.export_id)
+                .where(where, Export.status != "void")
+                .order_by(Canary.id)
+            )
+            .all()
+        )
+        stable = [r.id for r in rows if r.layer == "stable"]
+        carriers: dict[int, set[int]] = {}
+        if stable:
+            for cid, eid in s.connection().execute(
+                select(StableCarrier.canary_id, StableCarrier.export_id).where(
+                    StableCarrier.canary_id.in_(stable)
+                )
+            ):
+                carriers.setdefault(cid, set()).add(eid)
+        return [
+            (
+                r,
+                CanaryFacts(
+                    r.id, tuple(sorted(carriers.get(r.id, set()) | {r.export_id})), r.name, r.kana
+                ),
+            )
+            for r in rows
+        ]
+
+    def _holders(self, s: Session, export_ids: Sequence[int] | Any) -> list[Holder]:
+        """The live exports among ``export_ids`` (ids, or a subquery of them)."""
+        if isinstance(export_ids, Sequence):
+            if not export_ids:
+                return []
+            export_ids = list(export_ids)
+        rows = (
+            s.connection()
+            .execute(
+                select(*_HOLDER_COLUMNS).where(Export.id.in_(export_ids), Export.status != "void")
+            )
+            .all()
+        )
+        return [_holder(r) for r in rows]

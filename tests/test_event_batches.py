@@ -1,0 +1,149 @@
+"""Events stored in batches (``Registry.record_events``, the server's group commit): each
+event once, repeats marked, incidents scored as if the events had come one by one, and
+concurrent batches over the same events and incidents never deadlock.
+
+Runs on SQLite and PostgreSQL through the ``registry`` fixture.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from canary.events import EventDraft
+from canary.registry import Registry
+from canary.settings import Settings
+from tests.helpers import seed_export
+
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+
+
+def _call(target: str, source: str, when: datetime, pid: str) -> EventDraft:
+    return EventDraft(
+        channel="call",
+        target=target,
+        occurred_at=when,
+        provider="twilio",
+        payload=f"{pid}|{target}|{source}".encode(),
+        source=source,
+        provider_id=pid,
+    )
+
+
+def _mail(address: str, sender: str, pid: str, when: datetime = T0) -> EventDraft:
+    return EventDraft(
+        channel="email",
+        target=address,
+        occurred_at=when,
+        provider="smtp",
+        payload=f"{pid}|{sender}".encode(),
+        source=sender,
+        provider_id=pid,
+    )
+
+
+def _addresses(registry: Registry, code: str) -> list[str]:
+    return sorted(c.email for c in registry.canaries_of(code) if c.email)
+
+
+def test_a_batch_stores_each_event_once_and_marks_repeats_in_it_and_before_it(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    result = seed_export(registry, settings, tmp_path, "op1", 1)
+    mail = _mail(_addresses(registry, result.export.code)[0], "sales@broker.example", "<m1>")
+    stray = _call("03-9999-0000", "0312345678", T0, "CA0")
+    before = registry.record_event(stray)
+    records = registry.record_events(
+        [mail, stray, mail, _call("03-9999-0001", "0312345678", T0, "CA1")]
+    )
+    assert [r.duplicate for r in records] == [False, True, True, False]
+    assert records[1].id == before.id and records[2].id == records[0].id
+    assert [r.provider_id for r in records] == ["<m1>", "CA0", "<m1>", "CA1"]
+    assert records[0].classification == "suspicious" and records[3].classification == "noise"
+    assert len(registry.events(limit=None)) == 3
+    [incident] = registry.incidents()
+    assert incident.events == 1 and incident.attributed
+
+
+def test_a_new_token_twice_in_one_batch_is_scored_not_merely_counted(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    result = seed_export(registry, settings, tmp_path, "op1", 1)
+    address = _addresses(registry, result.export.code)[0]
+    registry.record_events(
+        [_mail(address, "a@broker.example", "<a>"), _mail(address, "b@broker.example", "<b>")]
+    )
+    [incident] = registry.incidents()
+    assert incident.events == 2
+    assert incident.attributed and incident.confidence == pytest.approx(0.99)
+    # A third delivery of the same token only counts.
+    registry.record_events([_mail(address, "c@broker.example", "<c>", T0 + timedelta(days=1))])
+    [incident] = registry.incidents()
+    assert incident.events == 3 and incident.confidence == pytest.approx(0.99)
+    assert incident.last_seen == T0 + timedelta(days=1)
+
+
+def test_calls_of_one_source_in_one_batch_narrow_as_they_do_one_by_one(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    exports = [seed_export(registry, settings, tmp_path, f"op{i}", i) for i in range(1, 5)]
+    target = exports[2].export.code
+    numbers = sorted({c.phone_e164 for c in registry.canaries_of(target) if c.phone_e164})
+    assert len(numbers) >= 3
+    calls = [
+        _call(n, "0120-00-1111", T0 + timedelta(hours=i), f"CA{i}")
+        for i, n in enumerate(numbers[:4])
+    ]
+    assert all(r.classification == "suspicious" for r in registry.record_events(calls))
+    found = {i.export: i for i in registry.incidents()}
+    assert target in found, "four numbers of one export called by one source name it"
+    assert found[target].events == len(calls)
+    others = [i for code, i in found.items() if code != target]
+    assert all(o.confidence < found[target].confidence for o in others)
+
+
+def test_concurrent_batches_over_the_same_events_and_incidents_store_each_once(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    exports = [seed_export(registry, settings, tmp_path, f"op{i}", i) for i in range(1, 4)]
+    addresses = [_addresses(registry, r.export.code)[:3] for r in exports]
+    rounds, senders = 4, 6
+    answers: list[list[bool]] = []
+    failures: list[BaseException] = []
+    start = threading.Barrier(senders)
+
+    def deliver(sender: int) -> None:
+        rng = random.Random(sender)
+        for n in range(rounds):  # every sender delivers the round's events, in its own order
+            drafts = [
+                _mail(a, f"s{i}@broker.example", f"<{n}-{e}-{i}>", T0 + timedelta(hours=n))
+                for e, mine in enumerate(addresses)
+                for i, a in enumerate(mine)
+            ]
+            drafts += [_call("03-9999-0000", "0312345678", T0, f"CA{n}-{i}") for i in range(3)]
+            start.wait(10)
+            try:
+                answers.append(
+                    [r.duplicate for r in registry.record_events(rng.sample(drafts, len(drafts)))]
+                )
+            except BaseException as exc:  # a deadlock would surface here
+                failures.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    distinct = rounds * (9 + 3)
+    assert sum(a.count(False) for a in answers) == distinct  # each answered new once
+    assert len(registry.events(limit=None)) == distinct
+    incidents = registry.incidents()
+    assert sorted(i.export for i in incidents) == sorted(r.export.code for r in exports)
+    for incident in incidents:
+        record, events = registry.incident(incident.code)
+        assert record.events == len(events) == 3 * rounds and record.attributed
