@@ -3,6 +3,8 @@ errors mapped to HTTP statuses with a JSON reason."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from flask import Flask, current_app, jsonify
@@ -11,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from canary import errors
 from canary.registry import Registry
 from canary.settings import Settings
+from server.groupcommit import GroupCommit
 
 # Library errors as HTTP statuses; the first class that matches wins.
 HTTP_STATUSES: list[tuple[type[errors.CanaryError], int]] = [
@@ -33,6 +36,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     reg = registry or Registry(settings.db, actor="server")
     reg.require_ready()
     app.extensions["canary.registry"] = reg
+    # The hooks' events are stored by one writer thread per process, in group commits.
+    app.extensions["canary.events"] = GroupCommit(
+        partial(
+            reg.record_events,
+            grace=timedelta(hours=settings.expect_grace_hours),
+            threshold=settings.event_threshold,
+        )
+    )
 
     from server import api, hooks
 
@@ -59,6 +70,12 @@ def registry_of() -> Registry:
     """The application's registry (one engine and connection pool per process)."""
     reg: Registry = current_app.extensions["canary.registry"]
     return reg
+
+
+def events_of() -> GroupCommit:
+    """The application's writer of events (a group commit per process)."""
+    events: GroupCommit = current_app.extensions["canary.events"]
+    return events
 
 
 def settings_of() -> Settings:

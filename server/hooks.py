@@ -31,7 +31,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from canary.errors import InvalidEventError
 from canary.events import CHANNELS, EventDraft, EventRecord, normalise_target
-from server.app import registry_of, settings_of
+from server.app import events_of, settings_of
 from server.auth import client_address
 from server.signatures import ReplayGuard, generic_problem, replay_folder, twilio_valid
 
@@ -74,12 +74,8 @@ def refuse(reason: str, status: int = 403) -> tuple[Response, int]:
 
 
 def record(draft: EventDraft) -> EventRecord:
-    settings = settings_of()
-    return registry_of().record_event(
-        draft,
-        grace=timedelta(hours=settings.expect_grace_hours),
-        threshold=settings.event_threshold,
-    )
+    """Store one event; answered only once it is committed (with other requests' events)."""
+    return events_of().record([draft])[0]
 
 
 def _xml(body: str) -> Response:
@@ -342,7 +338,7 @@ def generic_events() -> Any:
         return refuse("This signed request was delivered before (a replay); sign each delivery.")
     try:
         drafts, batch = generic_drafts(body, datetime.fromtimestamp(now, UTC))
-        events = [record(d) for d in drafts]
+        events = events_of().record(drafts)  # one transaction: all of them or none
     except BaseException:
         # Not answered with an event: the sender may deliver the same request again.
         replays.release(signature, forget_at)
