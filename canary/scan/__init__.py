@@ -295,8 +295,9 @@ def scan(
         pl.concat(weak) if weak else pl.DataFrame(schema={"_row": pl.Int64, "phone": pl.String})
     )
     exports_hit = set(all_evidence["export_id"].to_list())
-    for phone in set(all_weak["phone"].to_list()):
-        exports_hit.update(index.exports_by_phone.get(phone, []))
+    by_phone = index.exports_by_phone(all_weak["phone"].to_list())
+    for exports in by_phone.values():
+        exports_hit.update(exports)
     meta = registry.export_meta(sorted(exports_hit))
     postcodes = _rows_at(count_chunks, all_evidence)
     names = dict(
@@ -311,7 +312,7 @@ def scan(
         all_weak,
         names,
         postcodes,
-        index.exports_by_phone,
+        by_phone,
         meta,
         threshold,
         exports_total=registry.export_count(),

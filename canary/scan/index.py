@@ -7,7 +7,7 @@ chance that a real namesake produces a match is computed at the end of a scan.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ import polars as pl
 from canary.registry import Registry
 from canary.registry.scans import CANARY_KEY_FIELDS
 from canary.scan import keys as K
+from canary.scan.lookup import KeyRows, KeySet
 
 JAPAN = 1.25e8
 # Share of people whose given name is in the reference table (the table holds the common
@@ -27,6 +28,7 @@ UNKNOWN_NAME_FREQUENCY = 1e-6
 
 
 HASH_SEED = 0x63616E617279  # any fixed seed: both sides are hashed in the same process
+JOIN_KEYS = ("name", "kana", "street", "email")  # h_name, …: see canary_hashes
 
 
 def pair_hash(a: pl.Expr, b: pl.Expr) -> pl.Expr:
@@ -34,45 +36,6 @@ def pair_hash(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     it (cheap to probe, unlike two string columns); every hit is then checked on the
     strings themselves, so a collision costs a comparison, never a false match."""
     return a.hash(HASH_SEED).xor(b.hash(HASH_SEED + 1))
-
-
-def _bitmap(sorted_keys: np.ndarray, bits: int) -> np.ndarray:
-    """A bitmap of the top ``bits`` bits of sorted 64-bit keys, one byte per 8 slots."""
-    slots = sorted_keys >> np.uint64(64 - bits)
-    where = slots >> np.uint64(3)
-    flags = np.left_shift(1, slots & np.uint64(7)).astype(np.uint8)
-    out = np.zeros(1 << (bits - 3), dtype=np.uint8)
-    if where.size:
-        starts = np.flatnonzero(np.diff(where, prepend=where[0] + np.uint64(1)))
-        out[where[starts]] = np.bitwise_or.reduceat(flags, starts)
-    return out
-
-
-class KeySet:
-    """Membership of 64-bit keys: a bitmap (2^28 bits, 32 MiB) answers most probes (with
-    6x10^6 keys, 98 % of misses), binary search over the sorted keys the rest."""
-
-    BITS = 28
-
-    def __init__(self, sorted_keys: np.ndarray) -> None:
-        self.sorted = sorted_keys
-        self.bits = _bitmap(self.sorted, self.BITS)
-
-    def _maybe(self, keys: np.ndarray) -> np.ndarray:
-        slots = keys >> np.uint64(64 - self.BITS)
-        return np.flatnonzero(
-            (self.bits[slots >> np.uint64(3)] >> (slots & np.uint64(7)).astype(np.uint8)) & 1
-        )
-
-    def contains(self, keys: np.ndarray) -> np.ndarray:
-        mask = np.zeros(keys.size, dtype=bool)
-        candidates = self._maybe(keys)
-        wanted = keys[candidates]
-        at = np.searchsorted(self.sorted, wanted)
-        found = at < self.sorted.size
-        found[found] = self.sorted[at[found]] == wanted[found]
-        mask[candidates[found]] = True
-        return mask
 
 
 def _renderings(
@@ -91,9 +54,10 @@ def _renderings(
 
 @dataclass
 class CanaryIndex:
-    canaries: pl.DataFrame  # canary_id, export_id, email, name, kana, postcode, address, f_name
-    phones: pl.DataFrame  # phone (national digits), canary_id, export_id
-    exports_by_phone: dict[str, list[int]]  # national digits → export ids holding the number
+    canaries: pl.DataFrame  # canary_id, export_id, email, name, kana, postcode, street, f_name,
+    # name_raw, kana_raw
+    phones: pl.DataFrame  # phone (national digits), canary_id, export_id, pos (canary's row)
+    numbers: pl.DataFrame  # phone (national digits), export_id: the exports holding a number
     hashes: pl.DataFrame  # 64-bit join keys per canary (see canary_hashes); polars-version bound
     plain_keys: dict[str, np.ndarray]  # name|kana → sorted keys of plain renderings (plain_keys)
     carriers: pl.DataFrame  # canary_id, export_id: every export carrying a stable canary
@@ -113,6 +77,17 @@ class CanaryIndex:
     def size(self) -> int:
         return self.canaries.height
 
+    def exports_by_phone(self, phones: Iterable[str]) -> dict[str, list[int]]:
+        """National digits → ids of the exports holding that pool number, for ``phones``."""
+        wanted = pl.Series(sorted(set(phones)), dtype=pl.String)
+        if wanted.is_empty():
+            return {}
+        found = self.numbers.filter(pl.col("phone").is_in(wanted.implode()))
+        out: dict[str, list[int]] = {}
+        for phone, export_id in found.iter_rows():
+            out.setdefault(phone, []).append(export_id)
+        return out
+
     def plain(self, kind: str, keys: np.ndarray) -> np.ndarray:
         """Which raw (name or reading, postcode) pair hashes are a plain rendering of a
         canary's: see keys.candidate_rows."""
@@ -121,11 +96,21 @@ class CanaryIndex:
 
     def join(self, rows: pl.DataFrame, key: str, hashes: pl.Expr) -> pl.DataFrame:
         """``rows`` side by side with the canaries whose ``h_{key}`` equals ``hashes``."""
-        return (
-            rows.with_columns(hashes.alias("_h"))
-            .join(self.prepared()["all"], left_on="_h", right_on=f"h_{key}")
-            .drop("_h")
-        )
+        wanted = rows.select(hashes).to_series().to_numpy()
+        self.prepared()
+        at, canary = self._by_key[key].find(wanted)
+        return pl.concat([rows[at], self._prepared["all"][canary]], how="horizontal")
+
+    def by_phone(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """``rows`` (_row, phone: a pool number) side by side with every canary carrying
+        the number (canary_id, export_id and the canary's keys)."""
+        self.prepared()  # built before any chunk is matched
+        parts = [
+            self._carriers[p] for p in rows.get_column("phone").unique() if p in self._carriers
+        ]
+        pairs = rows.join(pl.concat(parts) if parts else self.phones.clear(), on="phone")
+        keys = self._prepared["by_pos"][pairs.get_column("pos").to_numpy()]
+        return pl.concat([pairs.drop("pos"), keys], how="horizontal")
 
     def email_domains(self) -> list[str]:
         """The domains of canaries' emails (pool domains), lower case."""
@@ -140,20 +125,19 @@ class CanaryIndex:
         return self._domains
 
     def prepared(self) -> dict[str, pl.DataFrame]:
-        """Frames every chunk joins against, built once per scan rather than per chunk."""
+        """Frames and lookups every chunk uses, built once per scan rather than per chunk
+        (and before the matching threads start)."""
         if not hasattr(self, "_prepared"):
             c = self.canaries.rename(
                 {
                     "name": "name_c",
                     "kana": "kana_c",
                     "postcode": "postcode_c",
-                    "address": "address_c",
                     "email": "email_c",
                     "street": "street_c",
                 }
             )
             h = self.hashes
-            c = c.hstack(h.select("h_name", "h_kana", "h_street", "h_email"))
             with ThreadPoolExecutor(2) as pool:  # numpy releases the GIL
                 self._plain: dict[str, KeySet] = dict(
                     zip(
@@ -162,10 +146,25 @@ class CanaryIndex:
                         strict=True,
                     )
                 )
+                self._by_key: dict[str, KeyRows] = dict(
+                    zip(
+                        JOIN_KEYS,
+                        pool.map(
+                            lambda k: KeyRows(
+                                h.get_column(f"h_{k}").to_numpy(), h.get_column(f"o_{k}").to_numpy()
+                            ),
+                            JOIN_KEYS,
+                        ),
+                        strict=True,
+                    )
+                )
+            # The canaries carrying each pool number (10^6 rows; a few numbers per chunk).
+            self._carriers: dict[str, pl.DataFrame] = {
+                str(k[0]): v for k, v in self.phones.partition_by("phone", as_dict=True).items()
+            }
             self._prepared = {
                 "all": c,
-                "email": c.drop_nulls("email_c"),
-                "by_id": c.drop("export_id"),
+                "by_pos": c.drop("canary_id", "export_id"),
                 "phones": self.phones.select("phone").unique(),
             }
             number = pl.col("phone")
@@ -206,7 +205,7 @@ def significant(e164: str | None) -> str | None:
     return e164[3:] if e164.startswith("+81") else e164
 
 
-INDEX_FORMAT = 7  # bump when the index's columns or normalisation change
+INDEX_FORMAT = 8  # bump when the index's columns or normalisation change
 
 
 def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None) -> CanaryIndex:
@@ -244,11 +243,8 @@ def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None)
             canaries, phones, numbers, hashes, names, kanas, carriers = (
                 pl.read_ipc(p) for p in paths
             )
-            by_phone: dict[str, list[int]] = {}
-            for phone, export_id in numbers.iter_rows():
-                by_phone.setdefault(phone, []).append(export_id)
             keys = {"name": names.to_series().to_numpy(), "kana": kanas.to_series().to_numpy()}
-            return CanaryIndex(canaries, phones, by_phone, hashes, keys, carriers)
+            return CanaryIndex(canaries, phones, numbers, hashes, keys, carriers)
         except (OSError, pl.exceptions.PolarsError):
             pass  # a damaged cache is rebuilt
     index = build_index(registry, seeds_dir)
@@ -256,15 +252,10 @@ def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for old in folder.glob(f"index-{where}-*.arrow"):
             old.unlink(missing_ok=True)
-        numbers = pl.DataFrame(
-            [(k, e) for k, v in index.exports_by_phone.items() for e in v],
-            schema={"phone": pl.String, "export_id": pl.Int64},
-            orient="row",
-        )
         frames = (
             index.canaries,
             index.phones,
-            numbers,
+            index.numbers,
             index.hashes,
             pl.DataFrame({"k": index.plain_keys["name"]}),
             pl.DataFrame({"k": index.plain_keys["kana"]}),
@@ -308,9 +299,6 @@ def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
         K.kana_key(pl.col("kana_raw").str.normalize("NFKC")).alias("kana"),
         "postcode",
         # The address up to the building: a broker may drop the building, never the block.
-        K.address_core(
-            pl.col("address_raw").str.normalize("NFKC").str.split(" ").list.first()
-        ).alias("address"),
         K.street_key(
             K.address_core(pl.col("address_raw").str.normalize("NFKC").str.split(" ").list.first())
         ).alias("street"),
@@ -325,20 +313,31 @@ def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
         "name_raw",
         "kana_raw",
     )
+    pos = pl.int_range(pl.len(), dtype=pl.UInt32).alias("pos")
     phones = pl.concat(
         [
-            raw.select(pl.col("phone1").alias("phone"), "canary_id", "export_id"),
-            raw.select(pl.col("phone2").alias("phone"), "canary_id", "export_id"),
+            raw.select(pl.col(c).alias("phone"), "canary_id", "export_id", pos)
+            for c in ("phone1", "phone2")
         ]
     ).drop_nulls("phone")
-    by_phone = {significant(k) or k: v for k, v in registry.exports_by_number().items()}
+    numbers = pl.DataFrame(
+        [(significant(k) or k, e) for k, v in registry.exports_by_number().items() for e in v],
+        schema={"phone": pl.String, "export_id": pl.Int64},
+        orient="row",
+    )
     hashes = canary_hashes(canaries)
     carriers = pl.DataFrame(
         registry.stable_carriers(),
         schema={"canary_id": pl.Int64, "export_id": pl.Int64},
         orient="row",
     )
-    return CanaryIndex(canaries, phones, by_phone, hashes, plain_keys(hashes), carriers)
+    # Only the join keys (and their sort order) are kept; the renderings' hashes live on
+    # in the plain keys.
+    joins = hashes.select(
+        *[f"h_{k}" for k in JOIN_KEYS],
+        *[pl.col(f"h_{k}").arg_sort().cast(pl.UInt32).alias(f"o_{k}") for k in JOIN_KEYS],
+    )
+    return CanaryIndex(canaries, phones, numbers, joins, plain_keys(hashes), carriers)
 
 
 def plain_keys(hashes: pl.DataFrame) -> dict[str, np.ndarray]:

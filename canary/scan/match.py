@@ -44,33 +44,17 @@ def _street(address: pl.Expr) -> pl.Expr:
     return K.street_key(K.address_core(address))
 
 
-def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(evidence of strong and medium matches, weak phone-only hits) for one chunk."""
-    prepared = index.prepared()
-    main = rows.main
-    found: list[pl.DataFrame] = []
-
-    hit = rows.emails.with_columns(pl.col("email").hash(HASH_SEED).alias("h")).join(
-        prepared["email"], left_on="h", right_on="h_email"
-    )
-    found.append(_evidence(hit.filter(pl.col("email") == pl.col("email_c")), "email"))
-
-    # Only pool numbers can match: the few rows holding one are found against the pool's
-    # distinct numbers before they meet the canaries that carry them.
-    pooled = rows.phones.join(prepared["phones"], on="phone", how="semi")
-    pairs = (
-        pooled.join(index.phones, on="phone")
-        .join(main.select("_row", "name", "kana"), on="_row")
-        .join(prepared["by_id"], on="canary_id")
-    )
+def _phone_evidence(pairs: pl.DataFrame) -> list[pl.DataFrame]:
+    """Rows holding a canary's pool number with its name, its reading, or a reading
+    within one edit of it."""
     same_name = pl.col("name") == pl.col("name_c")
-    found.append(_evidence(pairs.filter(same_name), "phone+name"))
-    found.append(
+    found = [
+        _evidence(pairs.filter(same_name), "phone+name"),
         _evidence(
             pairs.filter(~same_name.fill_null(False) & (pl.col("kana") == pl.col("kana_c"))),
             "phone+kana",
-        )
-    )
+        ),
+    ]
     near = pairs.filter(
         pl.col("kana").is_not_null()
         & (pl.col("kana") != pl.col("kana_c"))
@@ -82,6 +66,23 @@ def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.D
             for a, b in zip(near["kana"].to_list(), near["kana_c"].to_list(), strict=True)
         ]
         found.append(_evidence(near.filter(pl.Series(close, dtype=pl.Boolean)), "kana~phone"))
+    return found
+
+
+def match_chunk(rows: K.RowKeys, index: CanaryIndex) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(evidence of strong and medium matches, weak phone-only hits) for one chunk."""
+    main = rows.main
+    found: list[pl.DataFrame] = []
+
+    hit = index.join(rows.emails, "email", pl.col("email").hash(HASH_SEED))
+    found.append(_evidence(hit.filter(pl.col("email") == pl.col("email_c")), "email"))
+
+    # Only pool numbers can match: the few rows holding one are found against the pool's
+    # distinct numbers before they meet the canaries that carry them.
+    pooled = rows.phones.join(index.prepared()["phones"], on="phone", how="semi")
+    if pooled.height:
+        pairs = index.by_phone(pooled).join(main.select("_row", "name", "kana"), on="_row")
+        found += _phone_evidence(pairs)
     weak = pooled.select("_row", "phone")
 
     # Name (or reading) + postcode; where the street address agrees too, the key is strong.
