@@ -111,6 +111,7 @@ def test_concurrent_batches_over_the_same_events_and_incidents_store_each_once(
 ) -> None:
     exports = [seed_export(registry, settings, tmp_path, f"op{i}", i) for i in range(1, 4)]
     addresses = [_addresses(registry, r.export.code)[:3] for r in exports]
+    assert all(addresses), "every export has a canary with an address"
     rounds, senders = 4, 6
     answers: list[list[bool]] = []
     failures: list[BaseException] = []
@@ -118,20 +119,20 @@ def test_concurrent_batches_over_the_same_events_and_incidents_store_each_once(
 
     def deliver(sender: int) -> None:
         rng = random.Random(sender)
-        for n in range(rounds):  # every sender delivers the round's events, in its own order
-            drafts = [
-                _mail(a, f"s{i}@broker.example", f"<{n}-{e}-{i}>", T0 + timedelta(hours=n))
-                for e, mine in enumerate(addresses)
-                for i, a in enumerate(mine)
-            ]
-            drafts += [_call("03-9999-0000", "0312345678", T0, f"CA{n}-{i}") for i in range(3)]
-            start.wait(10)
-            try:
-                answers.append(
-                    [r.duplicate for r in registry.record_events(rng.sample(drafts, len(drafts)))]
-                )
-            except BaseException as exc:  # a deadlock would surface here
-                failures.append(exc)
+        try:
+            for n in range(rounds):  # every sender delivers the round's events, its own order
+                drafts = [
+                    _mail(a, f"s{i}@broker.example", f"<{n}-{e}-{i}>", T0 + timedelta(hours=n))
+                    for e, mine in enumerate(addresses)
+                    for i, a in enumerate(mine)
+                ]
+                drafts += [_call("03-9999-0000", "0312345678", T0, f"CA{n}-{i}") for i in range(3)]
+                start.wait(120)  # generous: SQLite takes the batches one after the other
+                batch = registry.record_events(rng.sample(drafts, len(drafts)))
+                answers.append([r.duplicate for r in batch])
+        except BaseException as exc:  # a deadlock would surface here
+            failures.append(exc)
+            start.abort()
 
     threads = [threading.Thread(target=deliver, args=(i,)) for i in range(senders)]
     for t in threads:
@@ -139,11 +140,13 @@ def test_concurrent_batches_over_the_same_events_and_incidents_store_each_once(
     for t in threads:
         t.join()
     assert failures == []
-    distinct = rounds * (9 + 3)
+    distinct = rounds * (sum(map(len, addresses)) + 3)
     assert sum(a.count(False) for a in answers) == distinct  # each answered new once
     assert len(registry.events(limit=None)) == distinct
     incidents = registry.incidents()
     assert sorted(i.export for i in incidents) == sorted(r.export.code for r in exports)
+    mailed = {r.export.code: len(mine) for r, mine in zip(exports, addresses, strict=True)}
     for incident in incidents:
         record, events = registry.incident(incident.code)
-        assert record.events == len(events) == 3 * rounds and record.attributed
+        assert record.events == len(events) == mailed[str(incident.export)] * rounds
+        assert record.attributed

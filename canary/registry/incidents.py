@@ -12,7 +12,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import case, select, text, update
+from sqlalchemy import bindparam, case, select, text, update
 from sqlalchemy.orm import Session
 
 from canary.errors import NotFoundError
@@ -67,6 +67,7 @@ class IncidentStore:
     _pool_phone: Any
     events: Any
     _codes: Any
+    _touch_stmt: Any = None
 
     # -- incidents ------------------------------------------------------------------------
 
@@ -182,54 +183,80 @@ class IncidentStore:
             .returning(IncidentEvent.incident_id, IncidentEvent.event_id)
         ):
             added.setdefault(int(incident_id), set()).add(int(event_id))
+        joined = {i: [signs[e] for e in sorted(added.get(i, ()))] for i, _ in incidents.values()}
+        known = self._known_signs(s, joined)
+        touched = []
         for incident_id, attributed in sorted(incidents.values()):
-            joined = [signs[e] for e in sorted(added.get(incident_id, ()))]
-            if self._signs_known(s, incident_id, joined, any_source=attributed):
+            new = joined[incident_id]
+            if all((r.target, None if attributed else r.source) in known[incident_id] for r in new):
                 # Guilt only grows with signs. Tokens (or, before attribution, tokens from
                 # these sources) already counted add nothing: count the events only, and
                 # keep the rescoring (all the incident's events) for new signs.
-                self._touch_incident(s, incident_id, joined)
+                touched.append((incident_id, new))
             else:
                 self._rescore(s, incident_id, threshold)
+        self._touch_incidents(s, touched)
         return {event_id: incidents[subjects[0]][0] for event_id, subjects, _ in plans}
 
-    def _signs_known(
-        self, s: Session, incident_id: int, rows: Sequence[Any], any_source: bool
-    ) -> bool:
-        """Whether the incident held each of these new events' tokens already (from the same
-        source, unless ``any_source``), through events linked before them."""
-        if not rows:
-            return True
-        found = {
-            (target, None if any_source else source)
-            for target, source in s.connection().execute(
-                select(Event.target, Event.source)
-                .join(IncidentEvent, IncidentEvent.event_id == Event.id)
-                .where(
-                    IncidentEvent.incident_id == incident_id,
-                    Event.target.in_(sorted({r.target for r in rows})),
-                    Event.id.not_in([r.id for r in rows]),
-                )
-                .distinct()
+    def _known_signs(
+        self, s: Session, joined: dict[int, list[Any]]
+    ) -> dict[int, set[tuple[str, str | None]]]:
+        """For each incident, the (token, source) pairs, and the tokens alone as (token,
+        None), that it held through events linked before ``joined`` (the events linked to
+        it now), among the tokens of those: one query for all the batch's incidents."""
+        known: dict[int, set[tuple[str, str | None]]] = {i: set() for i in joined}
+        new = [r for rows in joined.values() for r in rows]
+        if not new:
+            return known
+        for incident_id, target, source in s.connection().execute(
+            select(IncidentEvent.incident_id, Event.target, Event.source)
+            .join(IncidentEvent, IncidentEvent.event_id == Event.id)
+            .where(
+                IncidentEvent.incident_id.in_(sorted(joined)),
+                Event.target.in_(sorted({r.target for r in new})),
+                Event.id.not_in(sorted({r.id for r in new})),
             )
-        }
-        return all((r.target, None if any_source else r.source) in found for r in rows)
+            .distinct()
+        ):
+            known[int(incident_id)] |= {(target, source), (target, None)}
+        return known
 
-    def _touch_incident(self, s: Session, incident_id: int, rows: Sequence[Any]) -> None:
-        if not rows:
-            return
-        first = min(aware(r.occurred_at) for r in rows)
-        last = max(aware(r.occurred_at) for r in rows)
-        s.connection().execute(
-            update(Incident)
-            .where(Incident.id == incident_id)
-            .values(
-                event_count=Incident.event_count + len(rows),
-                first_seen=case((Incident.first_seen > first, first), else_=Incident.first_seen),
-                last_seen=case((Incident.last_seen < last, last), else_=Incident.last_seen),
-                updated_at=_now(),
+    def _touch_incidents(self, s: Session, touched: list[tuple[int, list[Any]]]) -> None:
+        """Count new events whose signs the incidents held already (one statement, executed
+        for each incident)."""
+        params = [
+            {
+                "incident": incident_id,
+                "added": len(rows),
+                "first": min(aware(r.occurred_at) for r in rows),
+                "last": max(aware(r.occurred_at) for r in rows),
+                "now": _now(),
+            }
+            for incident_id, rows in touched
+            if rows
+        ]
+        if params:
+            s.connection().execute(self._touch_statement(), params)
+
+    def _touch_statement(self) -> Any:
+        stmt = self._touch_stmt
+        if stmt is None:
+            moment = Incident.first_seen.type
+            first, last = bindparam("first", type_=moment), bindparam("last", type_=moment)
+            stmt = (
+                update(Incident)
+                .where(Incident.id == bindparam("incident"))
+                .values(
+                    event_count=Incident.event_count + bindparam("added"),
+                    first_seen=case(
+                        (Incident.first_seen > first, first), else_=Incident.first_seen
+                    ),
+                    last_seen=case((Incident.last_seen < last, last), else_=Incident.last_seen),
+                    updated_at=bindparam("now", type_=moment),
+                )
             )
-        )
+            self._touch_stmt = stmt
+        return stmt
 
     def _open_incidents(
         self, s: Session, subjects: dict[str, tuple[int | None, int, datetime]]
