@@ -137,6 +137,7 @@ class ReplayGuard:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._next_sweep = 0.0
+        self._made: Path | None = None  # the minute's folder this process made last
         self._lock = threading.Lock()
 
     def _path(self, signature: str, forget_at: float) -> Path:
@@ -147,8 +148,10 @@ class ReplayGuard:
         """True for the first claim of a signature until ``forget_at``; False for a replay."""
         self._sweep(now)
         path = self._path(signature, forget_at)
-        for _attempt in range(2):  # a sweep of another process may remove the minute's folder
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for attempt in range(2):  # a sweep of another process may remove the minute's folder
+            if attempt or path.parent != self._made:  # made once per minute, not per claim
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._made = path.parent
             try:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
                 return True

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from canary.errors import InvalidEventError
 from canary.normalize import email_key, name_key, phone_e164
@@ -99,6 +100,7 @@ class EventRecord:
         }
 
 
+@lru_cache(maxsize=4096)  # a hook checks the token, then the store normalises it again
 def normalise_target(channel: str, target: str) -> str:
     """The token in the form the registry stores it; InvalidEventError if it is not one."""
     value = (target or "").strip()
