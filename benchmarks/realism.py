@@ -46,8 +46,17 @@ subdomains):
   names without the space).
 - ``members-email`` / ``members-noemail``: the same regional store's members (福岡県),
   typed in by the members themselves (names without spaces, hiragana readings, mixed
-  building separators), sparse increasing member numbers; with an email for 85 % of them,
-  and the same list exported without its email column.
+  building separators), member numbers issued in turn with the numbers of members who
+  left missing (half of the oldest, one in ten of the newest); with an email for 85 % of
+  them, and the same list exported without its email column.
+
+  How IDs are spaced matters. A canary given a free number between two neighbours turns
+  one step into two; it passes when the two look like any two steps of the list, which
+  holds for numbers freed by people leaving (canary.placement.GapOdds). Steps drawn
+  independently at random (1 to 12, say) are not a numbering real systems make, and
+  there no placement passes: the two steps of a canary sum to one step of the list, at
+  most 12, while half of everyone's pairs sum to more, so a broker reaches an AUC of
+  0.75 on the steps alone.
 
 The host lists are a model: what they assume about real lists (sort orders, how messy
 hand-keyed values are, how email local parts look) decides what can give canaries away

@@ -26,6 +26,7 @@ from canary.formats import IdStyle
 
 TRIES = 200  # a try reads two lines; lists with few gaps need many
 BLOCK_BYTES = 16384  # read at once when looking for a gap: a few hundred neighbours
+SPLITS_TRIED = 8  # free IDs tried in one wide gap
 
 
 @dataclass(frozen=True)
@@ -118,28 +119,43 @@ class Placement:
 
 class GapOdds:
     """How common each ID step between neighbours is in the list, learned from the blocks
-    read while placing. A canary taking ID x between neighbours a and b turns one step
-    b − a into two, x − a and b − x; the split is kept with a chance proportional to how
-    common both new steps are, so canaries' steps look like everyone's (in a list of
-    consecutive numbers with a few deleted, a canary takes a deleted number between two
-    neighbours one apart from it)."""
+    read while placing, and how much weight a canary's split of a step gets.
+
+    A canary taking ID x between neighbours a and b turns one step b − a into two, x − a
+    and b − x. For the canary's two steps to look like anyone's pair of steps (each drawn
+    like the list's steps, independently), each free ID of a block is weighed by
+    P(s)·P(t) / P(s + t): the product is how common the pair is among people, and
+    dividing by P(s + t) undoes how often a step of that size is there to be split. In a
+    list of consecutive numbers with members deleted at random, every free ID then weighs
+    the same: the canary takes a deleted number, as a member who stayed would."""
+
+    ENOUGH = 20000  # steps seen: the shares no longer move
 
     def __init__(self) -> None:
         self.counts: Counter[int] = Counter()
+        self.total = 0
 
     def learn(self, steps: Sequence[int]) -> None:
-        self.counts.update(steps)
+        if self.total < self.ENOUGH:
+            self.counts.update(steps)
+            self.total += len(steps)
 
     def share(self, step: int) -> float:
-        total = sum(self.counts.values())
-        return (self.counts[step] + 0.5) / (total + 0.5 * (len(self.counts) + 1))
+        """The share of the list's steps that are ``step`` (0 for a step not seen: an
+        unseen step is not spread a little over every width, or every split of a wide
+        gap would look plausible)."""
+        return self.counts[step] / self.total if self.total else 0.0
 
-    def odds(self, a: int, b: int) -> float:
-        """How likely the steps a and b are, as a pair, against the commonest pair (0-1)."""
-        if sum(self.counts.values()) < 50:
-            return 1.0  # too little seen to judge
-        top = self.share(self.counts.most_common(1)[0][0])
-        return min(1.0, self.share(a) * self.share(b) / (top * top))
+    def weight(self, s: int, t: int) -> float:
+        """P(s)·P(t) / (P(s + t) · the chance this split is among those tried); 1 for every
+        split while too few steps are known to judge."""
+        if self.total < 50:
+            return 1.0
+        whole = self.share(s + t)
+        if whole == 0:
+            return 0.0
+        tried = min(1.0, SPLITS_TRIED / max(1, s + t - 1))
+        return self.share(s) * self.share(t) / (whole * tried)
 
 
 def place_new(
@@ -150,10 +166,11 @@ def place_new(
     odds: GapOdds | None = None,
 ) -> Placement | None:
     """A place for a new canary inside ``region`` (byte offsets), with a free ID between
-    its neighbours', or None when no gap turned up. Blocks of lines are read at random
-    offsets; within a block every pair of neighbours is a candidate."""
+    its neighbours', or None when no gap turned up. A block of lines is read at a random
+    offset, and one of its free IDs is drawn with the weights of GapOdds (drawing among
+    all of them, not taking the first that passes a test, is what makes a wide gap as
+    likely to be used as it has free IDs)."""
     odds = odds if odds is not None else GapOdds()
-    best: tuple[float, Placement] | None = None
     lo, hi = region
     for attempt in range(TRIES // 4):
         if attempt == TRIES // 8:
@@ -163,30 +180,27 @@ def place_new(
             (p, n) for p, n in itertools.pairwise(block) if p.key is not None and n.key is not None
         ]
         odds.learn([n.key - p.key for p, n in pairs if n.key > p.key])
-        rng.shuffle(pairs)
+        spots, weights = [], []
         for prev, nxt in pairs:
             if nxt.key - prev.key < 2:
                 continue
             for n in _sample_gap(prev.key, nxt.key, rng):
-                if taken(n):
-                    continue
-                chance = odds.odds(n - prev.key, nxt.key - n)
-                spot = Placement(prev.end - 1, n, prev.fields)
-                if rng.random() < chance:
-                    return spot
-                if best is None or chance > best[0]:
-                    best = (chance, spot)
-    # Every step of the list is alike (IDs three apart): no split looks like the others,
-    # and the likeliest one seen is the best there is.
-    return best[1] if best is not None else None
+                if not taken(n):
+                    spots.append(Placement(prev.end - 1, n, prev.fields))
+                    weights.append(odds.weight(n - prev.key, nxt.key - n))
+        if spots:
+            # Every step of the list alike (IDs three apart): no split looks like two
+            # steps of the list, and any free ID is as good as another.
+            return rng.choices(spots, weights=weights if sum(weights) > 0 else None)[0]
+    return None
 
 
 def _sample_gap(a: int, b: int, rng: random.Random) -> list[int]:
-    if b - a - 1 <= 8:
+    if b - a - 1 <= SPLITS_TRIED:
         gap = list(range(a + 1, b))
         rng.shuffle(gap)
         return gap
-    return [rng.randint(a + 1, b - 1) for _ in range(8)]
+    return [rng.randint(a + 1, b - 1) for _ in range(SPLITS_TRIED)]
 
 
 def sorted_by(
