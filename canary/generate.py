@@ -8,6 +8,8 @@ domain whose local part looks like the ones people choose.
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,7 +29,7 @@ from canary.formats import (
 )
 from canary.normalize import kana_key, name_key
 from canary.pools import PoolNumber
-from canary.profile import ColumnProfile, HostProfile, email_shape, holds_name
+from canary.profile import ColumnProfile, EmailShape, HostProfile, email_shape
 from canary.reference import Gazetteer, NameBook, Place
 from canary.romaji import to_romaji
 
@@ -115,7 +117,8 @@ class CanaryFactory:
         self.websites: WebsiteTokens | None = None
         self.today = today or date.today()
         self._used_emails: set[str] = set()
-        self._drawn_shapes: Counter[tuple[int, int, bool, bool]] = Counter()  # _like_the_list
+        self._drawn_shapes: Counter[EmailShape] = Counter()  # _shaped
+        self._digit_mix: tuple[list[int], list[int]] | None = None
         self._used_ids: set[int] = set()
         self._excluded_ids: set[int] = set()
         self._next_number = 0
@@ -136,12 +139,13 @@ class CanaryFactory:
 
     def _place(self) -> Place:
         prof = self.profile
-        # In a local list people share postcodes, and a canary is one more neighbour; in a
-        # list where postcodes seldom repeat, a canary sharing one would stand out, so it
-        # takes another postcode of the same district.
-        codes = prof.postcodes
-        repeated = bool(codes) and sum(codes.values()) >= 2 * len(codes)
-        if repeated and self.rng.random() < 0.85:
+        # In a local list people share postcodes, and a canary is one more neighbour, at a
+        # postcode drawn as often as the profile saw it (the postcodes it saw once stand
+        # for those it missed, which are as small: a canary there is numbered like its
+        # neighbours, see _street_like_neighbours); in a list where postcodes seldom
+        # repeat, a canary sharing one would stand out, so it takes another postcode of
+        # the same district.
+        if _postcodes_repeat(prof.postcodes, prof.sampled_share):
             code = self.rng.choices(list(prof.postcodes), weights=list(prof.postcodes.values()))[0]
             place = self.places.lookup(code)
             if place is not None:
@@ -152,6 +156,8 @@ class CanaryFactory:
                     list(prof.postcode_prefixes), weights=list(prof.postcode_prefixes.values())
                 )[0]
                 candidates = self.places.near(prefix)
+                if prof.prefectures:  # postcode areas cross prefecture lines (811: 壱岐)
+                    candidates = [c for c in candidates if c.prefecture in prof.prefectures]
             elif prof.prefectures:
                 pref = self.rng.choices(
                     list(prof.prefectures), weights=list(prof.prefectures.values())
@@ -165,10 +171,10 @@ class CanaryFactory:
 
     def _street_like_neighbours(self, place: Place) -> str | None:
         """A block number written and ranged as the list's own addresses at the canary's
-        postcode: the style of one neighbour, each number from another one of the same kind
-        (so the canary is inside the town's range without copying anyone's address)."""
+        postcode: the style of one neighbour, each number near another neighbour's (see
+        _near_neighbours)."""
         shapes = self.profile.streets.get(place.postcode, [])
-        if len(shapes) < 3:
+        if not shapes:
             return None
         r = self.rng
         own = {s.numbers for s in shapes}
@@ -176,10 +182,14 @@ class CanaryFactory:
             model = r.choice(shapes)
             same = [s for s in shapes if s.kind == model.kind]
             numbers = tuple(
-                r.choice([s for s in same if len(s.numbers) > i] or [model]).numbers[i]
+                _near_neighbours(
+                    [s.numbers[i] for s in same if len(s.numbers) > i],
+                    self.profile.sampled_share,
+                    r,
+                )
                 for i in range(len(model.numbers))
             )
-            if numbers not in own or len(own) < 3:
+            if numbers not in own:
                 return _write_street(model.kind, model.style, numbers)
         return None
 
@@ -259,7 +269,8 @@ class CanaryFactory:
             return r.choices(styles, weights=weights)[0]
 
         def unnamed() -> str:
-            # Another name as a nickname, or letters and digits, as people choose them.
+            # Another name as a nickname, or letters, as people choose them (digits are
+            # added by _shaped, as many as the list's addresses hold).
             other = to_romaji(
                 self.names.given_for("F" if r.random() < 0.5 else "M", birth.year).draw(r).kana
             )
@@ -268,22 +279,21 @@ class CanaryFactory:
             sep = r.choice("-_.")
             return r.choice(
                 [
-                    f"{other}{r.randint(1, 999)}",
+                    other,
                     f"{other}_{yy}",
-                    f"{letters}{r.randint(0, 9999)}",
+                    letters,
                     f"{other}{sep}{short}",  # two words, as nicknames often are
                     f"{short}{sep}{other}",
+                    f"{short}{other}",
                 ]
             )
 
-        # As many addresses as in the list hold the person's name; their shapes follow
-        # the list's (see _like_the_list).
-        share = self.profile.email_name_share
+        # The address takes the shape of one of the list's own addresses, drawn as often
+        # as each shape is there (see _shaped); without a reading in the list, as many
+        # hold the person's name as the list's do.
+        kana = f"{surname_kana} {given_kana}"
         for attempt in range(30):
-            local = self._like_the_list(
-                lambda: named() if r.random() < share else unnamed(),
-                f"{surname_kana} {given_kana}",
-            )
+            local = self._shaped(named, unnamed, kana, birth.year)
             if attempt >= 3:
                 local = f"{local}{r.randint(1, 9999)}"
             address = f"{local}@{r.choice(self.domains)}"
@@ -293,27 +303,42 @@ class CanaryFactory:
             return address
         raise RuntimeError("could not find a free email local part")  # pragma: no cover
 
-    def _like_the_list(self, draw: Callable[[], str], kana: str, k: int = 32) -> str:
-        """One of ``k`` drawn local parts, picked so that their shapes (length, digits,
-        separator, whether they hold the name) come out in the list's own mix:
-        sampling-importance-resampling, the proposal's mix learned over the seed's draws."""
-        shapes = self.profile.email_shapes
+    def _shaped(
+        self, named: Callable[[], str], unnamed: Callable[[], str], kana: str, year: int
+    ) -> str:
+        """A local part drawn so that canaries' shapes (see EmailShape) come out in the
+        list's own mix: sampling-importance-resampling. Local parts are drawn (made of the
+        name as often as the list's are), each with digits added up to a count drawn from
+        the list's (the birth year's two among them, sometimes), so that the draws cover
+        every shape a name of this length can take; one is kept with a weight of the
+        shape's share in the list over its share among all draws so far."""
+        r, shapes, prof = self.rng, self.profile.email_shapes, self.profile
         if sum(shapes.values()) < 30:
-            return draw()
-        # Half the drawn ones get a few digits more (people add a year, a lucky number, a
-        # counter), so that the draws cover every shape the list has.
-        r = self.rng
-        drawn = [
-            d if r.random() < 0.5 else d + str(r.randint(0, 10 ** r.randint(1, 5) - 1))
-            for d in (draw() for _ in range(k))
+            return named() if r.random() < prof.email_name_share else unnamed()
+        if self._digit_mix is None:
+            counts: Counter[int] = Counter()
+            for s, c in shapes.items():
+                counts[s.digits] += c
+            self._digit_mix = (list(counts), list(itertools.accumulate(counts.values())))
+        digit_counts, cum = self._digit_mix
+        yy = f"{year % 100:02d}"
+        drawn = []
+        for _ in range(48):
+            local = named() if r.random() < prof.email_name_share else unnamed()
+            short = r.choices(digit_counts, cum_weights=cum)[0] - sum(c.isdigit() for c in local)
+            if short >= 2 and yy not in local and r.random() < 0.3:
+                local += yy + "".join(r.choices("0123456789", k=short - 2))
+            elif short > 0:
+                local += "".join(r.choices("0123456789", k=short))
+            drawn.append(local)
+        by_name = kana if prof.email_shapes_named else ""
+        keys = [email_shape(d, by_name, year) for d in drawn]
+        self._drawn_shapes.update(keys)
+        total, drawn_total = sum(shapes.values()), self._drawn_shapes.total()
+        weights = [
+            ((shapes[k] + 0.1) / total) / (self._drawn_shapes[k] / drawn_total) for k in keys
         ]
-        named = self.profile.email_shapes_named
-        keys = [(*email_shape(d), named and holds_name(d, kana)) for d in drawn]
-        proposal = self._drawn_shapes
-        proposal.update(keys)
-        total, drawn_total = sum(shapes.values()), sum(proposal.values())
-        weights = [((shapes[key] + 0.1) / total) / (proposal[key] / drawn_total) for key in keys]
-        return self.rng.choices(drawn, weights=weights)[0]
+        return r.choices(drawn, weights=weights)[0]
 
     def person(self) -> Person:
         for _ in range(100):
@@ -549,6 +574,38 @@ _ADDRESS_ROLES = {
     "street",
     "building",
 }
+
+
+def _postcodes_repeat(codes: Counter[str], share: float) -> bool:
+    """Whether the people of a list typically share their postcode with someone else in
+    it, judged from a profile that saw the share ``share`` of its rows: a row whose
+    postcode is shared by m − 1 others in the list is alone in the sample with a chance
+    of (1 − share)^(m − 1), so the share of the sample's rows alone at their postcode
+    tells m."""
+    seen = sum(codes.values())
+    if seen < 20:
+        return False
+    alone = sum(1 for c in codes.values() if c == 1) / seen
+    if share >= 0.99 or alone == 0:
+        return alone < 0.5
+    others = math.log(max(alone, 1e-9)) / math.log(1 - share)  # m − 1, about
+    return others >= 1
+
+
+def _near_neighbours(seen: Sequence[int], share: float, rng: random.Random) -> int:
+    """A number of a town's range known from some neighbours' numbers ``seen`` (the share
+    ``share`` of the town the profile saw): one neighbour's number moved by up to one and
+    a half times the usual distance between the town's numbers, kept inside the range
+    (its top guessed from the highest seen). A kernel estimate of the town's numbers:
+    the canary ranks among the whole town about as evenly as anyone there, lands on a
+    neighbour's number about as often as numbers that close together are shared, and
+    copies no one's address."""
+    v = sorted(seen)
+    k, top = len(v), v[-1]
+    high = max(top, round(top * (1 + 1 / k) - 1))  # the least-biased guess at the range's top
+    town = max(k, k / max(share, 1e-6))  # rows of the town in the whole list, about
+    reach = int(1.5 * high / town)
+    return min(max(rng.choice(v) + rng.randint(-reach, reach), 1), high)
 
 
 def _write_street(kind: str, style: str, n: tuple[int, ...]) -> str:

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 import jaconv
 
@@ -76,9 +77,9 @@ class HostProfile:
     # Of the list's email addresses, the share whose local part holds the person's own name
     # in romaji (from the reading); the rest are nicknames, words, random letters.
     email_name_share: float = 0.6
-    # The shapes of the list's email local parts (length, digits, separator, whether it
-    # holds the name), counted in memory only: canaries' addresses are drawn in that mix.
-    email_shapes: Counter[tuple[int, int, bool, bool]] = field(default_factory=Counter)
+    # The shapes of the list's email local parts (see EmailShape), counted in memory
+    # only: canaries' addresses are drawn in that mix.
+    email_shapes: Counter[EmailShape] = field(default_factory=Counter)
     email_shapes_named: bool = False  # whether the list has a reading to tell names by
     # The list's own postcodes (seven digits) with their counts, from the head and windows
     # through the file: canaries live where the list's people live, as often as they do.
@@ -87,6 +88,8 @@ class HostProfile:
     # style and numbers of each sampled address, so that a canary at that postcode is
     # numbered as its neighbours are (丁目 or 番地, within the town's own range).
     streets: dict[str, list[StreetShape]] = field(default_factory=dict)
+    # The share of the list's rows the profile saw (set by the seed, which knows the size).
+    sampled_share: float = 1.0
 
     def column(self, role: str) -> ColumnProfile | None:
         for c in self.columns:
@@ -301,15 +304,28 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
     )
 
 
-def email_shape(local: str) -> tuple[int, int, bool]:
-    """What a broker sees of an address's local part, coarsely (so that a few dozen drawn
-    addresses can be weighed against it): its length, how many digits it holds, and
-    whether it has a separator (. _ -)."""
+class EmailShape(NamedTuple):
+    """What a broker sees of an address's local part: its length (in steps of three
+    characters, 18 and more as one), how many digits it holds (6 and more as one), its
+    separators (none, dots, - or _, both), and whether it holds the person's name (a word
+    of the reading in romaji, three letters or more) or the two digits of their birth
+    year."""
+
+    length: int
+    digits: int
+    separators: int
+    named: bool
+    birth_yy: bool
+
+
+def email_shape(local: str, kana: str = "", birth_year: int | None = None) -> EmailShape:
     digits = sum(c.isdigit() for c in local)
-    return (
-        min(len(local) // 3, 6),  # in steps of three characters, 18 and more as one
-        digits if digits < 3 else 3 if digits < 5 else 5,
-        any(c in "._-" for c in local),
+    return EmailShape(
+        min(len(local) // 3, 6),
+        min(digits, 6),
+        ("." in local) + 2 * ("-" in local or "_" in local),
+        holds_name(local, kana) if kana else False,
+        birth_year is not None and f"{birth_year % 100:02d}" in local,
     )
 
 
@@ -323,21 +339,20 @@ def holds_name(local: str, kana: str) -> bool:
     return any(len(n) >= 3 and n in local for n in names)
 
 
-def _email_shapes(
-    schema: Schema, body: Sequence[Sequence[str]]
-) -> Counter[tuple[int, int, bool, bool]]:
-    """Counts of (shape, holds the name) of the list's addresses; without a reading
-    column every address counts as not holding it."""
-    col, kana = schema.column_of("email"), schema.column_of("kana")
-    shapes: Counter[tuple[int, int, bool, bool]] = Counter()
+def _email_shapes(schema: Schema, body: Sequence[Sequence[str]]) -> Counter[EmailShape]:
+    """Counts of the shapes of the list's addresses; without a reading column no address
+    holds the name, without a birth date none holds its year."""
+    col, kana, birth = (schema.column_of(r) for r in ("email", "kana", "birth_date"))
+    shapes: Counter[EmailShape] = Counter()
     if col is None:
         return shapes
     for r in body:
         if col < len(r) and "@" in r[col]:
             local = unicodedata.normalize("NFKC", r[col]).strip().lower().split("@")[0]
             if local:
-                named = kana is not None and kana < len(r) and holds_name(local, r[kana])
-                shapes[(*email_shape(local), named)] += 1
+                reading = r[kana] if kana is not None and kana < len(r) else ""
+                year = _year_of(r[birth]) if birth is not None and birth < len(r) else None
+                shapes[email_shape(local, reading, year)] += 1
     return shapes
 
 

@@ -52,6 +52,7 @@ from canary.schema import Schema, infer_schema
 from canary.settings import Settings
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+SPREAD_WINDOWS, SPREAD_BYTES = 128, 4096  # the profile's windows through the list
 
 
 def default_canary_count(rows: int) -> int:
@@ -213,6 +214,7 @@ def _prepare(
         keep = max(1, round(len(body) * density))
     thinned = [body[i * len(body) // keep] for i in range(keep)]
     profile = profile_host(schema, [*thinned, *spread])
+    profile.sampled_share = min(1.0, (len(thinned) + len(spread)) / max(1, est_rows))
     count = req.canaries if req.canaries is not None else default_canary_count(est_rows)
     if count < 1:
         raise InputError("--canaries must be at least 1.")
@@ -453,9 +455,18 @@ def _seed_text(
     dialect = head.dialect
     clock.lap("read_head")
     # Windows through the rest of the file, after the head (which they must not count
-    # twice: in a sorted list that pulled canaries towards its first districts).
+    # twice: in a sorted list that pulled canaries towards its first districts). Many
+    # small windows rather than a few large ones: in a list sorted by postcode each
+    # window sees one or two districts, and districts no window saw would get no canary.
     head_end = head.ends[-1] if head.ends else header_end
-    spread = csvfile.read_spread(req.input, dialect, max(header_end, head_end), len(schema.columns))
+    spread = csvfile.read_spread(
+        req.input,
+        dialect,
+        max(header_end, head_end),
+        len(schema.columns),
+        windows=SPREAD_WINDOWS,
+        nbytes=SPREAD_BYTES,
+    )
     factory, count, numbers = _prepare(
         registry, settings, req, schema, body, est_rows, rng, dialect.encodable, spread
     )

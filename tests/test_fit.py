@@ -1,0 +1,151 @@
+"""Canaries fitted to their list: the statistics a broker could compare come out like the
+list's own (issue 4). Each test fixes its random seed, so its figures are repeatable."""
+
+from __future__ import annotations
+
+import bisect
+import io
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+from canary.csvfile import Dialect
+from canary.generate import _near_neighbours, _postcodes_repeat
+from canary.placement import GapOdds, SortedLines, place_new
+from canary.reference import Gazetteer, NameBook
+from canary.registry import Registry
+from canary.seed import SeedRequest, seed
+from canary.settings import Settings
+from tests.conftest import REPO
+from tests.listgen import write_csv
+
+
+def _mean(xs: list[int]) -> float:
+    return sum(xs) / len(xs)
+
+
+def test_a_canary_takes_a_number_freed_by_someone_who_left() -> None:
+    """Member numbers issued in turn, with the numbers of members who left missing: a
+    canary's two steps to its neighbours are as long as anyone's (the old odds, which
+    favoured splits into two common steps, gave 1.18 against 1.52)."""
+    rng = random.Random(7)
+    ids, n = [], 10_000_000
+    while len(ids) < 6000:
+        n += 1
+        if rng.random() < 0.6:
+            ids.append(n)
+    data = b"id,name\n" + b"".join(f"{i},x\n".encode() for i in ids)
+    dialect = Dialect("utf-8", b"", ",", False, b"\n", 10)
+    lines = SortedLines(io.BytesIO(data), dialect, 8, len(data), lambda r: int(r[0]))
+    odds, taken = GapOdds(), set()
+    span = len(data) - 8
+    for i in range(300):
+        region = (8 + span * i // 300, 8 + span * (i + 1) // 300)
+        spot = place_new(lines, rng, lambda x: x in taken, region, odds)
+        assert spot is not None and spot.id is not None
+        taken.add(spot.id)
+    merged = sorted([*ids, *taken])
+    steps = {b: (b - a, c - b) for a, b, c in zip(merged, merged[1:], merged[2:], strict=False)}
+    canary_steps = [s for x in taken if x in steps for s in steps[x]]
+    people_steps = [s for x, pair in steps.items() if x not in taken for s in pair]
+    assert abs(_mean(canary_steps) - _mean(people_steps)) < 0.12
+
+
+def test_a_canarys_block_number_ranks_anywhere_in_its_town() -> None:
+    """Towns of 3 to 12 rows numbered evenly up to 9, 300 or 3000, a quarter of each seen
+    by the profile: a canary numbered from the neighbours seen is the town's lowest or
+    highest about as often as a number drawn from the town's true range is."""
+    rng = random.Random(3)
+    for top in (9, 300, 3000):
+        ours = truth = trials = 0
+        for _ in range(4000):
+            town = [rng.randint(1, top) for _ in range(rng.randint(3, 12))]
+            seen = [x for x in town if rng.random() < 0.25]
+            if not seen:
+                continue
+            canary = _near_neighbours(seen, 0.25, rng)
+            assert 1 <= canary <= max(top, 2 * max(seen))
+            g = sorted(town)
+
+            def extreme(x: int, g: list[int] = g) -> bool:
+                return bisect.bisect_left(g, x) == 0 or bisect.bisect_right(g, x) == len(g)
+
+            ours += extreme(canary)
+            truth += extreme(rng.randint(1, top))
+            trials += 1
+        assert abs(ours - truth) / trials < 0.05, top
+
+
+def test_postcodes_repeat_judged_for_the_whole_list_from_a_sample() -> None:
+    rng = random.Random(5)
+    six_each = [f"{c:07d}" for c in range(2000) for _ in range(6)]
+    sample = Counter(x for x in six_each if rng.random() < 0.18)
+    assert sum(c == 1 for c in sample.values()) > len(sample) / 2  # most look alone ...
+    assert _postcodes_repeat(sample, 0.18)  # ... yet each has five neighbours
+    unique = Counter(f"{c:07d}" for c in range(2000) if rng.random() < 0.18)
+    assert not _postcodes_repeat(unique, 0.18)
+    assert _postcodes_repeat(Counter({f"{c:07d}": 3 for c in range(100)}), 1.0)
+
+
+def _fukuoka_811(n: int, rng: random.Random, digits: list[int]) -> list[list[str]]:
+    """People of 福岡県 at postcodes 811-xxxx (a district 長崎県壱岐市 shares), with mail
+    addresses whose local parts hold a number of digits from ``digits``."""
+    names = NameBook(REPO / "seeds")
+    places = [p for p in Gazetteer().near("811") if p.prefecture == "福岡県"]
+    rows = []
+    for i in range(n):
+        s, g = names.surnames.draw(rng), names.given_for("F", 1980).draw(rng)
+        p = rng.choice(places)
+        k = rng.choice(digits)
+        local = "".join(rng.choices("abcdefghkmnprstuwy", k=rng.randint(4, 9)))
+        local += "".join(rng.choices("0123456789", k=k))
+        rows.append(
+            [
+                f"M{100000 + i:07d}",
+                f"{s.kanji}　{g.kanji}",
+                f"{s.kana}　{g.kana}",
+                "女",
+                "1980/04/01",
+                f"{p.postcode[:3]}-{p.postcode[3:]}",
+                f"{p.prefecture}{p.city}{p.town}{rng.randint(1, 40)}-{rng.randint(1, 20)}",
+                f"090-0{rng.randint(100, 999)}-{rng.randint(0, 9999):04d}",
+                f"{local}@example.com",
+                "",
+            ]
+        )
+    return rows
+
+
+def test_canaries_stay_in_the_lists_prefecture_and_mail_shapes(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    """A postcode district shared across a prefecture line brings no canary from the
+    other side; canaries' mail addresses hold as many digits as the list's do (none or
+    five here, never the two or four a generator would otherwise favour)."""
+    rng = random.Random(11)
+    src = write_csv(tmp_path / "l.csv", _fukuoka_811(3000, rng, [0, 5]))
+    addresses, mails = [], []
+    for i in range(4):
+        res = seed(
+            registry,
+            settings,
+            SeedRequest(
+                input=src,
+                output=tmp_path / f"o{i}.csv",
+                client="c",
+                list_name="l",
+                account=f"a{i}",
+                canaries=40,
+                rng_seed=i,
+            ),
+        )
+        for c in registry.canaries_of(res.export.code):
+            addresses.append(str(c.fields["住所"]))
+            if c.fields.get("メールアドレス"):
+                mails.append(str(c.fields["メールアドレス"]).split("@")[0])
+    assert len(addresses) == 160 and all(a.startswith("福岡県") for a in addresses)
+    digits = Counter(len(re.sub(r"\D", "", m)) for m in mails)
+    assert len(mails) >= 100
+    assert digits[0] > 0 and digits[5] > 0
+    assert digits[0] + digits[5] >= 0.9 * len(mails), digits
