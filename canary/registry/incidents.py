@@ -68,6 +68,7 @@ class IncidentStore:
     events: Any
     _codes: Any
     _touch_stmt: Any = None
+    _filing_stmts: dict[str, Any] | None = None
 
     # -- incidents ------------------------------------------------------------------------
 
@@ -177,10 +178,7 @@ class IncidentStore:
         )
         added: dict[int, set[int]] = {}
         for incident_id, event_id in s.connection().execute(
-            _insert(self.engine.dialect.name)(IncidentEvent)
-            .values([{"incident_id": i, "event_id": e} for i, e in pairs])
-            .on_conflict_do_nothing()
-            .returning(IncidentEvent.incident_id, IncidentEvent.event_id)
+            self._statements()["link"], [{"incident_id": i, "event_id": e} for i, e in pairs]
         ):
             added.setdefault(int(incident_id), set()).add(int(event_id))
         joined = {i: [signs[e] for e in sorted(added.get(i, ()))] for i, _ in incidents.values()}
@@ -283,16 +281,27 @@ class IncidentStore:
                     "updated_at": now,
                 }
             )
-        stmt = _insert(self.engine.dialect.name)(Incident).values(values)
         # One statement opens or finds the incidents and locks their rows to commit, in the
         # order of the values (the update touches no key column: FOR NO KEY UPDATE, so the
         # links' foreign keys pass).
-        found = s.connection().execute(
-            stmt.on_conflict_do_update(
-                index_elements=["subject"], set_={"updated_at": stmt.excluded.updated_at}
-            ).returning(Incident.subject, Incident.id, Incident.attributed)
-        )
+        found = s.connection().execute(self._statements()["open"], values)
         return {str(subject): (int(i), bool(a)) for subject, i, a in found}
+
+    def _statements(self) -> dict[str, Any]:
+        """The filing's INSERTs, built once and executed with rows of parameters (a list in
+        ``values()`` is compiled anew at every call: as costly as the round trip)."""
+        if self._filing_stmts is None:
+            insert = _insert(self.engine.dialect.name)
+            upsert = insert(Incident)
+            self._filing_stmts = {
+                "open": upsert.on_conflict_do_update(
+                    index_elements=["subject"], set_={"updated_at": upsert.excluded.updated_at}
+                ).returning(Incident.subject, Incident.id, Incident.attributed),
+                "link": insert(IncidentEvent)
+                .on_conflict_do_nothing()
+                .returning(IncidentEvent.incident_id, IncidentEvent.event_id),
+            }
+        return self._filing_stmts
 
     def _signs(self, s: Session, incident_id: int) -> list[tuple[Sign, int, datetime]]:
         """The incident's events as signs of the guilt model, with their ids and times."""
