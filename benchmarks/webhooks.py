@@ -298,8 +298,8 @@ def main() -> None:
     ap.add_argument("--duplicates", type=float, default=0.10, help="share of redeliveries")
     ap.add_argument("--suspicious", type=float, default=0.5, help="share of suspicious events")
     ap.add_argument("--exports", type=int, default=4)
-    ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=2, help="as canary serve on 2 CPUs")
+    ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--clients", type=int, default=16, help="concurrent client connections")
     args = ap.parse_args()
 

@@ -25,14 +25,15 @@ URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]+@")
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    help="HTTP worker processes.",
+    default=lambda: max(2, os.cpu_count() or 2),
+    show_default="one per CPU, at least 2",
+    help="HTTP worker processes (fewer, with more threads each, batch more events per "
+    "commit: see server/README.md).",
 )
 @click.option(
     "--threads",
     type=click.IntRange(1, 64),
-    default=4,
+    default=8,
     show_default=True,
     help="Threads per worker (gunicorn's gthread workers, with keep-alive); 1 for sync workers.",
 )
