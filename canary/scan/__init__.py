@@ -28,6 +28,7 @@ from canary.scan.keys import (
     candidate_rows,
     emails_of,
     main_keys,
+    other_tails,
     phones_of,
     postcode_counts,
     raw_shape,
@@ -128,9 +129,12 @@ class ScanResult:
 
 def _hash_file(path: Path, out: list[str], stop: threading.Event) -> None:
     digest = hashlib.sha256()
+    # One buffer, read into again and again: a fresh one per read is faulted in afresh.
+    buffer = bytearray(4 * 1024 * 1024)
+    view = memoryview(buffer)
     with path.open("rb", buffering=0) as fh:
-        while not stop.is_set() and (block := fh.read(8 * 1024 * 1024)):
-            digest.update(block)
+        while not stop.is_set() and (n := fh.readinto(buffer)):
+            digest.update(view[:n])
     out.append(digest.hexdigest())
 
 
@@ -161,7 +165,8 @@ def scan(
             "for; seed exports with `canary seed` first."
         )
     domains = index.email_domains()
-    index.prepared()  # built once here, not by two matching threads at once
+    prepared = index.prepared()  # built once here, not by two matching threads at once
+    tails = other_tails(prepared["phones"])
     digest: list[str] = []
     stop_hashing = threading.Event()
     hasher = threading.Thread(
@@ -192,10 +197,10 @@ def scan(
             else:
                 # Only rows that may hold a canary, or that need normalising to tell, are
                 # normalised; phones and emails are cheap to find in every row.
-                phones = phones_of(frame, plan.phones, index.prepared()["phone_forms"])
+                phones = phones_of(frame, plan.phones, prepared["phone_forms"], tails)
                 counted: list[pl.DataFrame] = []
                 mask = candidate_rows(frame, shape, index.plain, bool(plan.address), counted)
-                pooled = phones.join(index.prepared()["phones"], on="phone", how="semi")
+                pooled = phones.join(prepared["phones"], on="phone", how="semi")
                 first = frame.get_column("_row")[0] if frame.height else 0
                 mask[pooled.get_column("_row").to_numpy() - first] = True
                 keys = RowKeys(

@@ -105,23 +105,22 @@ class CanaryIndex:
         """``rows`` (_row, phone: a pool number) side by side with every canary carrying
         the number (canary_id, export_id and the canary's keys)."""
         self.prepared()  # built before any chunk is matched
-        parts = [
-            self._carriers[p] for p in rows.get_column("phone").unique() if p in self._carriers
-        ]
-        pairs = rows.join(pl.concat(parts) if parts else self.phones.clear(), on="phone")
+        wanted = rows.get_column("phone").unique().to_list()
+        at = [self._carrier_rows[p] for p in wanted if p in self._carrier_rows]
+        carriers = self._carriers[at].explode(["canary_id", "export_id", "pos"])
+        pairs = rows.join(carriers, on="phone")
         keys = self._prepared["by_pos"][pairs.get_column("pos").to_numpy()]
         return pl.concat([pairs.drop("pos"), keys], how="horizontal")
 
     def email_domains(self) -> list[str]:
         """The domains of canaries' emails (pool domains), lower case."""
         if not hasattr(self, "_domains"):
-            self._domains: list[str] = (
-                self.canaries.select(pl.col("email").str.extract(r"@(.+)$", 1).unique())
-                .drop_nulls()
-                .to_series()
-                .sort()
-                .to_list()
+            # What follows the first @ (a split, cheaper than a regex over 10^6 addresses).
+            domain = pl.col("email").str.splitn("@", 2).struct.field("field_1")
+            found = self.canaries.select(domain.unique().alias("d")).filter(
+                pl.col("d").str.len_bytes() > 0
             )
+            self._domains: list[str] = found.to_series().sort().to_list()
         return self._domains
 
     def prepared(self) -> dict[str, pl.DataFrame]:
@@ -159,9 +158,8 @@ class CanaryIndex:
                     )
                 )
             # The canaries carrying each pool number (10^6 rows; a few numbers per chunk).
-            self._carriers: dict[str, pl.DataFrame] = {
-                str(k[0]): v for k, v in self.phones.partition_by("phone", as_dict=True).items()
-            }
+            self._carriers = self.phones.group_by("phone").agg("canary_id", "export_id", "pos")
+            self._carrier_rows = {p: i for i, p in enumerate(self._carriers["phone"].to_list())}
             self._prepared = {
                 "all": c,
                 "by_pos": c.drop("canary_id", "export_id"),

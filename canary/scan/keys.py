@@ -168,17 +168,35 @@ def _national(digits: pl.Expr) -> pl.Expr:
     return pl.when(national.str.len_bytes().is_between(9, 10)).then(national)
 
 
+def other_tails(pool: pl.DataFrame) -> pl.Series:
+    """The four-digit endings no pool number has (see phones_of)."""
+    taken = set(pool.get_column("phone").str.slice(-4).to_list())
+    return pl.Series([f"{n:04d}" for n in range(10_000) if f"{n:04d}" not in taken])
+
+
 def phones_of(
-    frame: pl.DataFrame, columns: list[int], pool: pl.DataFrame | None = None
+    frame: pl.DataFrame,
+    columns: list[int],
+    pool: pl.DataFrame | None = None,
+    tails: pl.Series | None = None,
 ) -> pl.DataFrame:
     """(_row, phone) for every phone number in the phone columns, as national digits.
 
     With ``pool`` (the ways a pool number can be written once punctuation is gone, and its
     national digits: see CanaryIndex.prepared), only pool numbers are returned, found by
-    one join instead of the string arithmetic every other number would need."""
+    one join instead of the string arithmetic every other number would need. With
+    ``tails`` (other_tails of the pool), cells that cannot hold a pool number are dropped
+    first: a cell of at most 13 bytes holds one number at most, which ends where the cell
+    does, so a cell ending in four ASCII digits that no pool number ends in holds none."""
     parts = []
+    whole = frame
     for i in columns:
         column = f"c{i}"
+        if tails is not None:
+            cell = pl.col(column)
+            frame = whole.filter(
+                (cell.str.len_bytes() > 13) | ~cell.str.slice(-4).is_in(tails.implode())
+            )
         if _is_ascii(frame, column):
             # Most lists: ASCII digits and dashes, which one literal pass removes.
             text = pl.col(column)
@@ -349,10 +367,9 @@ def raw_shape(frame: pl.DataFrame, plan: KeyPlan) -> RawShape | None:
     if name is None and kana is None:
         return None
     column = f"c{plan.postcodes[0]}"
-    plain = (
-        _is_ascii(frame, column)
-        and not frame.select(pl.col(column).str.contains(" ", literal=True).any()).item()
-    )
+    cell = pl.col(column)
+    odd = (cell.str.len_bytes() != cell.str.len_chars()) | cell.str.contains(" ", literal=True)
+    plain = not frame.select(odd.any()).item()  # ASCII without spaces in every cell
     postcode = pl.col(column) if plain else _postcode_column(frame, column)
     return RawShape(name, kana, postcode)
 
