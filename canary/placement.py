@@ -134,6 +134,7 @@ class GapOdds:
     def __init__(self) -> None:
         self.counts: Counter[int] = Counter()
         self.total = 0
+        self.heaviest = 0.0  # the largest sum of weights of one block's free IDs so far
 
     def learn(self, steps: Sequence[int]) -> None:
         if self.total < self.ENOUGH:
@@ -172,6 +173,7 @@ def place_new(
     likely to be used as it has free IDs)."""
     odds = odds if odds is not None else GapOdds()
     lo, hi = region
+    fallback: tuple[float, Placement] | None = None
     for attempt in range(TRIES // 4):
         if attempt == TRIES // 8:
             lo, hi = order.start, order.size  # anywhere, if this stretch is dense
@@ -188,11 +190,21 @@ def place_new(
                 if not taken(n):
                     spots.append(Placement(prev.end - 1, n, prev.fields))
                     weights.append(odds.weight(n - prev.key, nxt.key - n))
-        if spots:
-            # Every step of the list alike (IDs three apart): no split looks like two
-            # steps of the list, and any free ID is as good as another.
-            return rng.choices(spots, weights=weights if sum(weights) > 0 else None)[0]
-    return None
+        if not spots:
+            continue
+        # Every step of the list alike (IDs three apart): no split looks like two steps
+        # of the list, and any free ID is as good as another.
+        total = sum(weights)
+        spot = rng.choices(spots, weights=weights if total > 0 else None)[0]
+        # A block is kept with a chance of its weight against the heaviest block seen, so
+        # that a block holding one odd gap (in a list of dense IDs) is not taken for lack
+        # of choice: over blocks, each free ID is then drawn by its own weight.
+        odds.heaviest = max(odds.heaviest, total)
+        if total <= 0 or rng.random() * odds.heaviest <= total:
+            return spot
+        if fallback is None or total > fallback[0]:
+            fallback = (total, spot)
+    return fallback[1] if fallback is not None else None
 
 
 def _sample_gap(a: int, b: int, rng: random.Random) -> list[int]:
