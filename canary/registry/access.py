@@ -204,4 +204,4 @@ class AccessStore:
             if exists is None:
                 s.add(NoiseSource(kind=kind, value=key, note=note or None, added_at=_now()))
                 self._audit(s, "noise.add", key, {"kind": kind, "note": note})
-        self._noise_cache = None  # other processes see it within events.NOISE_TTL
+        self._noise_cache = None  # other processes see it within eventfacts.NOISE_TTL
