@@ -119,6 +119,7 @@ class CanaryFactory:
         self._used_emails: set[str] = set()
         self._drawn_shapes: Counter[EmailShape] = Counter()  # _shaped
         self._digit_mix: tuple[list[int], list[int]] | None = None
+        self._local_codes: tuple[list[str], list[int]] | None = None  # _place
         self._used_ids: set[int] = set()
         self._excluded_ids: set[int] = set()
         self._next_number = 0
@@ -145,8 +146,16 @@ class CanaryFactory:
         # neighbours, see _street_like_neighbours); in a list where postcodes seldom
         # repeat, a canary sharing one would stand out, so it takes another postcode of
         # the same district.
-        if _postcodes_repeat(prof.postcodes, prof.sampled_share):
-            code = self.rng.choices(list(prof.postcodes), weights=list(prof.postcodes.values()))[0]
+        if self._local_codes is None:  # judged once per seed, not per canary
+            repeat = _postcodes_repeat(prof.postcodes, prof.sampled_share)
+            self._local_codes = (
+                (list(prof.postcodes), list(itertools.accumulate(prof.postcodes.values())))
+                if repeat
+                else ([], [])
+            )
+        codes, cum = self._local_codes
+        if codes:
+            code = self.rng.choices(codes, cum_weights=cum)[0]
             place = self.places.lookup(code)
             if place is not None:
                 return place
