@@ -1,10 +1,13 @@
-"""Checks shared by tests: strip an export's canary rows and compare with the input."""
+"""Checks shared by tests: strip an export's canary rows and compare with the input; a
+seeded export; a call event as a telephony provider reports it."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from canary.csvfile import _record_ends
+from canary.events import EventDraft
 from canary.registry import Registry
 from canary.seed import SeedRequest, SeedResult, seed
 from canary.settings import Settings
@@ -61,4 +64,20 @@ def seed_export(
             rng_seed=no,
             stable=0,
         ),
+    )
+
+
+def call_event(
+    target: str, source: str, when: datetime, pid: str, text: str | None = None
+) -> EventDraft:
+    """A call to ``target`` from ``source``, as Twilio reports it (its id is ``pid``)."""
+    return EventDraft(
+        channel="call",
+        target=target,
+        occurred_at=when,
+        provider="twilio",
+        payload=f"{pid}|{target}|{source}".encode(),
+        source=source,
+        provider_id=pid,
+        text=text,
     )

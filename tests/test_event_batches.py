@@ -17,21 +17,9 @@ import pytest
 from canary.events import EventDraft
 from canary.registry import Registry
 from canary.settings import Settings
-from tests.helpers import seed_export
+from tests.helpers import call_event, seed_export
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
-
-
-def _call(target: str, source: str, when: datetime, pid: str) -> EventDraft:
-    return EventDraft(
-        channel="call",
-        target=target,
-        occurred_at=when,
-        provider="twilio",
-        payload=f"{pid}|{target}|{source}".encode(),
-        source=source,
-        provider_id=pid,
-    )
 
 
 def _mail(address: str, sender: str, pid: str, when: datetime = T0) -> EventDraft:
@@ -55,10 +43,10 @@ def test_a_batch_stores_each_event_once_and_marks_repeats_in_it_and_before_it(
 ) -> None:
     result = seed_export(registry, settings, tmp_path, "op1", 1)
     mail = _mail(_addresses(registry, result.export.code)[0], "sales@broker.example", "<m1>")
-    stray = _call("03-9999-0000", "0312345678", T0, "CA0")
+    stray = call_event("03-9999-0000", "0312345678", T0, "CA0")
     before = registry.record_event(stray)
     records = registry.record_events(
-        [mail, stray, mail, _call("03-9999-0001", "0312345678", T0, "CA1")]
+        [mail, stray, mail, call_event("03-9999-0001", "0312345678", T0, "CA1")]
     )
     assert [r.duplicate for r in records] == [False, True, True, False]
     assert records[1].id == before.id and records[2].id == records[0].id
@@ -95,7 +83,7 @@ def test_calls_of_one_source_in_one_batch_narrow_as_they_do_one_by_one(
     numbers = sorted({c.phone_e164 for c in registry.canaries_of(target) if c.phone_e164})
     assert len(numbers) >= 3
     calls = [
-        _call(n, "0120-00-1111", T0 + timedelta(hours=i), f"CA{i}")
+        call_event(n, "0120-00-1111", T0 + timedelta(hours=i), f"CA{i}")
         for i, n in enumerate(numbers[:4])
     ]
     assert all(r.classification == "suspicious" for r in registry.record_events(calls))
@@ -126,7 +114,9 @@ def test_concurrent_batches_over_the_same_events_and_incidents_store_each_once(
                     for e, mine in enumerate(addresses)
                     for i, a in enumerate(mine)
                 ]
-                drafts += [_call("03-9999-0000", "0312345678", T0, f"CA{n}-{i}") for i in range(3)]
+                drafts += [
+                    call_event("03-9999-0000", "0312345678", T0, f"CA{n}-{i}") for i in range(3)
+                ]
                 start.wait(120)  # generous: SQLite takes the batches one after the other
                 batch = registry.record_events(rng.sample(drafts, len(drafts)))
                 answers.append([r.duplicate for r in batch])

@@ -14,24 +14,9 @@ from canary.errors import InvalidEventError
 from canary.events import EventDraft
 from canary.registry import Registry
 from canary.settings import Settings
-from tests.helpers import seed_export
+from tests.helpers import call_event, seed_export
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
-
-
-def _call(
-    target: str, source: str, when: datetime, pid: str, text: str | None = None
-) -> EventDraft:
-    return EventDraft(
-        channel="call",
-        target=target,
-        occurred_at=when,
-        provider="twilio",
-        payload=f"{pid}|{target}|{source}".encode(),
-        source=source,
-        provider_id=pid,
-        text=text,
-    )
 
 
 def test_mail_to_an_assigned_address_names_its_export_and_opens_an_incident(
@@ -75,14 +60,18 @@ def test_the_recipients_own_campaign_is_expected_inside_its_window_plus_grace(
         result.export.code, callers=["03-1234-5678"], start=T0, until=T0 + timedelta(days=10)
     )
     # Other exports may hold the number too; the campaign of this one explains the call.
-    inside = registry.record_event(_call(number, "0312345678", T0 + timedelta(days=12), "CA1"))
+    inside = registry.record_event(call_event(number, "0312345678", T0 + timedelta(days=12), "CA1"))
     assert inside.classification == "expected"
     assert result.export.code in inside.reason  # the export id a person reads
-    late = registry.record_event(_call(number, "0312345678", T0 + timedelta(days=14), "CA2"))
+    late = registry.record_event(call_event(number, "0312345678", T0 + timedelta(days=14), "CA2"))
     assert late.classification == "suspicious" and late.strength == "weak"
-    early = registry.record_event(_call(number, "+81312345678", T0 - timedelta(hours=1), "CA3"))
+    early = registry.record_event(
+        call_event(number, "+81312345678", T0 - timedelta(hours=1), "CA3")
+    )
     assert early.classification == "suspicious"
-    stranger = registry.record_event(_call(number, "09011112222", T0 + timedelta(days=1), "CA4"))
+    stranger = registry.record_event(
+        call_event(number, "09011112222", T0 + timedelta(days=1), "CA4")
+    )
     assert stranger.classification == "suspicious"
 
 
@@ -90,11 +79,11 @@ def test_numbers_outside_the_pool_or_in_quarantine_are_noise_and_counted_as_stra
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
     seed_export(registry, settings, tmp_path, "op1", 1)
-    outside = registry.record_event(_call("03-9999-0000", "09011112222", T0, "CA1"))
+    outside = registry.record_event(call_event("03-9999-0000", "09011112222", T0, "CA1"))
     assert outside.classification == "noise"
     idle = next(p for p in registry.pool_phones() if p.use_count == 0)
     registry.set_phone_state([idle.e164], "quarantine")
-    stray = registry.record_event(_call(idle.e164, "09011112222", T0, "CA2"))
+    stray = registry.record_event(call_event(idle.e164, "09011112222", T0, "CA2"))
     assert stray.classification == "noise"
     assert next(p for p in registry.pool_phones() if p.e164 == idle.e164).stray_events == 1
     assert registry.incidents() == []
@@ -109,7 +98,7 @@ def test_calls_from_one_source_to_several_numbers_narrow_to_the_export_holding_a
     assert len(numbers) >= 3
     for i, number in enumerate(numbers[:4]):
         event = registry.record_event(
-            _call(number, "0120-00-1111", T0 + timedelta(hours=i), f"CA{i}")
+            call_event(number, "0120-00-1111", T0 + timedelta(hours=i), f"CA{i}")
         )
         assert event.classification == "suspicious"
     found = {i.export: i for i in registry.incidents()}
@@ -175,10 +164,14 @@ def test_times_are_kept_as_the_same_instant_and_seals_verify(
     tokyo = timezone(timedelta(hours=9))
     start = datetime(2026, 11, 1, 9, 0, tzinfo=tokyo)
     registry.set_expectation(result.export.code, callers=["0312345678"], start=start)
-    event = registry.record_event(_call(number, "0312345678", start + timedelta(minutes=1), "C1"))
+    event = registry.record_event(
+        call_event(number, "0312345678", start + timedelta(minutes=1), "C1")
+    )
     assert event.occurred_at == start + timedelta(minutes=1)  # the same instant, in UTC
     assert event.classification == "expected"
-    before = registry.record_event(_call(number, "0312345678", start - timedelta(minutes=1), "C2"))
+    before = registry.record_event(
+        call_event(number, "0312345678", start - timedelta(minutes=1), "C2")
+    )
     assert before.classification == "suspicious"
     registry.seal_events()
     assert registry.verify_event_seals() == (2, 0, [])
@@ -207,7 +200,7 @@ def test_events_are_sealed_into_the_audit_chain_and_tampering_shows(
     number = next(c.phone_e164 for c in registry.canaries_of(result.export.code) if c.phone_e164)
     assert number is not None
     for i in range(5):
-        registry.record_event(_call(number, f"09000000{i:03d}", T0, f"CA{i}"))
+        registry.record_event(call_event(number, f"09000000{i:03d}", T0, f"CA{i}"))
     assert registry.verify_event_seals() == (0, 5, [])
     assert registry.seal_events(batch=3) == 5
     assert registry.verify_event_seals() == (5, 0, [])
