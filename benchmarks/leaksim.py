@@ -173,6 +173,7 @@ class BrokerList:
     truth: set[str]  # export codes whose rows are in it
     canaries_in: dict[str, int] = field(default_factory=dict)  # export → canary rows kept
     description: str = ""
+    kept: dict[str, set[int]] = field(default_factory=dict)  # export → its rows published
 
 
 def publish(
@@ -188,23 +189,25 @@ def publish(
     """
     fraction = rng.uniform(0.05, 1.0)
     rows: list[tuple[str | None, bool, list[str]]] = []
-    canaries_in: dict[str, int] = {}
     header = sources[0][1]
-    for code, _, data, canary_rows in sources:
+    for code, _, data, _canary_rows in sources:
         keep = [i for i in range(len(data)) if rng.random() < fraction]
-        canaries_in[code] = sum(1 for i in keep if i in canary_rows)
-        rows.extend((code, i in canary_rows, data[i]) for i in keep)
+        rows.extend((code, i, data[i]) for i in keep)
     noise = rng.sample(strangers, k=min(len(strangers), rng.randint(0, len(strangers))))
-    rows.extend((None, False, r) for r in noise)
+    rows.extend((None, -1, r) for r in noise)
     # Dedupe on name + phone, as brokers do when merging sources, then shuffle.
     seen: set[tuple[str, str]] = set()
     unique = []
-    for code, is_canary, r in rows:
+    kept: dict[str, set[int]] = {code: set() for code, _, _, _ in sources}
+    for code, i, r in rows:
         key = (r[1], r[7])
         if key in seen:
             continue
         seen.add(key)
-        unique.append((code, is_canary, r))
+        unique.append((code, i, r))
+        if code is not None:
+            kept[code].add(i)
+    canaries_in = {code: len(kept[code] & canary_rows) for code, _, _, canary_rows in sources}
     rng.shuffle(unique)
 
     col = {h: i for i, h in enumerate(header)}
@@ -264,7 +267,7 @@ def publish(
         f"{'no email, ' if drop_email else ''}{'no phone, ' if drop_phone else ''}"
         f"{'merged name, ' if merge_name_kana else ''}typos {typo_rate:.0%}"
     )
-    return BrokerList(path, truth, canaries_in, desc)
+    return BrokerList(path, truth, canaries_in, desc, kept)
 
 
 def _save(path: Path, fmt: str, header: list[str], body: list[list[str]]) -> None:
@@ -305,6 +308,13 @@ class Score:
     false: int = 0  # attributed exports not in the list
     survivable: int = 0  # true exports with at least one canary row in the list
     found_survivable: int = 0
+    own_survived: int = 0  # true exports with at least one of their own canaries in the list
+    found_own: int = 0
+    # Exports of which only stable canaries survived can only be traced to their account
+    # (every export of the account holds those): traced when that account is attributed
+    # with the export among its candidates.
+    stable_only: int = 0
+    stable_only_traced: int = 0
     clean_lists: int = 0
     clean_false: int = 0
     misses: list[str] = field(default_factory=list)
@@ -322,6 +332,18 @@ class Score:
     @property
     def recall_survivable(self) -> float:
         return self.found_survivable / self.survivable if self.survivable else 1.0
+
+    @property
+    def recall_own(self) -> float:
+        return self.found_own / self.own_survived if self.own_survived else 1.0
+
+    @property
+    def traced(self) -> int:
+        return self.found + self.stable_only_traced
+
+    @property
+    def recall_traced(self) -> float:
+        return self.traced / self.true_exports if self.true_exports else 1.0
 
     @property
     def precision(self) -> float:
@@ -365,6 +387,7 @@ def simulate(
 
     exports: list[tuple[str, list[str], list[list[str]], set[int]]] = []
     account_of: dict[str, tuple[str, str, str]] = {}
+    own_rows: dict[str, set[int]] = {}  # export → rows of its own (not stable) canaries
     host_files = []
     for h in range(hosts):
         area = AREAS[h % len(AREAS)]
@@ -386,7 +409,9 @@ def simulate(
                 ),
             )
             header, rows = read_seeded(out)
-            positions = {c.position for c in registry.canaries_of(res.export.code)}
+            carried = registry.canaries_of(res.export.code)
+            positions = {c.position for c in carried}
+            own_rows[res.export.code] = {c.position for c in carried if c.layer != "stable"}
             exports.append((res.export.code, header, rows, positions))
             account_of[res.export.code] = (f"client{h}", f"list{h}", f"account{h}-{x % 2}")
     strangers = people(400, random.Random(seed + 99), AREAS[0], id_base=9 * 10**5)
@@ -398,19 +423,29 @@ def simulate(
         broker = publish(sources, strangers, work, rng, f"broker{n}")
         result = scan(registry, settings.seeds_dir, broker.path, record=False)
         attributed = {f.meta.code for f in result.exports if f.attributed}
+        candidates = {c for a in result.accounts if a.attributed for c in a.exports}
         score.lists += 1
         score.true_exports += len(broker.truth)
         score.found += len(attributed & broker.truth)
         score.false += len(attributed - broker.truth)
+        own_in: dict[str, int] = {}
         for code in broker.truth:
+            own_in[code] = len(broker.kept[code] & own_rows[code])
             if broker.canaries_in.get(code, 0) > 0:
                 score.survivable += 1
                 score.found_survivable += code in attributed
+            if own_in[code]:
+                score.own_survived += 1
+                score.found_own += code in attributed
+            elif broker.canaries_in.get(code, 0) and code not in attributed:
+                score.stable_only += 1
+                score.stable_only_traced += code in candidates
         missed = broker.truth - attributed
         if missed or attributed - broker.truth:
             score.misses.append(
                 f"{broker.path.name} ({broker.description}): missed "
-                f"{sorted(missed)} with canaries {broker.canaries_in}, "
+                f"{sorted(missed)} with canaries {broker.canaries_in} (own {own_in}), "
+                f"account attributed for {sorted(missed & candidates)}, "
                 f"false {sorted(attributed - broker.truth)}"
             )
         if log:
@@ -500,10 +535,19 @@ def main() -> None:
         f"broker lists: {s.lists}; leaked exports in them: {s.true_exports} "
         f"({s.survivable} with at least one canary row kept)"
     )
-    print(f"recall    {s.recall:.4f}  ({s.found}/{s.true_exports})")
+    print(f"recall    {s.recall:.4f}  ({s.found}/{s.true_exports}): the export attributed")
     print(
         f"recall where a canary survived  {s.recall_survivable:.4f}  "
         f"({s.found_survivable}/{s.survivable})"
+    )
+    print(
+        f"recall where one of the export's own canaries survived  {s.recall_own:.4f}  "
+        f"({s.found_own}/{s.own_survived})"
+    )
+    print(
+        f"leaks traced  {s.recall_traced:.4f}  ({s.traced}/{s.true_exports}): the export "
+        f"attributed, or, where only stable canaries survived ({s.stable_only}), its account "
+        f"attributed with it among the candidates ({s.stable_only_traced})"
     )
     print(f"precision {s.precision:.4f}  ({s.false} false attributions)")
     print(f"clean lists: {s.clean_lists}, exports attributed on them: {s.clean_false}")
