@@ -104,6 +104,11 @@ def chance(key: str, f_name: float, n_rows_there: int) -> float:
     return max(P_FLOOR, 1 - math.exp(-max(1, n_rows_there) * f))
 
 
+def _evidence_order(ev: Evidence) -> tuple[float, int, int]:
+    """Strongest evidence first; ties by row, so a report reads the same every time."""
+    return (ev.p, ev.rows[0] if ev.rows else 0, ev.canary_id)
+
+
 def bar(threshold: float, exports: int) -> float:
     """The confidence an export must reach: the threshold, Bonferroni-corrected."""
     return 1 - (1 - threshold) / max(1, exports)
@@ -209,7 +214,7 @@ def attribute(
                 meta[e],
                 confidence,
                 confidence >= bar(threshold, exports_total),
-                sorted(by_export.get(e, []), key=lambda v: v.p),
+                sorted(by_export.get(e, []), key=_evidence_order),
                 weak_by_export.get(e, []),
             )
         )
@@ -286,7 +291,7 @@ def _accounts(
                 sorted(exports[key]),
                 confidence,
                 confidence >= threshold,
-                sorted(stable[key], key=lambda v: v.p),
+                sorted(stable[key], key=_evidence_order),
             )
         )
     out.sort(key=lambda a: -a.confidence)

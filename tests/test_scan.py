@@ -291,15 +291,27 @@ def test_xlsx_bomb_refused(run, registry, settings, tmp_path) -> None:  # type: 
 
 def test_index_cache_follows_the_registry(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     first, out1 = _export(registry, settings, tmp_path, rows=400, account="a", seed_no=41)
-    result = scan(registry, settings.seeds_dir, out1, record=False, cache_dir=settings.cache_dir)
-    assert result.exports[0].meta.code == first
-    cached = sorted(Path(settings.cache_dir).glob("index-*.arrow"))
-    assert len(cached) == 7  # canaries, phones, numbers, hashes, name and kana keys, carriers
+    built = scan(registry, settings.seeds_dir, out1, record=False, cache_dir=settings.cache_dir)
+    assert built.exports[0].meta.code == first
+    folders = sorted(Path(settings.cache_dir).glob("index-*"))
+    assert len(folders) == 1 and (folders[0] / "complete").exists()
+    files = {p.name for p in folders[0].iterdir()}
+    # the frames, and the sorted lookups: two plain-rendering sets, four join keys
+    assert {"canaries.arrow", "phones.arrow", "numbers.arrow", "carriers.arrow"} <= files
+    assert len([f for f in files if f.endswith(".npy")]) == 2 * 3 + 4 * 3
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in folders[0].iterdir())
+    # Read back from the cache, the scan finds the same canaries by the same keys.
+    cached = scan(registry, settings.seeds_dir, out1, record=False, cache_dir=settings.cache_dir)
+    assert cached.as_json()["exports"] == built.as_json()["exports"]
+    # A damaged cache is rebuilt, not trusted.
+    next(folders[0].glob("by-name-*.npy")).write_bytes(b"junk")
+    again = scan(registry, settings.seeds_dir, out1, record=False, cache_dir=settings.cache_dir)
+    assert again.as_json()["exports"] == built.as_json()["exports"]
     # A new export changes the canaries: the cache is rebuilt and finds the new one.
     second, out2 = _export(registry, settings, tmp_path, rows=400, account="b", seed_no=42)
     result = scan(registry, settings.seeds_dir, out2, record=False, cache_dir=settings.cache_dir)
     assert result.exports[0].meta.code == second and result.exports[0].attributed
-    assert sorted(Path(settings.cache_dir).glob("index-*.arrow")) != cached
+    assert sorted(Path(settings.cache_dir).glob("index-*")) != folders
 
 
 def test_a_row_is_one_canary(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -7,6 +7,8 @@ chance that a real namesake produces a match is computed at the end of a scan.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,9 +60,14 @@ class CanaryIndex:
     # name_raw, kana_raw
     phones: pl.DataFrame  # phone (national digits), canary_id, export_id, pos (canary's row)
     numbers: pl.DataFrame  # phone (national digits), export_id: the exports holding a number
-    hashes: pl.DataFrame  # 64-bit join keys per canary (see canary_hashes); polars-version bound
-    plain_keys: dict[str, np.ndarray]  # name|kana → sorted keys of plain renderings (plain_keys)
     carriers: pl.DataFrame  # canary_id, export_id: every export carrying a stable canary
+    # 64-bit keys (polars' hash: bound to one polars version), sorted once when the index
+    # is built and kept in its cache: name|kana → the plain renderings of each canary's
+    # name or reading with its postcode (plain_keys); JOIN_KEYS → canary rows by
+    # canary_hashes' h_name, h_kana, h_street, h_email.
+    plain_sets: dict[str, KeySet]
+    by_key: dict[str, KeyRows]
+    domains: list[str] | None = None  # of the canaries' emails; see email_domains
 
     def carried(self, evidence: pl.DataFrame) -> pl.DataFrame:
         """Evidence with each stable canary's match repeated for every export carrying it
@@ -91,14 +98,13 @@ class CanaryIndex:
     def plain(self, kind: str, keys: np.ndarray) -> np.ndarray:
         """Which raw (name or reading, postcode) pair hashes are a plain rendering of a
         canary's: see keys.candidate_rows."""
-        self.prepared()
-        return self._plain[kind].contains(keys)
+        return self.plain_sets[kind].contains(keys)
 
     def join(self, rows: pl.DataFrame, key: str, hashes: pl.Expr) -> pl.DataFrame:
         """``rows`` side by side with the canaries whose ``h_{key}`` equals ``hashes``."""
         wanted = rows.select(hashes).to_series().to_numpy()
         self.prepared()
-        at, canary = self._by_key[key].find(wanted)
+        at, canary = self.by_key[key].find(wanted)
         return pl.concat([rows[at], self._prepared["all"][canary]], how="horizontal")
 
     def by_phone(self, rows: pl.DataFrame) -> pl.DataFrame:
@@ -114,14 +120,14 @@ class CanaryIndex:
 
     def email_domains(self) -> list[str]:
         """The domains of canaries' emails (pool domains), lower case."""
-        if not hasattr(self, "_domains"):
+        if self.domains is None:
             # What follows the first @ (a split, cheaper than a regex over 10^6 addresses).
             domain = pl.col("email").str.splitn("@", 2).struct.field("field_1")
             found = self.canaries.select(domain.unique().alias("d")).filter(
                 pl.col("d").str.len_bytes() > 0
             )
-            self._domains: list[str] = found.to_series().sort().to_list()
-        return self._domains
+            self.domains = found.to_series().sort().to_list()
+        return self.domains
 
     def prepared(self) -> dict[str, pl.DataFrame]:
         """Frames and lookups every chunk uses, built once per scan rather than per chunk
@@ -136,27 +142,6 @@ class CanaryIndex:
                     "street": "street_c",
                 }
             )
-            h = self.hashes
-            with ThreadPoolExecutor(2) as pool:  # numpy releases the GIL
-                self._plain: dict[str, KeySet] = dict(
-                    zip(
-                        ("name", "kana"),
-                        pool.map(KeySet, (self.plain_keys["name"], self.plain_keys["kana"])),
-                        strict=True,
-                    )
-                )
-                self._by_key: dict[str, KeyRows] = dict(
-                    zip(
-                        JOIN_KEYS,
-                        pool.map(
-                            lambda k: KeyRows(
-                                h.get_column(f"h_{k}").to_numpy(), h.get_column(f"o_{k}").to_numpy()
-                            ),
-                            JOIN_KEYS,
-                        ),
-                        strict=True,
-                    )
-                )
             # The canaries carrying each pool number (10^6 rows; a few numbers per chunk).
             self._carriers = self.phones.group_by("phone").agg("canary_id", "export_id", "pos")
             self._carrier_rows = {p: i for i, p in enumerate(self._carriers["phone"].to_list())}
@@ -203,71 +188,90 @@ def significant(e164: str | None) -> str | None:
     return e164[3:] if e164.startswith("+81") else e164
 
 
-INDEX_FORMAT = 8  # bump when the index's columns or normalisation change
+INDEX_FORMAT = 9  # bump when the index's columns, normalisation or lookups change
+FRAMES = ("canaries", "phones", "numbers", "carriers")
 
 
 def load_index(registry: Registry, seeds_dir: str, cache_dir: str | None = None) -> CanaryIndex:
-    """The canary index, from a cache file when the registry's canaries have not changed.
+    """The canary index, from a cache folder when the registry's canaries have not changed.
 
-    Building it for 10^6 canaries takes seconds; the cache (Arrow IPC, mode 0600, canaries
-    only, never people of a scanned list) loads in a fraction of that.
+    Building it for 10^6 canaries takes seconds; the cache (Arrow IPC for the frames, and
+    the sorted key lookups as .npy files mapped into memory, mode 0600, canaries only,
+    never people of a scanned list) loads in a fraction of that.
     """
     if not cache_dir:
         return build_index(registry, seeds_dir)
     import hashlib
-    import os
-    import tempfile
 
     where = hashlib.sha256(registry.url.encode()).hexdigest()[:12]
     stamp = hashlib.sha256(
         # polars' hash is stable within one polars version only.
         f"{INDEX_FORMAT}|{pl.__version__}|{registry.canary_fingerprint()}|{seeds_dir}".encode()
     ).hexdigest()[:16]
-    folder = Path(cache_dir)
-    paths = [
-        folder / f"index-{where}-{stamp}-{part}.arrow"
-        for part in (
-            "canaries",
-            "phones",
-            "numbers",
-            "hashes",
-            "name-keys",
-            "kana-keys",
-            "carriers",
-        )
-    ]
-    if all(p.exists() for p in paths):
+    folder = Path(cache_dir) / f"index-{where}-{stamp}"
+    if (folder / "complete").exists():
         try:
-            canaries, phones, numbers, hashes, names, kanas, carriers = (
-                pl.read_ipc(p) for p in paths
-            )
-            keys = {"name": names.to_series().to_numpy(), "kana": kanas.to_series().to_numpy()}
-            return CanaryIndex(canaries, phones, numbers, hashes, keys, carriers)
-        except (OSError, pl.exceptions.PolarsError):
+            return _read_cache(folder)
+        except (OSError, ValueError, pl.exceptions.PolarsError):
             pass  # a damaged cache is rebuilt
     index = build_index(registry, seeds_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for old in folder.glob(f"index-{where}-*.arrow"):
-            old.unlink(missing_ok=True)
-        frames = (
-            index.canaries,
-            index.phones,
-            index.numbers,
-            index.hashes,
-            pl.DataFrame({"k": index.plain_keys["name"]}),
-            pl.DataFrame({"k": index.plain_keys["kana"]}),
-            index.carriers,
-        )
-        for frame, path in zip(frames, paths, strict=True):
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".index-")
-            os.close(fd)
-            os.chmod(tmp, 0o600)
-            frame.write_ipc(tmp)
-            os.replace(tmp, path)
-    except OSError:
-        pass  # no cache is slower, not wrong
+    with contextlib.suppress(OSError):  # no cache is slower, not wrong
+        _write_cache(index, folder, Path(cache_dir).glob(f"index-{where}-*"))
     return index
+
+
+def _lookup_arrays(index: CanaryIndex) -> dict[str, np.ndarray]:
+    out = {}
+    for kind, keys in index.plain_sets.items():
+        out.update({f"plain-{kind}-{part}": a for part, a in keys.arrays().items()})
+    for key, rows in index.by_key.items():
+        out.update({f"by-{key}-{part}": a for part, a in rows.arrays().items()})
+    return out
+
+
+def _read_cache(folder: Path) -> CanaryIndex:
+    frames = [pl.read_ipc(folder / f"{name}.arrow") for name in FRAMES]
+    arrays = {p.stem: np.load(p, mmap_mode="r") for p in folder.glob("*.npy")}
+
+    def parts(prefix: str) -> dict[str, np.ndarray]:
+        return {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}
+
+    plain = {kind: KeySet(**parts(f"plain-{kind}-")) for kind in ("name", "kana")}
+    by_key = {key: KeyRows(**parts(f"by-{key}-")) for key in JOIN_KEYS}
+    canaries, phones, numbers, carriers = frames
+    domains = json.loads((folder / "domains.json").read_text(encoding="utf-8"))
+    return CanaryIndex(canaries, phones, numbers, carriers, plain, by_key, domains)
+
+
+def _write_cache(index: CanaryIndex, folder: Path, stale: Iterable[Path]) -> None:
+    """Write the cache into a fresh folder and mark it complete last, so that a scan
+    never reads a half-written cache; older caches of this registry go."""
+    import os
+    import shutil
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for old in list(stale):
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)  # a cache of an earlier format: loose files
+    work = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".index-"))  # mode 0700
+    try:
+        for name, frame in zip(
+            FRAMES, (index.canaries, index.phones, index.numbers, index.carriers), strict=True
+        ):
+            frame.write_ipc(work / f"{name}.arrow")
+        for name, array in _lookup_arrays(index).items():
+            np.save(work / f"{name}.npy", np.ascontiguousarray(array))
+        domains = json.dumps(index.email_domains(), ensure_ascii=False)
+        (work / "domains.json").write_text(domains, encoding="utf-8")
+        for child in work.iterdir():
+            os.chmod(child, 0o600)
+        (work / "complete").touch(mode=0o600)
+        os.replace(work, folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
@@ -329,13 +333,29 @@ def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
         schema={"canary_id": pl.Int64, "export_id": pl.Int64},
         orient="row",
     )
-    # Only the join keys (and their sort order) are kept; the renderings' hashes live on
-    # in the plain keys.
-    joins = hashes.select(
-        *[f"h_{k}" for k in JOIN_KEYS],
-        *[pl.col(f"h_{k}").arg_sort().cast(pl.UInt32).alias(f"o_{k}") for k in JOIN_KEYS],
+    # Only the join keys, sorted, are kept; the renderings' hashes live on in the plain
+    # keys. Sorting (polars' threads) and counting runs (numpy releases the GIL) are the
+    # slow part of a build, so the four join keys and two plain sets are done side by side.
+    orders = hashes.select(
+        [pl.col(f"h_{k}").arg_sort().cast(pl.UInt32).alias(k) for k in JOIN_KEYS]
     )
-    return CanaryIndex(canaries, phones, numbers, joins, plain_keys(hashes), carriers)
+    plain = plain_keys(hashes)
+    with ThreadPoolExecutor(2) as pool:
+        plain_sets = dict(zip(plain, pool.map(KeySet, plain.values()), strict=True))
+        by_key = dict(
+            zip(
+                JOIN_KEYS,
+                pool.map(
+                    lambda k: KeyRows(
+                        hashes.get_column(f"h_{k}").to_numpy(),
+                        order=orders.get_column(k).to_numpy(),
+                    ),
+                    JOIN_KEYS,
+                ),
+                strict=True,
+            )
+        )
+    return CanaryIndex(canaries, phones, numbers, carriers, plain_sets, by_key)
 
 
 def plain_keys(hashes: pl.DataFrame) -> dict[str, np.ndarray]:

@@ -27,15 +27,20 @@ class SortedKeys:
     finding a key then reads a cache line or two, where a binary search over millions of
     keys reads twenty-odd (and each read misses the cache)."""
 
-    def __init__(self, sorted_keys: np.ndarray) -> None:
+    def __init__(self, sorted_keys: np.ndarray, starts: np.ndarray | None = None) -> None:
+        """``starts``: the run starts from an earlier build (the index cache keeps them)."""
         self.sorted = sorted_keys
-        # About four keys per run: the runs are scanned side by side, widest first.
-        bits = int(min(max(np.log2(max(sorted_keys.size, 1) / 4), 1), 22))
-        self.shift = np.uint64(64 - bits)
-        counts = np.bincount((sorted_keys >> self.shift).astype(np.intp), minlength=1 << bits)
-        self.starts = np.zeros(counts.size + 1, dtype=np.intp)
-        np.cumsum(counts, out=self.starts[1:])
-        self.widest = int(counts.max())
+        if starts is None:
+            # About four keys per run: the runs are scanned side by side, widest first.
+            bits = int(min(max(np.log2(max(sorted_keys.size, 1) / 4), 1), 22))
+            counts = np.bincount(
+                (sorted_keys >> np.uint64(64 - bits)).astype(np.intp), minlength=1 << bits
+            )
+            starts = np.zeros(counts.size + 1, dtype=np.intp)
+            np.cumsum(counts, out=starts[1:])
+        self.starts = starts
+        self.shift = np.uint64(64 - int(np.log2(starts.size - 1)))
+        self.widest = int(np.diff(starts).max())
 
     def equal_range(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(first, count) of each wanted key: where its run of equal keys starts in
@@ -62,9 +67,18 @@ class KeySet:
 
     BITS = 28
 
-    def __init__(self, sorted_keys: np.ndarray) -> None:
-        self.keys = SortedKeys(sorted_keys)
-        self.bits = _bitmap(sorted_keys, self.BITS)
+    def __init__(
+        self,
+        sorted_keys: np.ndarray,
+        starts: np.ndarray | None = None,
+        bits: np.ndarray | None = None,
+    ) -> None:
+        self.keys = SortedKeys(sorted_keys, starts)
+        self.bits = _bitmap(sorted_keys, self.BITS) if bits is None else bits
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What rebuilds this set without sorting or counting again (see ``KeySet(**…)``)."""
+        return {"sorted_keys": self.keys.sorted, "starts": self.keys.starts, "bits": self.bits}
 
     def _maybe(self, keys: np.ndarray) -> np.ndarray:
         slots = keys >> np.uint64(64 - self.BITS)
@@ -83,10 +97,27 @@ class KeySet:
 class KeyRows:
     """Rows of a table by one 64-bit key column (several rows may share a key)."""
 
-    def __init__(self, keys: np.ndarray, order: np.ndarray | None = None) -> None:
-        """``order``: the keys' argsort, if known (the index cache keeps it)."""
-        self.order = np.argsort(keys) if order is None else order
-        self.keys = SortedKeys(keys[self.order])
+    def __init__(
+        self,
+        keys: np.ndarray | None = None,
+        *,
+        order: np.ndarray | None = None,
+        sorted_keys: np.ndarray | None = None,
+        starts: np.ndarray | None = None,
+    ) -> None:
+        """From a table's ``keys``, or from ``order`` (the keys' argsort), ``sorted_keys``
+        and ``starts`` of an earlier build (the index cache keeps them)."""
+        if sorted_keys is None:
+            assert keys is not None
+            order = np.argsort(keys, kind="stable") if order is None else order
+            sorted_keys = keys[order]
+        assert order is not None
+        self.order = order
+        self.keys = SortedKeys(sorted_keys, starts)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What rebuilds these rows without sorting again (see ``KeyRows(**…)``)."""
+        return {"order": self.order, "sorted_keys": self.keys.sorted, "starts": self.keys.starts}
 
     def find(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(i, row) for every pair where ``wanted[i]`` is the key of table row ``row``."""
