@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
 import threading
 from collections import Counter
@@ -248,14 +249,22 @@ def test_bad_broker_files(run, registry, settings, tmp_path, content, message) -
     res = run("scan", str(path))
     assert res.exit_code == 3 and message in res.output
     assert registry.scans() == []
-    # The file's hashing thread ends with the refusal: the caller may move the file now.
-    assert not [t for t in threading.enumerate() if t.name == "canary-hash"]
+    # The file's hashing thread ends with the refusal: the caller may move the file now;
+    # the index, loaded while the file's head was read, is not left loading either.
+    assert not [
+        t for t in threading.enumerate() if t.name.startswith(("canary-hash", "canary-index"))
+    ]
 
 
 def test_scan_with_no_exports(run, tmp_path) -> None:  # type: ignore[no-untyped-def]
     run("init")
     path = write_csv(tmp_path / "l.csv", people(20))
     res = run("scan", str(path))
+    assert res.exit_code == 1 and "seed exports" in res.output
+    # An empty registry is said first, even of a file that would be refused as well.
+    one_column = tmp_path / "one.csv"
+    one_column.write_text("名前\n山田\n", encoding="utf-8")
+    res = run("scan", str(one_column))
     assert res.exit_code == 1 and "seed exports" in res.output
 
 
@@ -580,3 +589,30 @@ def test_a_quote_never_closed_before_the_last_line_break_is_read_with_a_warning(
     result = scan(registry, settings.seeds_dir, broken, record=False)
     assert any("cut off" in w for w in result.warnings)
     assert result.exports and result.exports[0].meta.code == code
+
+
+def test_scan_keeps_its_allocator_pages() -> None:
+    """Only `canary scan` asks polars' jemalloc to keep freed pages (set before polars
+    loads, which a later setting could not do)."""
+    import subprocess
+    import sys
+
+    from canary.cli._allocator import _subcommand
+
+    assert _subcommand(["canary", "--db", "sqlite:///x.db", "scan", "f.csv"]) == "scan"
+    assert _subcommand(["canary", "--db=sqlite:///x.db", "scan"]) == "scan"
+    assert _subcommand(["canary", "seed", "scan.csv"]) == "seed"
+    probe = (
+        "import os, sys; sys.argv = ['canary', {args}]; import canary.cli, polars; "
+        "print(os.environ.get('_RJEM_MALLOC_CONF', ''))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    for args, kept in (("'scan', 'x.csv'", True), ("'seed', 'x.csv'", False)):
+        out = subprocess.run(
+            [sys.executable, "-c", probe.format(args=args)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout
+        assert ("dirty_decay_ms:-1" in out) is kept

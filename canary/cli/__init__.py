@@ -9,7 +9,11 @@ from __future__ import annotations
 import click
 
 from canary import __version__
-from canary.cli import events_cmds, token_cmds
+from canary.cli import (
+    _allocator,  # noqa: F401  (first: before anything loads polars)
+    events_cmds,
+    token_cmds,
+)
 from canary.cli.common import AppContext
 from canary.cli.dns_cmds import dns_group
 from canary.cli.doctor_cmds import doctor_cmd

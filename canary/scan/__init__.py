@@ -22,7 +22,7 @@ from canary.errors import EmptyFileError, InputError, RegistryError
 from canary.registry import Registry
 from canary.registry.scans import MatchRecord
 from canary.scan import readers
-from canary.scan.index import HASH_SEED, load_index
+from canary.scan.index import HASH_SEED, CanaryIndex, load_index
 from canary.scan.keys import (
     RowKeys,
     candidate_rows,
@@ -158,15 +158,11 @@ def scan(
         raise EmptyFileError(f"{path.name} is empty; nothing to scan.")
     if not 0 < threshold <= 1:
         raise InputError("--threshold must be a probability between 0 and 1.")
-    index = load_index(registry, seeds_dir, cache_dir)
-    if index.size == 0:
-        raise RegistryError(
-            "The registry holds no canaries yet, so there is nothing to look "
-            "for; seed exports with `canary seed` first."
-        )
-    domains = index.email_domains()
-    prepared = index.prepared()  # built once here, not by two matching threads at once
-    tails = other_tails(prepared["phones"])
+    # The index loads (or is built) while the file's head is read and its first chunks
+    # are parsed: every chunk's matching waits for it, the reading does not.
+    loader = ThreadPoolExecutor(1, thread_name_prefix="canary-index")
+    loading = loader.submit(_ready_index, registry, seeds_dir, cache_dir)
+    loader.shutdown(wait=False)
     digest: list[str] = []
     stop_hashing = threading.Event()
     hasher = threading.Thread(
@@ -188,6 +184,7 @@ def scan(
         def work(
             frame: pl.DataFrame, plan: KeyPlan
         ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+            index, domains, prepared, tails = loading.result()
             shape = raw_shape(frame, plan)
             if shape is None:  # several name columns, merged names, no postcode column
                 keys = row_keys(frame, plan, domains)
@@ -280,8 +277,13 @@ def scan(
         # thread must not outlive the call (the caller may move or delete the file).
         stop_hashing.set()
         hasher.join()
+        # Nor may the index's thread; and an empty registry is the first thing to fix.
+        failed = loading.exception()
+        if isinstance(failed, RegistryError):
+            raise failed from None
         raise
     hasher.join()
+    index = loading.result()[0]  # also where no chunk was matched (a file of no rows)
     if stats.truncated:
         warnings.append(
             "The file ends inside a quoted field: it looks cut off; the last "
@@ -358,6 +360,20 @@ def scan(
             matches,
         )
     return result
+
+
+def _ready_index(
+    registry: Registry, seeds_dir: str, cache_dir: str | None
+) -> tuple[CanaryIndex, list[str], dict[str, pl.DataFrame], pl.Series]:
+    """The canary index with what every chunk uses built once, before chunks meet it."""
+    index = load_index(registry, seeds_dir, cache_dir)
+    if index.size == 0:
+        raise RegistryError(
+            "The registry holds no canaries yet, so there is nothing to look "
+            "for; seed exports with `canary seed` first."
+        )
+    prepared = index.prepared()  # built once here, not by two matching threads at once
+    return index, index.email_domains(), prepared, other_tails(prepared["phones"])
 
 
 def _rows_at(counts: list[pl.DataFrame], evidence: pl.DataFrame) -> Counter[str]:
