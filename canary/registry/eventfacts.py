@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from canary.events import MAIL_CHANNELS, NAME_CHANNELS, PHONE_CHANNELS, EventDraft
@@ -49,10 +50,55 @@ _HOLDER_COLUMNS = (
     Export.code,
 )
 
+_CANARY_COLUMNS = (
+    Canary.id,
+    Canary.export_id,
+    Canary.name,
+    Canary.kana,
+    Canary.layer,
+    Canary.phone_e164,
+    Canary.phone2_e164,
+    Canary.email,
+)
+
 
 def _holder(r: Sequence[Any]) -> Holder:
     """A holder from a row of _HOLDER_COLUMNS."""
     return Holder(r[0], r[1], r[2], r[3], list(r[4] or []), list(r[5] or []), r[6])
+
+
+def _many(name: str) -> Any:
+    """A parameter that takes a list (``IN``), so that a statement is built once and run
+    with each batch's values: building it anew for every batch cost as much as running it."""
+    return bindparam(name, expanding=True)
+
+
+@cache
+def _statements() -> dict[str, Any]:
+    """The reads of ``_facts_many``, built on first use."""
+    live = Export.status != "void"
+    tokens = {
+        "phones": [Canary.phone_e164.in_(_many("phones")), Canary.phone2_e164.in_(_many("phones"))],
+        "mails": [Canary.email.in_(_many("mails"))],
+    }
+    out = {
+        "number_holders": select(ExportPhone.pool_phone_id, *_HOLDER_COLUMNS)
+        .join(Export, Export.id == ExportPhone.export_id)
+        .where(ExportPhone.pool_phone_id.in_(_many("ids")), live),
+        "holders": select(*_HOLDER_COLUMNS).where(Export.id.in_(_many("ids")), live),
+        "domains": select(PoolDomain.domain).where(PoolDomain.domain.in_(_many("domains"))),
+        "carriers": select(StableCarrier.canary_id, StableCarrier.export_id).where(
+            StableCarrier.canary_id.in_(_many("ids"))
+        ),
+    }
+    for kinds in (("phones",), ("mails",), ("phones", "mails")):
+        out["canaries:" + "+".join(kinds)] = (
+            select(*_CANARY_COLUMNS)
+            .join(Export, Export.id == Canary.export_id)
+            .where(or_(*(c for kind in kinds for c in tokens[kind])), live)
+            .order_by(Canary.id)
+        )
+    return out
 
 
 class EventFacts:
@@ -81,9 +127,7 @@ class EventFacts:
         if phones:
             number_of = {pool[t].id: t for t in phones}
             for row in s.connection().execute(
-                select(ExportPhone.pool_phone_id, *_HOLDER_COLUMNS)
-                .join(Export, Export.id == ExportPhone.export_id)
-                .where(ExportPhone.pool_phone_id.in_(sorted(number_of)), Export.status != "void")
+                _statements()["number_holders"], {"ids": sorted(number_of)}
             ):
                 holder = _holder(row[1:])
                 held.setdefault(number_of[row[0]], set()).add(holder.export_id)
@@ -94,9 +138,7 @@ class EventFacts:
         ours = set()
         if domains:
             ours = set(
-                s.connection()
-                .execute(select(PoolDomain.domain).where(PoolDomain.domain.in_(domains)))
-                .scalars()
+                s.connection().execute(_statements()["domains"], {"domains": domains}).scalars()
             )
         out = []
         for draft, target in zip(drafts, targets, strict=True):
@@ -134,14 +176,12 @@ class EventFacts:
         self, s: Session, phones: Sequence[str], mails: Sequence[str]
     ) -> dict[str, list[CanaryFacts]]:
         """The live canaries carrying each of these phone numbers and addresses."""
-        where = []
-        if phones:
-            where += [Canary.phone_e164.in_(phones), Canary.phone2_e164.in_(phones)]
-        if mails:
-            where.append(Canary.email.in_(mails))
+        kinds = "+".join(k for k, v in (("phones", phones), ("mails", mails)) if v)
+        query = _statements()["canaries:" + kinds]
+        params = {"phones": list(phones), "mails": list(mails)}
         found: dict[str, list[CanaryFacts]] = {}
         wanted = set(phones) | set(mails)
-        for row, facts in self._canary_rows(s, or_(*where)):
+        for row, facts in self._canary_rows(s, query=(query, params)):
             tokens = {row.phone_e164, row.phone2_e164, row.email} & wanted
             for token in tokens:
                 found.setdefault(token, []).append(facts)
@@ -249,35 +289,24 @@ class EventFacts:
     def _canary_facts(self, s: Session, where: Any) -> list[CanaryFacts]:
         return [facts for _row, facts in self._canary_rows(s, where)]
 
-    def _canary_rows(self, s: Session, where: Any) -> list[tuple[Any, CanaryFacts]]:
-        """The live canaries ``where`` selects, by id: (their tokens, their facts)."""
-        rows = (
-            s.connection()
-            .execute(
-                select(
-                    Canary.id,
-                    Canary.export_id,
-                    Canary.name,
-                    Canary.kana,
-                    Canary.layer,
-                    Canary.phone_e164,
-                    Canary.phone2_e164,
-                    Canary.email,
-                )
+    def _canary_rows(
+        self, s: Session, where: Any = None, query: tuple[Any, dict[str, Any]] | None = None
+    ) -> list[tuple[Any, CanaryFacts]]:
+        """The live canaries ``where`` selects (or a statement of ``_statements`` with its
+        parameters), by id: (their tokens, their facts)."""
+        if query is None:
+            query = (
+                select(*_CANARY_COLUMNS)
                 .join(Export, Export.id == Canary.export_id)
                 .where(where, Export.status != "void")
-                .order_by(Canary.id)
+                .order_by(Canary.id),
+                {},
             )
-            .all()
-        )
+        rows = s.connection().execute(*query).all()
         stable = [r.id for r in rows if r.layer == "stable"]
         carriers: dict[int, set[int]] = {}
         if stable:
-            for cid, eid in s.connection().execute(
-                select(StableCarrier.canary_id, StableCarrier.export_id).where(
-                    StableCarrier.canary_id.in_(stable)
-                )
-            ):
+            for cid, eid in s.connection().execute(_statements()["carriers"], {"ids": stable}):
                 carriers.setdefault(cid, set()).add(eid)
         return [
             (
@@ -295,11 +324,15 @@ class EventFacts:
             if not export_ids:
                 return []
             export_ids = list(export_ids)
-        rows = (
-            s.connection()
-            .execute(
-                select(*_HOLDER_COLUMNS).where(Export.id.in_(export_ids), Export.status != "void")
+            rows = s.connection().execute(_statements()["holders"], {"ids": export_ids}).all()
+        else:  # a subquery
+            rows = (
+                s.connection()
+                .execute(
+                    select(*_HOLDER_COLUMNS).where(
+                        Export.id.in_(export_ids), Export.status != "void"
+                    )
+                )
+                .all()
             )
-            .all()
-        )
         return [_holder(r) for r in rows]

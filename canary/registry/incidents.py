@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -58,6 +59,52 @@ class IncidentRecord:
         }
 
 
+def _many(name: str) -> Any:
+    """A parameter that takes a list (``IN``): the statement is built once, not per batch."""
+    return bindparam(name, expanding=True)
+
+
+@cache
+def _statements() -> dict[str, Any]:
+    """The filing's reads, built on first use and executed with each batch's values
+    (building them anew for every batch cost as much as running them)."""
+    moment = Event.occurred_at.type
+    return {
+        # A source's suspicious calls within the window (narrowing)
+        "calls": select(Event.id, Event.source, Event.target, Event.occurred_at).where(
+            Event.source.in_(_many("sources")),
+            Event.channel.in_(PHONE_CHANNELS),
+            Event.classification == "suspicious",
+            Event.occurred_at >= bindparam("after", type_=moment),
+            Event.occurred_at <= bindparam("before", type_=moment),
+        ),
+        "numbers": select(ExportPhone.pool_phone_id, ExportPhone.export_id).where(
+            ExportPhone.pool_phone_id.in_(_many("ids"))
+        ),
+        "accounts": select(Export.id, Export.account_id).where(Export.id.in_(_many("ids"))),
+        "known": select(IncidentEvent.incident_id, Event.target, Event.source)
+        .join(IncidentEvent, IncidentEvent.event_id == Event.id)
+        .where(
+            IncidentEvent.incident_id.in_(_many("incidents")),
+            Event.target.in_(_many("targets")),
+            Event.id.not_in(_many("events")),
+        )
+        .distinct(),
+        "signs": select(
+            Event.id,
+            Event.target,
+            Event.channel,
+            Event.source,
+            Event.occurred_at,
+            Event.exports,
+            Event.details,
+            Event.strength,
+        )
+        .join(IncidentEvent, IncidentEvent.event_id == Event.id)
+        .where(IncidentEvent.incident_id == bindparam("incident")),
+    }
+
+
 class IncidentStore:
     """Mixed into Registry; uses its sessions, engine, audit chain and events."""
 
@@ -85,13 +132,12 @@ class IncidentStore:
         if weak:
             moments = [aware(r.occurred_at) for r in weak]
             for i, source, target, moment in s.connection().execute(
-                select(Event.id, Event.source, Event.target, Event.occurred_at).where(
-                    Event.source.in_(sorted({r.source for r in weak})),
-                    Event.channel.in_(PHONE_CHANNELS),
-                    Event.classification == "suspicious",
-                    Event.occurred_at >= min(moments) - NARROW_WINDOW,
-                    Event.occurred_at <= max(moments) + NARROW_WINDOW,
-                )
+                _statements()["calls"],
+                {
+                    "sources": sorted({r.source for r in weak}),
+                    "after": min(moments) - NARROW_WINDOW,
+                    "before": max(moments) + NARROW_WINDOW,
+                },
             ):
                 call = SimpleNamespace(id=i, source=source, target=target, occurred_at=moment)
                 calls.setdefault(str(source), []).append(call)
@@ -115,9 +161,7 @@ class IncidentStore:
         holding: dict[int, set[int]] = {}  # pool phone id -> the exports given it
         if phone_ids:
             for phone_id, export_id in s.connection().execute(
-                select(ExportPhone.pool_phone_id, ExportPhone.export_id).where(
-                    ExportPhone.pool_phone_id.in_(sorted(phone_ids.values()))
-                )
+                _statements()["numbers"], {"ids": sorted(phone_ids.values())}
             ):
                 holding.setdefault(phone_id, set()).add(export_id)
         out: dict[int, tuple[list[int], list[Any]]] = {}
@@ -147,9 +191,7 @@ class IncidentStore:
                 continue
             if not set(candidates) <= accounts.keys():
                 accounts = accounts | dict(
-                    s.connection()
-                    .execute(select(Export.id, Export.account_id).where(Export.id.in_(candidates)))
-                    .all()
+                    s.connection().execute(_statements()["accounts"], {"ids": candidates}).all()
                 )
             mine = {e: accounts[e] for e in candidates}
             subjects: list[tuple[str, int | None, int]]
@@ -207,14 +249,12 @@ class IncidentStore:
         if not new:
             return known
         for incident_id, target, source in s.connection().execute(
-            select(IncidentEvent.incident_id, Event.target, Event.source)
-            .join(IncidentEvent, IncidentEvent.event_id == Event.id)
-            .where(
-                IncidentEvent.incident_id.in_(sorted(joined)),
-                Event.target.in_(sorted({r.target for r in new})),
-                Event.id.not_in(sorted({r.id for r in new})),
-            )
-            .distinct()
+            _statements()["known"],
+            {
+                "incidents": sorted(joined),
+                "targets": sorted({r.target for r in new}),
+                "events": sorted({r.id for r in new}),
+            },
         ):
             known[int(incident_id)] |= {(target, source), (target, None)}
         return known
@@ -305,24 +345,7 @@ class IncidentStore:
 
     def _signs(self, s: Session, incident_id: int) -> list[tuple[Sign, int, datetime]]:
         """The incident's events as signs of the guilt model, with their ids and times."""
-        rows = (
-            s.connection()
-            .execute(
-                select(
-                    Event.id,
-                    Event.target,
-                    Event.channel,
-                    Event.source,
-                    Event.occurred_at,
-                    Event.exports,
-                    Event.details,
-                    Event.strength,
-                )
-                .join(IncidentEvent, IncidentEvent.event_id == Event.id)
-                .where(IncidentEvent.incident_id == incident_id)
-            )
-            .all()
-        )
+        rows = s.connection().execute(_statements()["signs"], {"incident": incident_id}).all()
         out = []
         for r in rows:
             moment = aware(r.occurred_at)
