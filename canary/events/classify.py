@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from canary.events import MAIL_CHANNELS, PHONE_CHANNELS, Classification, EventDraft, aware
 from canary.normalize import kana_key, name_key, phone_e164
@@ -58,10 +59,16 @@ def _sender_domain(source: str | None) -> str:
     return (source or "").strip("<> ").rpartition("@")[2].lower()
 
 
+@lru_cache(maxsize=4096)  # callers call again; parsing a number costs more than the rest
+def _caller(source: str) -> str:
+    """A caller ID as campaigns list it: its E.164 form, or as given if it is none."""
+    return phone_e164(source) or source.strip()
+
+
 def _source(draft: EventDraft) -> str:
     """The contact's source as campaigns list it: a caller's E.164, a sender's domain."""
     if draft.channel in PHONE_CHANNELS:
-        return phone_e164(draft.source or "") or (draft.source or "").strip()
+        return _caller(draft.source or "")
     if draft.channel in MAIL_CHANNELS:
         return _sender_domain(draft.source)
     return ""
