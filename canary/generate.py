@@ -29,7 +29,7 @@ from canary.formats import (
 )
 from canary.normalize import kana_key, name_key
 from canary.pools import PoolNumber
-from canary.profile import ColumnProfile, EmailShape, HostProfile, email_shape
+from canary.profile import ColumnProfile, EmailShape, HostProfile, email_shape, year_of
 from canary.reference import Gazetteer, NameBook, Place
 from canary.romaji import to_romaji
 
@@ -394,6 +394,42 @@ class CanaryFactory:
             )
         raise RuntimeError("no encodable person found")  # pragma: no cover
 
+    def age_like(self, canary: GeneratedCanary, rows: Sequence[Sequence[str]]) -> None:
+        """Give a made canary the birth year of one of ``rows`` (its neighbours in the
+        file, not stored), a day of that year, a given name of that generation and a
+        mail address to match, and rewrite the cells that follow from them. In a list
+        whose order follows age (members in order of joining), a birth drawn from the
+        whole list's mix stands out against the neighbours' and the join date."""
+        col = self.profile.schema.column_of("birth_date")
+        if col is None:
+            return
+        years = [y for r in rows if col < len(r) and (y := year_of(r[col])) and y > 1900]
+        if len(years) < 10:
+            return
+        p, r = canary.person, self.rng
+        for _ in range(20):
+            year = min(max(r.choice(years), 1920), self.today.year - 1)
+            given = self.names.given_for(p.sex, year).draw(r)
+            nk = name_key(p.surname + given.kanji)
+            kk = kana_key(p.surname_kana + given.kana)
+            code = p.place.postcode
+            if not self.encodable(given.kanji) or (
+                {(nk, code), (kk, code)} & self._identities or self.identity_taken(nk, kk, code)
+            ):
+                continue
+            self._identities |= {(nk, code), (kk, code)}
+            p.birth = date(year, 1, 1) + timedelta(days=r.randrange(365))
+            p.given, p.given_kana = given.kanji, given.kana
+            break
+        else:
+            return
+        if p.email is not None:
+            p.email = self._email(p.surname_kana, p.given_kana, p.birth)
+        for j, c in enumerate(self.profile.columns):
+            if c.role in _AGE_ROLES:
+                canary.row[j] = self._fill(c, p)
+                canary.fields[c.name] = canary.row[j]
+
     # -- writing the row -----------------------------------------------------------------
 
     def exclude_ids(self, ids: set[int]) -> None:
@@ -573,6 +609,8 @@ class CanaryFactory:
         return GeneratedCanary(p, row, fields)
 
 
+# The cells that follow from a canary's birth and given name.
+_AGE_ROLES = {"name", "given", "kana", "kana_given", "romaji", "birth_date", "age", "email"}
 _ADDRESS_ROLES = {
     "address",
     "address1",

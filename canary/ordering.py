@@ -101,6 +101,10 @@ def keep_order(
                     continue
                 factory.set_id(c, sort.id_col, spot.id)
                 used.add(spot.id)
+                # People who joined about the same time are of about the same age (a
+                # list of 入会日 order, or of members who joined young): the canary is
+                # born as one of its neighbours might have been.
+                factory.age_like(c, spot.nearby)
                 # A join date that grows with the ID: the canary joined the same day as
                 # the member before it.
                 for j in sort.following:

@@ -27,6 +27,7 @@ from canary.formats import IdStyle
 TRIES = 200  # a try reads two lines; lists with few gaps need many
 BLOCK_BYTES = 16384  # read at once when looking for a gap: a few hundred neighbours
 SPLITS_TRIED = 8  # free IDs tried in one wide gap
+NEARBY = 10  # lines on either side of a place that are the canary's neighbours
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,9 @@ class Placement:
     target: int  # splice target: the terminator of the line the canary follows
     id: int | None  # the ID to write (None: keep the row's own)
     before: tuple[str, ...] = ()  # the fields of the line the canary follows
+    # The fields of the lines read around the place (in memory only): the canary's
+    # neighbours in the file, whose ages a list sorted by join order shares.
+    nearby: tuple[tuple[str, ...], ...] = ()
 
 
 class GapOdds:
@@ -179,16 +183,19 @@ def place_new(
             lo, hi = order.start, order.size  # anywhere, if this stretch is dense
         block = order.lines_in(rng.randrange(lo, max(lo + 1, hi)), BLOCK_BYTES)
         pairs = [
-            (p, n) for p, n in itertools.pairwise(block) if p.key is not None and n.key is not None
+            (k, p, n)
+            for k, (p, n) in enumerate(itertools.pairwise(block))
+            if p.key is not None and n.key is not None
         ]
-        odds.learn([n.key - p.key for p, n in pairs if n.key > p.key])
+        odds.learn([n.key - p.key for _, p, n in pairs if n.key > p.key])
         spots, weights = [], []
-        for prev, nxt in pairs:
+        for k, prev, nxt in pairs:
             if nxt.key - prev.key < 2:
                 continue
+            nearby = tuple(line.fields for line in block[max(0, k - NEARBY) : k + NEARBY + 1])
             for n in _sample_gap(prev.key, nxt.key, rng):
                 if not taken(n):
-                    spots.append(Placement(prev.end - 1, n, prev.fields))
+                    spots.append(Placement(prev.end - 1, n, prev.fields, nearby))
                     weights.append(odds.weight(n - prev.key, nxt.key - n))
         if not spots:
             continue

@@ -98,7 +98,8 @@ class HostProfile:
         return None
 
 
-def _year_of(value: str) -> int | None:
+def year_of(value: str) -> int | None:
+    """The year of a date as lists write it (2001/4/1, 20010401, S60.03.12, 昭和60年...)."""
     v = unicodedata.normalize("NFKC", value).strip()
     m = re.match(r"^((?:19|20)\d{2})", v)
     if m:
@@ -276,7 +277,7 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
                     if p in PREFECTURES:
                         prefectures[p] += 1
         elif role == "birth_date":
-            years.extend(y for v in values if (y := _year_of(v)) and 1900 < y <= date.today().year)
+            years.extend(y for v in values if (y := year_of(v)) and 1900 < y <= date.today().year)
         elif role == "age":
             years.extend(
                 date.today().year - int(v) for v in values if v.strip().isdigit() and int(v) < 120
@@ -351,7 +352,7 @@ def _email_shapes(schema: Schema, body: Sequence[Sequence[str]]) -> Counter[Emai
             local = unicodedata.normalize("NFKC", r[col]).strip().lower().split("@")[0]
             if local:
                 reading = r[kana] if kana is not None and kana < len(r) else ""
-                year = _year_of(r[birth]) if birth is not None and birth < len(r) else None
+                year = year_of(r[birth]) if birth is not None and birth < len(r) else None
                 shapes[email_shape(local, reading, year)] += 1
     return shapes
 

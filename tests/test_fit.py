@@ -149,3 +149,39 @@ def test_canaries_stay_in_the_lists_prefecture_and_mail_shapes(
     assert len(mails) >= 100
     assert digits[0] > 0 and digits[5] > 0
     assert digits[0] + digits[5] >= 0.9 * len(mails), digits
+
+
+def test_a_canary_is_of_the_age_of_the_people_who_joined_with_it(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    """Customers numbered in the order they joined, the oldest first: a canary given a
+    free number between two neighbours is born when they were (within a year of the
+    forty around it), with a given name of its generation, where a birth drawn from
+    the whole list's mix would mostly fall decades away."""
+    import csv as csvlib
+
+    from tests.listgen import people
+
+    rows = sorted(people(3000, seed=41), key=lambda r: r[4])
+    for i, r in enumerate(rows):
+        r[0] = f"C{100000 + i * 3:07d}"
+    src = write_csv(tmp_path / "l.csv", rows)
+    out = tmp_path / "o.csv"
+    res = seed(
+        registry,
+        settings,
+        SeedRequest(input=src, output=out, client="c", list_name="l", account="a", rng_seed=4),
+    )
+    with out.open(encoding="cp932", newline="") as fh:
+        written = list(csvlib.reader(fh))[1:]
+    names = NameBook(REPO / "seeds")
+    canaries = registry.canaries_of(res.export.code)
+    near = 0
+    for c in canaries:
+        k = c.position
+        around = [int(r[4][:4]) for r in written[max(0, k - 20) : k + 21] if r is not written[k]]
+        year = int(str(c.birth_date)[:4])
+        near += min(around) - 1 <= year <= max(around) + 1
+        given = str(c.name).split("\u3000")[1]
+        assert given in {g.kanji for g in names.given_for(str(c.sex), year).items}
+    assert near >= 0.9 * len(canaries), (near, len(canaries))
