@@ -123,6 +123,7 @@ class Canary(Base):
     __tablename__ = "canaries"
     __table_args__ = (
         Index("ix_canaries_phone", "phone_e164"),
+        Index("ix_canaries_phone2", "phone2_e164"),  # events look up either number
         Index("ix_canaries_name_key", "name_key"),
         Index("ix_canaries_kana_key", "kana_key"),
         Index("ix_canaries_export", "export_id"),
