@@ -93,7 +93,7 @@ def _statements() -> dict[str, Any]:
     }
     for kinds in (("phones",), ("mails",), ("phones", "mails")):
         out["canaries:" + "+".join(kinds)] = (
-            select(*_CANARY_COLUMNS)
+            select(*_CANARY_COLUMNS, *_HOLDER_COLUMNS)
             .join(Export, Export.id == Canary.export_id)
             .where(or_(*(c for kind in kinds for c in tokens[kind])), live)
             .order_by(Canary.id)
@@ -121,9 +121,11 @@ class EventFacts:
         mails = sorted(
             {t for d, t in zip(drafts, targets, strict=True) if d.channel in MAIL_CHANNELS}
         )
-        by_token = self._canaries_of_tokens(s, phones, mails) if phones or mails else {}
+        by_token: dict[str, list[CanaryFacts]] = {}
+        holders: dict[int, Holder] = {}  # the canaries' own exports come with them
+        if phones or mails:
+            by_token = self._canaries_of_tokens(s, phones, mails, holders)
         held: dict[str, set[int]] = {}  # pool number -> the live exports it was given to
-        holders: dict[int, Holder] = {}
         if phones:
             number_of = {pool[t].id: t for t in phones}
             for row in s.connection().execute(
@@ -173,15 +175,17 @@ class EventFacts:
         return out
 
     def _canaries_of_tokens(
-        self, s: Session, phones: Sequence[str], mails: Sequence[str]
+        self, s: Session, phones: Sequence[str], mails: Sequence[str], holders: dict[int, Holder]
     ) -> dict[str, list[CanaryFacts]]:
-        """The live canaries carrying each of these phone numbers and addresses."""
+        """The live canaries carrying each of these phone numbers and addresses; adds their
+        own exports to ``holders`` (read in the same query, which joins them anyway)."""
         kinds = "+".join(k for k, v in (("phones", phones), ("mails", mails)) if v)
         query = _statements()["canaries:" + kinds]
         params = {"phones": list(phones), "mails": list(mails)}
         found: dict[str, list[CanaryFacts]] = {}
         wanted = set(phones) | set(mails)
         for row, facts in self._canary_rows(s, query=(query, params)):
+            holders.setdefault(row.export_id, _holder(row[len(_CANARY_COLUMNS) :]))
             tokens = {row.phone_e164, row.phone2_e164, row.email} & wanted
             for token in tokens:
                 found.setdefault(token, []).append(facts)
