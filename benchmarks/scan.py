@@ -231,6 +231,12 @@ def main() -> None:
                 f"{time.perf_counter() - t:.0f}s",
                 file=sys.stderr,
             )
+        else:
+            # A registry kept from an earlier run is brought to this version's schema, as
+            # `canary init` would.
+            from canary.registry import Registry
+
+            Registry(f"sqlite:///{db}", actor="bench").init()
         ids = json.loads(ids_file.read_text())
         base = work / f"base_{args.rows}.csv"
         if not base.exists():
