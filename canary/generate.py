@@ -9,7 +9,6 @@ domain whose local part looks like the ones people choose.
 from __future__ import annotations
 
 import itertools
-import math
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from canary.formats import (
     RomajiStyle,
     SexStyle,
 )
+from canary.nearby import PostcodeDraw, Streets, postcodes_repeat
 from canary.normalize import kana_key, name_key
 from canary.pools import PoolNumber
 from canary.profile import ColumnProfile, EmailShape, HostProfile, email_shape, year_of
@@ -119,7 +119,9 @@ class CanaryFactory:
         self._used_emails: set[str] = set()
         self._drawn_shapes: Counter[EmailShape] = Counter()  # _shaped
         self._digit_mix: tuple[list[int], list[int]] | None = None
-        self._local_codes: tuple[list[str], list[int]] | None = None  # _place
+        self._local_codes: PostcodeDraw | None = None  # _place
+        self._unseen: dict[tuple[str, str], list[Place]] = {}  # _unseen_near
+        self.streets = Streets(profile, rng)
         self._used_ids: set[int] = set()
         self._excluded_ids: set[int] = set()
         self._next_number = 0
@@ -141,22 +143,19 @@ class CanaryFactory:
     def _place(self) -> Place:
         prof = self.profile
         # In a local list people share postcodes, and a canary is one more neighbour, at a
-        # postcode drawn as often as the profile saw it (the postcodes it saw once stand
-        # for those it missed, which are as small: a canary there is numbered like its
-        # neighbours, see _street_like_neighbours); in a list where postcodes seldom
-        # repeat, a canary sharing one would stand out, so it takes another postcode of
-        # the same district.
+        # postcode drawn as the profile saw them, shifted so that it is no more crowded
+        # than anyone's (see PostcodeDraw; at a postcode the profile saw, it is numbered
+        # like its neighbours, see Streets); in a list where postcodes seldom repeat, a
+        # canary sharing one would stand out, so it takes another postcode of the same
+        # district.
         if self._local_codes is None:  # judged once per seed, not per canary
-            repeat = _postcodes_repeat(prof.postcodes, prof.sampled_share)
-            self._local_codes = (
-                (list(prof.postcodes), list(itertools.accumulate(prof.postcodes.values())))
-                if repeat
-                else ([], [])
-            )
-        codes, cum = self._local_codes
-        if codes:
-            code = self.rng.choices(codes, cum_weights=cum)[0]
+            repeat = postcodes_repeat(prof.postcodes, prof.sampled_share)
+            self._local_codes = PostcodeDraw(prof.postcodes if repeat else Counter())
+        if self._local_codes.codes:
+            code, unseen = self._local_codes.draw(self.rng)
             place = self.places.lookup(code)
+            if place is not None and unseen:
+                place = self._unseen_near(place) or place
             if place is not None:
                 return place
         for _ in range(20):
@@ -178,63 +177,19 @@ class CanaryFactory:
                 return self.rng.choice(candidates)
         return self.places.anywhere(self.rng)
 
-    def _street_like_neighbours(self, place: Place) -> str | None:
-        """A block number written and ranged as the list's own addresses at the canary's
-        postcode: the style of one neighbour, each number near another neighbour's (see
-        _near_neighbours)."""
-        shapes = self.profile.streets.get(place.postcode, [])
-        if not shapes:
-            return None
-        r = self.rng
-        own = {s.numbers for s in shapes}
-        for _ in range(10):
-            model = r.choice(shapes)
-            same = [s for s in shapes if s.kind == model.kind]
-            numbers = tuple(
-                _near_neighbours(
-                    [s.numbers[i] for s in same if len(s.numbers) > i],
-                    self.profile.sampled_share,
-                    r,
-                )
-                for i in range(len(model.numbers))
-            )
-            if numbers not in own:
-                return _write_street(model.kind, model.style, numbers)
-        return None
-
-    def _street(self, place: Place, style: str, col: ColumnProfile | None = None) -> str:
-        local = self._street_like_neighbours(place)
-        if local is not None:
-            return local
-        r = self.rng
-        if col is not None and len(col.street_styles) > 1:
-            style = r.choices(
-                [k for k, _ in col.street_styles], weights=[w for _, w in col.street_styles]
-            )[0]
-        block, go = r.randint(1, 28), r.randint(1, 24)
-        if place.chome:
-            chome = r.choices([1, 2, 3, 4, 5, 6], weights=[30, 28, 22, 12, 6, 2])[0]
-            seen = col.chome_numbers if col is not None else []
-            if len(seen) >= 20:  # the list's own numbering: each number from its own mix
-                chome = r.choice(seen)[0]
-                block = r.choice([n for n in seen if len(n) > 1] or [(0, block)])[1]
-                go = r.choice([n for n in seen if len(n) > 2] or [(0, 0, go)])[2]
-            if style == "kanji":
-                return f"{chome}丁目{block}番{go}号"
-            if style == "chome_dash":
-                return f"{chome}丁目{block}-{go}"
-            return f"{chome}-{block}-{go}"
-        seen = col.banchi_numbers if col is not None else []
-        if len(seen) >= 20:
-            numbers = r.choice(seen)
-            banchi = numbers[0]
-            if len(numbers) > 1:
-                go = r.choice([n for n in seen if len(n) > 1])[1]
-                return f"{banchi}番地{go}" if style == "kanji" else f"{banchi}-{go}"
-            return f"{banchi}番地" if style == "kanji" else str(banchi)
-        if style == "kanji":
-            return f"{r.randint(1, 1800)}番地"
-        return f"{r.randint(1, 1800)}-{go}" if r.random() < 0.6 else f"{r.randint(1, 3500)}"
+    def _unseen_near(self, place: Place) -> Place | None:
+        """A place of the same city and district whose postcode the profile did not see."""
+        key = (place.postcode[:3], place.city)
+        if key not in self._unseen:
+            self._unseen[key] = [
+                p
+                for p in self.places.near(key[0])
+                if p.city == place.city
+                and p.prefecture == place.prefecture
+                and p.postcode not in self.profile.postcodes
+            ]
+        candidates = self._unseen[key]
+        return self.rng.choice(candidates) if candidates else None
 
     def _building(self, place: Place) -> str:
         pattern = self.names.buildings.draw(self.rng)
@@ -362,7 +317,7 @@ class CanaryFactory:
                 or self.profile.column("street")
             )
             style = address_col.street_style if address_col else "dash"
-            street = self._street(place, style, address_col)
+            street = self.streets.draw(place, style, address_col)
             building_share = address_col.building_share if address_col else 0.3
             building_col = self.profile.column("building")
             if building_col is not None:
@@ -621,51 +576,3 @@ _ADDRESS_ROLES = {
     "street",
     "building",
 }
-
-
-def _postcodes_repeat(codes: Counter[str], share: float) -> bool:
-    """Whether the people of a list typically share their postcode with someone else in
-    it, judged from a profile that saw the share ``share`` of its rows: a row whose
-    postcode is shared by m − 1 others in the list is alone in the sample with a chance
-    of (1 − share)^(m − 1), so the share of the sample's rows alone at their postcode
-    tells m."""
-    seen = sum(codes.values())
-    if seen < 20:
-        return False
-    alone = sum(1 for c in codes.values() if c == 1) / seen
-    if share >= 0.99 or alone == 0:
-        return alone < 0.5
-    others = math.log(max(alone, 1e-9)) / math.log(1 - share)  # m − 1, about
-    return others >= 1
-
-
-def _near_neighbours(seen: Sequence[int], share: float, rng: random.Random) -> int:
-    """A number of a town's range known from some neighbours' numbers ``seen`` (the share
-    ``share`` of the town the profile saw): one neighbour's number moved by up to one and
-    a half times the usual distance between the town's numbers, kept inside the range
-    (its top guessed from the highest seen). A kernel estimate of the town's numbers:
-    the canary ranks among the whole town about as evenly as anyone there, lands on a
-    neighbour's number about as often as numbers that close together are shared, and
-    copies no one's address."""
-    v = sorted(seen)
-    k, top = len(v), v[-1]
-    high = max(top, round(top * (1 + 1 / k) - 1))  # the least-biased guess at the range's top
-    town = max(k, k / max(share, 1e-6))  # rows of the town in the whole list, about
-    reach = int(1.5 * high / town)
-    return min(max(rng.choice(v) + rng.randint(-reach, reach), 1), high)
-
-
-def _write_street(kind: str, style: str, n: tuple[int, ...]) -> str:
-    """A block number of the given kind and style (see profile.StreetShape)."""
-    if kind == "chome":
-        chome, rest = n[0], n[1:]
-        if style == "kanji":
-            return f"{chome}丁目" + "".join(
-                f"{x}{u}" for x, u in zip(rest, ("番", "号"), strict=False)
-            )
-        if style == "chome_dash":
-            return f"{chome}丁目" + "-".join(str(x) for x in rest)
-        return "-".join(str(x) for x in n)
-    if style == "kanji":
-        return f"{n[0]}番地" + (str(n[1]) if len(n) > 1 else "")
-    return "-".join(str(x) for x in n)

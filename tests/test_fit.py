@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from canary.csvfile import Dialect
-from canary.generate import _near_neighbours, _postcodes_repeat
+from canary.nearby import PostcodeDraw, near_neighbours, postcodes_repeat
 from canary.placement import GapOdds, SortedLines, place_new
 from canary.reference import Gazetteer, NameBook
 from canary.registry import Registry
@@ -64,7 +64,7 @@ def test_a_canarys_block_number_ranks_anywhere_in_its_town() -> None:
             seen = [x for x in town if rng.random() < 0.25]
             if not seen:
                 continue
-            canary = _near_neighbours(seen, 0.25, rng)
+            canary = near_neighbours(seen, 0.25, rng)
             assert 1 <= canary <= max(top, 2 * max(seen))
             g = sorted(town)
 
@@ -77,15 +77,51 @@ def test_a_canarys_block_number_ranks_anywhere_in_its_town() -> None:
         assert abs(ours - truth) / trials < 0.05, top
 
 
+def test_a_canarys_block_number_gathers_at_no_end_of_the_range() -> None:
+    """Every town numbers its houses' 号 from 1 to 30: a canary's 号, drawn near a
+    neighbour's, is 1 or 30 as often as any other (draws past an end are reflected, not
+    piled on it) and never above the list's highest. Clipped at a top guessed from the
+    town alone, one in twenty passed 30 and 30 itself had half its share."""
+    rng = random.Random(9)
+    drawn: Counter[int] = Counter()
+    for _ in range(20_000):
+        seen = [rng.randint(1, 30) for _ in range(rng.randint(1, 4))]
+        drawn[near_neighbours(seen, 0.2, rng, cap=30)] += 1
+    assert max(drawn) <= 30
+    for end in (1, 30):
+        assert abs(drawn[end] / 20_000 - 1 / 30) < 0.01, (end, drawn[end])
+
+
+def test_a_canarys_postcode_is_no_more_crowded_than_anyones() -> None:
+    """People at 2,000 postcodes of a district, 6 to a postcode on average, a fifth of them
+    sampled: the postcode a canary takes holds as many people (the canary among them) as
+    a person's does. Drawn as often as the sample holds it, it held one more."""
+    rng = random.Random(13)
+    codes = [f"811{c:04d}" for c in range(2000)]
+    people = Counter(rng.choice(codes) for _ in range(12_000))
+    sample = Counter(c for c, n in people.items() for _ in range(n) if rng.random() < 0.2)
+    draw = PostcodeDraw(sample)
+    crowd = []
+    for _ in range(4000):
+        code, unseen = draw.draw(rng)
+        if unseen:
+            code = rng.choice([c for c in codes if c not in sample])
+        crowd.append(people[code] + 1)
+    anyones = sum(n * n for n in people.values()) / sum(people.values())
+    assert abs(_mean(crowd) - anyones) < 0.25, (_mean(crowd), anyones)
+    naive = [people[rng.choices(list(sample), list(sample.values()))[0]] + 1 for _ in range(4000)]
+    assert _mean(naive) - anyones > 0.6
+
+
 def test_postcodes_repeat_judged_for_the_whole_list_from_a_sample() -> None:
     rng = random.Random(5)
     six_each = [f"{c:07d}" for c in range(2000) for _ in range(6)]
     sample = Counter(x for x in six_each if rng.random() < 0.18)
     assert sum(c == 1 for c in sample.values()) > len(sample) / 2  # most look alone ...
-    assert _postcodes_repeat(sample, 0.18)  # ... yet each has five neighbours
+    assert postcodes_repeat(sample, 0.18)  # ... yet each has five neighbours
     unique = Counter(f"{c:07d}" for c in range(2000) if rng.random() < 0.18)
-    assert not _postcodes_repeat(unique, 0.18)
-    assert _postcodes_repeat(Counter({f"{c:07d}": 3 for c in range(100)}), 1.0)
+    assert not postcodes_repeat(unique, 0.18)
+    assert postcodes_repeat(Counter({f"{c:07d}": 3 for c in range(100)}), 1.0)
 
 
 def _fukuoka_811(n: int, rng: random.Random, digits: list[int]) -> list[list[str]]:

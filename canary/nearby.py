@@ -1,0 +1,208 @@
+"""Where a canary lives and how its address is numbered, drawn like the list's own people
+from what the profile saw of them (in memory only): the postcode of a new neighbour, and a
+block number ranged as the neighbours' are."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections import Counter
+from collections.abc import Sequence
+
+from canary.profile import ColumnProfile, HostProfile, StreetShape
+from canary.reference import Place
+
+SHIFT_CLASS = 5  # postcodes that share a count, for PostcodeDraw to shift a canary to them
+
+
+class PostcodeDraw:
+    """The postcode of one more person of a list whose people share postcodes, from the
+    counts ``seen`` in a sample of it.
+
+    A person at a postcode shared by m people of the list sees m − 1 others there; a
+    canary put at a postcode drawn as often as the sample holds it would see one more
+    (the m people, then itself): its postcode would be the more crowded by one person.
+    Good and Turing's estimate undoes this: the postcodes seen n times stand for people
+    as often as those seen n + 1 times, and those seen once for the postcodes not seen.
+    So a sampled person's postcode is drawn, seen n + 1 times, and the canary takes any
+    postcode seen n times (or, for n = 0, one not seen near it). Where postcodes are
+    crowded (a city's list, dozens of people to a postcode) few postcodes share a count,
+    the shift would pile canaries on them, and one person more is lost among the
+    dozens: there postcodes are drawn as often as the sample holds them."""
+
+    def __init__(self, seen: Counter[str]) -> None:
+        self.seen = seen
+        self.codes = list(seen)
+        self.cum = list(itertools.accumulate(seen.values()))
+        self.by_count: dict[int, list[str]] = {}
+        for code, n in seen.items():
+            self.by_count.setdefault(n, []).append(code)
+        shared = sum(len(c) for n, c in self.by_count.items() if len(c) >= SHIFT_CLASS)
+        self.shift = shared >= 0.8 * len(self.codes)
+
+    def draw(self, rng: random.Random) -> tuple[str, bool]:
+        """(postcode, whether the canary goes to an unseen postcode near it instead)."""
+        code = rng.choices(self.codes, cum_weights=self.cum)[0]
+        if not self.shift:
+            return code, False
+        n = self.seen[code] - 1
+        if n == 0:
+            return code, True
+        same = self.by_count.get(n, [])
+        return (rng.choice(same) if len(same) >= SHIFT_CLASS else code), False
+
+
+class Streets:
+    """Block numbers for one export's canaries, written and ranged as the list's own."""
+
+    def __init__(self, profile: HostProfile, rng: random.Random) -> None:
+        self.profile, self.rng = profile, rng
+        self._kinds: dict[str, list[StreetShape]] | None = None  # every sampled address
+        self._at: dict[tuple[str, int], list[int]] = {}  # their numbers at each place
+        self._tops: dict[tuple[str, int], int] = {}  # the highest of them
+
+    def _of_kind(self, kind: str) -> list[StreetShape]:
+        if self._kinds is None:
+            self._kinds = {}
+            for shape in itertools.chain.from_iterable(self.profile.streets.values()):
+                self._kinds.setdefault(shape.kind, []).append(shape)
+        return self._kinds.get(kind, [])
+
+    def _numbers(self, kind: str, i: int) -> list[int]:
+        key = (kind, i)
+        if key not in self._at:
+            self._at[key] = [s.numbers[i] for s in self._of_kind(kind) if len(s.numbers) > i]
+        return self._at[key]
+
+    def _top(self, kind: str, i: int) -> int | None:
+        if (kind, i) not in self._tops:
+            self._tops[kind, i] = max(self._numbers(kind, i), default=0)
+        return self._tops[kind, i] or None
+
+    def like_neighbours(self, place: Place) -> str | None:
+        """A block number written and ranged as the list's own addresses at the canary's
+        postcode: the style of one neighbour, each number near another neighbour's (see
+        near_neighbours)."""
+        shapes = self.profile.streets.get(place.postcode, [])
+        if not shapes:
+            return None
+        r = self.rng
+        own = {s.numbers for s in shapes}
+        for _ in range(10):
+            model = r.choice(shapes)
+            same = [s for s in shapes if s.kind == model.kind]
+            numbers = tuple(
+                near_neighbours(
+                    [s.numbers[i] for s in same if len(s.numbers) > i],
+                    self.profile.sampled_share,
+                    r,
+                    self._top(model.kind, i),
+                )
+                for i in range(len(model.numbers))
+            )
+            if numbers not in own:
+                return write_street(model.kind, model.style, numbers)
+        return None
+
+    def draw(self, place: Place, style: str, col: ColumnProfile | None = None) -> str:
+        """A block number at ``place``: like its neighbours' when the profile saw some,
+        else in the list's own style and numbering."""
+        local = self.like_neighbours(place)
+        if local is not None:
+            return local
+        r = self.rng
+        # A postcode the profile did not see: written as one of the list's addresses of
+        # the place's kind (丁目 or 番地) is, each number from the list's own at its place.
+        kind = "chome" if place.chome else "banchi"
+        models = self._of_kind(kind)
+        if len(models) >= 20:
+            model = r.choice(models)
+            numbers = tuple(r.choice(self._numbers(kind, i)) for i in range(len(model.numbers)))
+            return write_street(kind, model.style, numbers)
+        if col is not None and len(col.street_styles) > 1:
+            style = r.choices(
+                [k for k, _ in col.street_styles], weights=[w for _, w in col.street_styles]
+            )[0]
+        block, go = r.randint(1, 28), r.randint(1, 24)
+        if place.chome:
+            chome = r.choices([1, 2, 3, 4, 5, 6], weights=[30, 28, 22, 12, 6, 2])[0]
+            seen = col.chome_numbers if col is not None else []
+            if len(seen) >= 20:  # the list's own numbering: each number from its own mix
+                chome = r.choice(seen)[0]
+                block = r.choice([n for n in seen if len(n) > 1] or [(0, block)])[1]
+                go = r.choice([n for n in seen if len(n) > 2] or [(0, 0, go)])[2]
+            if style == "kanji":
+                return f"{chome}丁目{block}番{go}号"
+            if style == "chome_dash":
+                return f"{chome}丁目{block}-{go}"
+            return f"{chome}-{block}-{go}"
+        seen = col.banchi_numbers if col is not None else []
+        if len(seen) >= 20:
+            numbers = r.choice(seen)
+            banchi = numbers[0]
+            if len(numbers) > 1:
+                go = r.choice([n for n in seen if len(n) > 1])[1]
+                return f"{banchi}番地{go}" if style == "kanji" else f"{banchi}-{go}"
+            return f"{banchi}番地" if style == "kanji" else str(banchi)
+        if style == "kanji":
+            return f"{r.randint(1, 1800)}番地"
+        return f"{r.randint(1, 1800)}-{go}" if r.random() < 0.6 else f"{r.randint(1, 3500)}"
+
+
+def postcodes_repeat(codes: Counter[str], share: float) -> bool:
+    """Whether the people of a list typically share their postcode with someone else in
+    it, judged from a profile that saw the share ``share`` of its rows: a row whose
+    postcode is shared by m − 1 others in the list is alone in the sample with a chance
+    of (1 − share)^(m − 1), so the share of the sample's rows alone at their postcode
+    tells m."""
+    seen = sum(codes.values())
+    if seen < 20:
+        return False
+    alone = sum(1 for c in codes.values() if c == 1) / seen
+    if share >= 0.99 or alone == 0:
+        return alone < 0.5
+    others = math.log(max(alone, 1e-9)) / math.log(1 - share)  # m − 1, about
+    return others >= 1
+
+
+def near_neighbours(
+    seen: Sequence[int], share: float, rng: random.Random, cap: int | None = None
+) -> int:
+    """A number of a town's range known from some neighbours' numbers ``seen`` (the share
+    ``share`` of the town the profile saw): one neighbour's number moved by up to one and
+    a half times the usual distance between the town's numbers, kept inside the range
+    (its top guessed from the highest seen, never past ``cap``, the highest the list
+    holds anywhere) by reflection at its ends, so that no end gathers the draws that
+    would fall past it. A kernel estimate of the town's numbers: the canary ranks among
+    the whole town about as evenly as anyone there, lands on a neighbour's number about
+    as often as numbers that close together are shared, and copies no one's address."""
+    v = sorted(seen)
+    k, top = len(v), v[-1]
+    high = max(top, round(top * (1 + 1 / k) - 1))  # the least-biased guess at the range's top
+    if cap is not None:
+        high = max(top, min(high, cap))
+    town = max(k, k / max(share, 1e-6))  # rows of the town in the whole list, about
+    reach = int(1.5 * high / town)
+    x = rng.choice(v) + rng.randint(-reach, reach)
+    if x < 1:
+        x = 1 - x
+    if x > high:
+        x = 2 * high + 1 - x
+    return min(max(x, 1), high)
+
+
+def write_street(kind: str, style: str, n: tuple[int, ...]) -> str:
+    """A block number of the given kind and style (see profile.StreetShape)."""
+    if kind == "chome":
+        chome, rest = n[0], n[1:]
+        if style == "kanji":
+            return f"{chome}丁目" + "".join(
+                f"{x}{u}" for x, u in zip(rest, ("番", "号"), strict=False)
+            )
+        if style == "chome_dash":
+            return f"{chome}丁目" + "-".join(str(x) for x in rest)
+        return "-".join(str(x) for x in n)
+    if style == "kanji":
+        return f"{n[0]}番地" + (str(n[1]) if len(n) > 1 else "")
+    return "-".join(str(x) for x in n)
