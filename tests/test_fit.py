@@ -221,3 +221,26 @@ def test_a_canary_is_of_the_age_of_the_people_who_joined_with_it(
         given = str(c.name).split("\u3000")[1]
         assert given in {g.kanji for g in names.given_for(str(c.sex), year).items}
     assert near >= 0.9 * len(canaries), (near, len(canaries))
+
+
+def test_a_canary_at_a_postcode_not_seen_is_written_as_the_lists_addresses_of_its_kind() -> None:
+    """The list writes every 丁目 address as 2丁目8-1 and, more often, 番地 ones as 1234-5:
+    a canary at a 丁目 postcode the profile did not see is written with 丁目 too (taking
+    the style of all addresses wrote most of them 2-8-1), numbered from the list's own."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from canary.nearby import Streets
+    from canary.profile import HostProfile, StreetShape
+    from canary.reference import Place
+
+    rng = random.Random(17)
+    shapes = [StreetShape("chome", "chome_dash", (rng.randint(1, 4), 8, 1)) for _ in range(30)]
+    shapes += [StreetShape("banchi", "dash", (rng.randint(1, 900), 5)) for _ in range(70)]
+    profile = SimpleNamespace(
+        streets={f"82{k:05d}": [s] for k, s in enumerate(shapes)}, sampled_share=0.2
+    )
+    streets = Streets(cast(HostProfile, profile), rng)
+    place = Place("8100001", "福岡県", "福岡市中央区", "天神", "テンジン", True)
+    written = [streets.draw(place, "dash") for _ in range(200)]
+    assert all(re.fullmatch(r"[1-4]丁目8-1", w) for w in written), written[:5]
