@@ -194,7 +194,8 @@ def phones_of(
         column = f"c{i}"
         if tails is not None:
             cell = pl.col(column)
-            frame = whole.filter(
+            # Only the row number and this column are carried through the filter.
+            frame = whole.select("_row", column).filter(
                 (cell.str.len_bytes() > 13) | ~cell.str.slice(-4).is_in(tails.implode())
             )
         if _is_ascii(frame, column):
