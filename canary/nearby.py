@@ -14,6 +14,7 @@ from canary.profile import ColumnProfile, HostProfile, StreetShape
 from canary.reference import Place
 
 SHIFT_CLASS = 5  # postcodes that share a count, for PostcodeDraw to shift a canary to them
+SHIFT_NEAR = 3  # of them in the same district, to stay there
 
 
 class PostcodeDraw:
@@ -25,8 +26,10 @@ class PostcodeDraw:
     (the m people, then itself): its postcode would be the more crowded by one person.
     Good and Turing's estimate undoes this: the postcodes seen n times stand for people
     as often as those seen n + 1 times, and those seen once for the postcodes not seen.
-    So a sampled person's postcode is drawn, seen n + 1 times, and the canary takes any
-    postcode seen n times (or, for n = 0, one not seen near it). Where postcodes are
+    So a sampled person's postcode is drawn, seen n + 1 times, and the canary takes a
+    postcode seen n times, of the same district when it has a few (which keeps the
+    list's geography: districts whose postcodes are crowded keep their share), or, for
+    n = 0, one not seen near it. Where postcodes are
     crowded (a city's list, dozens of people to a postcode) few postcodes share a count,
     the shift would pile canaries on them, and one person more is lost among the
     dozens: there postcodes are drawn as often as the sample holds them."""
@@ -36,8 +39,10 @@ class PostcodeDraw:
         self.codes = list(seen)
         self.cum = list(itertools.accumulate(seen.values()))
         self.by_count: dict[int, list[str]] = {}
+        self.by_district: dict[tuple[int, str], list[str]] = {}
         for code, n in seen.items():
             self.by_count.setdefault(n, []).append(code)
+            self.by_district.setdefault((n, code[:3]), []).append(code)
         shared = sum(len(c) for n, c in self.by_count.items() if len(c) >= SHIFT_CLASS)
         self.shift = shared >= 0.8 * len(self.codes)
 
@@ -49,6 +54,9 @@ class PostcodeDraw:
         n = self.seen[code] - 1
         if n == 0:
             return code, True
+        near = self.by_district.get((n, code[:3]), [])
+        if len(near) >= SHIFT_NEAR:
+            return rng.choice(near), False
         same = self.by_count.get(n, [])
         return (rng.choice(same) if len(same) >= SHIFT_CLASS else code), False
 
