@@ -18,7 +18,7 @@ import itertools
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
 from canary.csvfile import Dialect
@@ -188,21 +188,26 @@ def place_new(
             if p.key is not None and n.key is not None
         ]
         odds.learn([n.key - p.key for _, p, n in pairs if n.key > p.key])
-        spots, weights = [], []
+        spots, weights, at = [], [], []
         for k, prev, nxt in pairs:
             if nxt.key - prev.key < 2:
                 continue
-            nearby = tuple(line.fields for line in block[max(0, k - NEARBY) : k + NEARBY + 1])
             for n in _sample_gap(prev.key, nxt.key, rng):
                 if not taken(n):
-                    spots.append(Placement(prev.end - 1, n, prev.fields, nearby))
+                    spots.append(Placement(prev.end - 1, n, prev.fields))
                     weights.append(odds.weight(n - prev.key, nxt.key - n))
+                    at.append(k)
         if not spots:
             continue
         # Every step of the list alike (IDs three apart): no split looks like two steps
         # of the list, and any free ID is as good as another.
         total = sum(weights)
-        spot = rng.choices(spots, weights=weights if total > 0 else None)[0]
+        i = rng.choices(range(len(spots)), weights=weights if total > 0 else None)[0]
+        k = at[i]
+        spot = replace(
+            spots[i],
+            nearby=tuple(line.fields for line in block[max(0, k - NEARBY) : k + NEARBY + 1]),
+        )
         # A block is kept with a chance of its weight against the heaviest block seen, so
         # that a block holding one odd gap (in a list of dense IDs) is not taken for lack
         # of choice: over blocks, each free ID is then drawn by its own weight.
