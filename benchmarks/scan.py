@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -41,11 +40,7 @@ from benchmarks.seed import make_list, peak_rss_of, settle  # noqa: E402
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, float]:
     """Wall time, peak RSS (KiB), stdout and CPU time (user + system, all threads) of one
     command. CPU time moves less than wall time on a machine others are loading too."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    elapsed, peak, out = peak_rss_of(cmd, env)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return elapsed, peak, out, cpu
+    return peak_rss_of(cmd, env)
 
 
 def build_registry(db: Path, exports: int, per_export: int, rng: random.Random) -> list[int]:
