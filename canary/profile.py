@@ -206,6 +206,11 @@ def _shares(labels: Sequence[str]) -> tuple[tuple[str, float], ...]:
 _BUILDING_RE = re.compile(
     r"[ァ-ヶー]{2,}|号室|[A-Za-zＡ-Ｚａ-ｚ]{3,}|\d+[-‐－]\d+[-‐－]\d+\s*\S*\d{3,4}$"
 )
+# What follows the block number (1丁目2-3, 1234番地5) when more follows: a space, a full-width
+# space or nothing before the building, which may hold spaces of its own (メゾン天神 201).
+_BUILDING_SEP_RE = re.compile(
+    r"[0-9０-９](?:[0-9０-９]|丁目|番地|番|号|[-‐－−])*([\u3000 ]?)(?=\S)"
+)
 _STYLE_BY_ROLE = {
     "phone": PhoneStyle,
     "mobile": PhoneStyle,
@@ -245,9 +250,9 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
             col.street_styles = _shares(_street_labels(filled))
             col.chome_numbers, col.banchi_numbers = _street_numbers(filled)
             seps = [
-                "\u3000" if "\u3000" in v else " " if " " in v.strip() else ""
-                for v in filled[:500]
-                if _BUILDING_RE.search(v)
+                m.group(1)
+                for v in filled[:1000]
+                if _BUILDING_RE.search(v) and (m := _BUILDING_SEP_RE.search(v.strip()))
             ]
             col.building_seps = _shares(seps)
         if role in ("address", "address2", "street", "building"):

@@ -244,3 +244,26 @@ def test_a_canary_at_a_postcode_not_seen_is_written_as_the_lists_addresses_of_it
     place = Place("8100001", "福岡県", "福岡市中央区", "天神", "テンジン", True)
     written = [streets.draw(place, "dash") for _ in range(200)]
     assert all(re.fullmatch(r"[1-4]丁目8-1", w) for w in written), written[:5]
+
+
+def test_the_separator_before_a_building_is_read_where_the_block_number_ends() -> None:
+    """Buildings whose names hold a space (メゾン天神 201) written after the block number
+    with a full-width space, a space or nothing, 6 : 3 : 1: the profile reads that mix
+    (it took any space in the address for the separator, and saw 1 in 40 without one)."""
+    from canary.profile import profile_host
+    from canary.schema import infer_schema
+
+    seps = ["\u3000"] * 6 + [" "] * 3 + [""]
+    records = [["会員番号", "お名前", "住所", "電話番号"]] + [
+        [
+            str(10_000 + i),
+            "山田\u3000花子",
+            f"福岡県福岡市中央区天神1-2-{i % 9 + 1}{seps[i % 10]}メゾン天神 {i % 7 + 1}01",
+            f"090-0{100 + i % 800}-{i % 10000:04d}",
+        ]
+        for i in range(400)
+    ]
+    schema = infer_schema(records, {})
+    address = profile_host(schema, records[1:]).column("address")
+    assert address is not None
+    assert dict(address.building_seps) == {"\u3000": 0.6, " ": 0.3, "": 0.1}
