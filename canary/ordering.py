@@ -5,9 +5,11 @@ kept clear of the hosts' (see ``canary.placement`` for the reading of lines)."""
 from __future__ import annotations
 
 import itertools
+import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +107,12 @@ def keep_order(
                 # list of 入会日 order, or of members who joined young): the canary is
                 # born as one of its neighbours might have been.
                 factory.age_like(c, spot.nearby)
-                # A join date that grows with the ID: the canary joined the same day as
-                # the member before it.
+                # A join date that grows with the ID: the canary joined between the
+                # members before and after it, as a member numbered there did.
                 for j in sort.following:
                     if j < len(spot.before) and spot.before[j].strip():
-                        c.row[j] = spot.before[j]
+                        after = spot.after[j] if j < len(spot.after) else ""
+                        c.row[j] = date_between(spot.before[j], after, factory.rng)
                         c.fields[factory.profile.columns[j].name] = c.row[j]
                 targets[i] = spot.target
                 continue
@@ -124,6 +127,36 @@ def keep_order(
                     c = made[i] = factory.make()
     keys = [sort.key(c.row) for c in made]
     return [(k is None, k if k is not None else 0) for k in keys]
+
+
+_DATE = re.compile(r"^(\d{4})([/-]?)(\d{1,2})\2(\d{1,2})$")
+
+
+def date_between(before: str, after: str, rng: random.Random) -> str:
+    """A day from ``before`` to ``after`` (both included), written as ``before`` is.
+
+    A member numbered between two others joined on one of the days from the first's to
+    the second's: each day is as likely. Copying the first's day always would put every
+    canary last among those who joined that day. Anything but two dates written alike
+    (2019/04/01, 2019-4-1, 20190401) keeps ``before``."""
+    a, b = _DATE.match(before.strip()), _DATE.match(after.strip())
+    if not a or not b or a.group(2) != b.group(2):
+        return before
+    if not a.group(2) and len(before.strip()) != 8:
+        return before  # 2019041: no separator, no padding, no telling month from day
+    try:
+        first = date(int(a.group(1)), int(a.group(3)), int(a.group(4)))
+        last = date(int(b.group(1)), int(b.group(3)), int(b.group(4)))
+    except ValueError:
+        return before
+    if last <= first:
+        return before
+    day = first + timedelta(days=rng.randint(0, (last - first).days))
+    sep = a.group(2)
+    month = f"{day.month:02d}" if len(a.group(3)) == 2 else str(day.month)
+    dom = f"{day.day:02d}" if len(a.group(4)) == 2 else str(day.day)
+    written = f"{day.year}{sep}{month}{sep}{dom}"
+    return before.replace(before.strip(), written)
 
 
 def columns_following_order(schema: Schema, body: list[list[str]]) -> list[int]:

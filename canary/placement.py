@@ -116,6 +116,7 @@ class Placement:
     target: int  # splice target: the terminator of the line the canary follows
     id: int | None  # the ID to write (None: keep the row's own)
     before: tuple[str, ...] = ()  # the fields of the line the canary follows
+    after: tuple[str, ...] = ()  # the fields of the line that follows the canary
     # The fields of the lines read around the place (in memory only): the canary's
     # neighbours in the file, whose ages a list sorted by join order shares.
     nearby: tuple[tuple[str, ...], ...] = ()
@@ -206,6 +207,7 @@ def place_new(
         k = at[i]
         spot = replace(
             spots[i],
+            after=block[k + 1].fields,
             nearby=tuple(line.fields for line in block[max(0, k - NEARBY) : k + NEARBY + 1]),
         )
         # A block is kept with a chance of its weight against the heaviest block seen, so

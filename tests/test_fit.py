@@ -267,3 +267,21 @@ def test_the_separator_before_a_building_is_read_where_the_block_number_ends() -
     address = profile_host(schema, records[1:]).column("address")
     assert address is not None
     assert dict(address.building_seps) == {"\u3000": 0.6, " ": 0.3, "": 0.1}
+
+
+def test_a_join_date_falls_between_the_neighbours() -> None:
+    """A canary numbered between two members joined on a day from the first's to the
+    second's, each as likely, written as the list writes dates; it is not always last
+    among those who joined on the first's day."""
+    from canary.ordering import date_between
+
+    rng = random.Random(5)
+    days = Counter(date_between("2019/04/29", "2019/05/02", rng) for _ in range(4000))
+    assert set(days) == {"2019/04/29", "2019/04/30", "2019/05/01", "2019/05/02"}
+    assert min(days.values()) > 850  # about 1,000 each
+    assert date_between("2019-4-30", "2019-5-1", rng) in {"2019-4-30", "2019-5-1"}
+    assert date_between("20190430", "20190430", rng) == "20190430"
+    # Anything but two dates written alike keeps the first member's value.
+    for before, after in (("2019/04/01", ""), ("2019/04/05", "2019/04/01"), ("A12", "A14")):
+        assert date_between(before, after, rng) == before
+    assert date_between("2019/04/01", "2019-04-03", rng) == "2019/04/01"
