@@ -37,12 +37,6 @@ if str(REPO) not in sys.path:
 from benchmarks.seed import make_list, peak_rss_of, settle  # noqa: E402
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, float]:
-    """Wall time, peak RSS (KiB), stdout and CPU time (user + system, all threads) of one
-    command. CPU time moves less than wall time on a machine others are loading too."""
-    return peak_rss_of(cmd, env)
-
-
 def build_registry(db: Path, exports: int, per_export: int, rng: random.Random) -> list[int]:
     """Bulk-load exports and canaries straight into the tables (the seeding path would take
     hours for 10^5 exports); returns the ids of exports whose canaries go into the list."""
@@ -262,7 +256,7 @@ def main() -> None:
         runs = []
         for _ in range(2):
             settle()
-            runs.append(run(baseline, dict(os.environ)))
+            runs.append(peak_rss_of(baseline, dict(os.environ)))
         process_s, process_peak, _, _ = min(runs)
         process_cpu = min(r[3] for r in runs)
         env = {**os.environ, "CANARY_DB": f"sqlite:///{db}"}
@@ -273,7 +267,7 @@ def main() -> None:
             cpu = float("inf")
             for _ in range(2):
                 settle()
-                one = run(
+                one = peak_rss_of(
                     [sys.executable, "-m", "canary", "scan", str(path), "--json", "--no-record"],
                     env,
                 )

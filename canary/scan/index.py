@@ -340,21 +340,14 @@ def build_index(registry: Registry, seeds_dir: str) -> CanaryIndex:
         [pl.col(f"h_{k}").arg_sort().cast(pl.UInt32).alias(k) for k in JOIN_KEYS]
     )
     plain = plain_keys(hashes)
+
+    def rows_by(key: str) -> KeyRows:
+        order = orders.get_column(key).to_numpy()
+        return KeyRows(order, hashes.get_column(f"h_{key}").to_numpy()[order])
+
     with ThreadPoolExecutor(2) as pool:
         plain_sets = dict(zip(plain, pool.map(KeySet, plain.values()), strict=True))
-        by_key = dict(
-            zip(
-                JOIN_KEYS,
-                pool.map(
-                    lambda k: KeyRows(
-                        hashes.get_column(f"h_{k}").to_numpy(),
-                        order=orders.get_column(k).to_numpy(),
-                    ),
-                    JOIN_KEYS,
-                ),
-                strict=True,
-            )
-        )
+        by_key = dict(zip(JOIN_KEYS, pool.map(rows_by, JOIN_KEYS), strict=True))
     return CanaryIndex(canaries, phones, numbers, carriers, plain_sets, by_key)
 
 

@@ -98,20 +98,10 @@ class KeyRows:
     """Rows of a table by one 64-bit key column (several rows may share a key)."""
 
     def __init__(
-        self,
-        keys: np.ndarray | None = None,
-        *,
-        order: np.ndarray | None = None,
-        sorted_keys: np.ndarray | None = None,
-        starts: np.ndarray | None = None,
+        self, order: np.ndarray, sorted_keys: np.ndarray, starts: np.ndarray | None = None
     ) -> None:
-        """From a table's ``keys``, or from ``order`` (the keys' argsort), ``sorted_keys``
-        and ``starts`` of an earlier build (the index cache keeps them)."""
-        if sorted_keys is None:
-            assert keys is not None
-            order = np.argsort(keys, kind="stable") if order is None else order
-            sorted_keys = keys[order]
-        assert order is not None
+        """``order``: the key column's argsort; ``sorted_keys``: the keys in that order;
+        ``starts``: their runs, from an earlier build (the index cache keeps all three)."""
         self.order = order
         self.keys = SortedKeys(sorted_keys, starts)
 
