@@ -1,8 +1,10 @@
 """Checks shared by tests: strip an export's canary rows and compare with the input; a
-seeded export; a call event as a telephony provider reports it."""
+seeded export; a host list seeded and read back; a call event as a telephony provider
+reports it."""
 
 from __future__ import annotations
 
+import csv
 from datetime import datetime
 from pathlib import Path
 
@@ -65,6 +67,29 @@ def seed_export(
             stable=0,
         ),
     )
+
+
+def seed_rows(
+    registry: Registry,
+    settings: Settings,
+    rows: list[list[str]],
+    tmp: Path,
+    rng_seed: int,
+    account: str = "a",
+) -> tuple[SeedResult, list[list[str]]]:
+    """Seed a host list of ``rows`` (as tests.listgen writes it, CP932) once; the result
+    and the seeded file's data rows."""
+    src = write_csv(tmp / "l.csv", rows)
+    out = tmp / f"o{rng_seed}.csv"
+    res = seed(
+        registry,
+        settings,
+        SeedRequest(
+            input=src, output=out, client="c", list_name="l", account=account, rng_seed=rng_seed
+        ),
+    )
+    with out.open(encoding="cp932", newline="") as fh:
+        return res, list(csv.reader(fh))[1:]
 
 
 def call_event(

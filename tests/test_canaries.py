@@ -227,20 +227,11 @@ def test_canaries_keep_a_list_sorted_by_district_and_reading(
 ) -> None:
     """A city's list sorted by postcode, then reading (地区順): each canary goes where its
     own postcode and reading belong."""
-    import csv as csvlib
-
     from canary.normalize import kana_key, postcode_key
+    from tests.helpers import seed_rows
 
     rows = sorted(people(3000, seed=32), key=lambda r: (postcode_key(r[5]), kana_key(r[2])))
-    src = write_csv(tmp_path / "l.csv", rows)
-    out = tmp_path / "o.csv"
-    res = seed(
-        registry,
-        settings,
-        SeedRequest(input=src, output=out, client="c", list_name="l", account="a", rng_seed=3),
-    )
-    with out.open(encoding="cp932", newline="") as fh:
-        written = list(csvlib.reader(fh))[1:]
+    res, written = seed_rows(registry, settings, rows, tmp_path, rng_seed=3)
     keys = [(postcode_key(r[5]), kana_key(r[2])) for r in written]
     assert len(written) == 3000 + res.export.canary_count
     assert keys == sorted(keys)

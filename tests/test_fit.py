@@ -194,22 +194,13 @@ def test_a_canary_is_of_the_age_of_the_people_who_joined_with_it(
     free number between two neighbours is born when they were (within a year of the
     forty around it), with a given name of its generation, where a birth drawn from
     the whole list's mix would mostly fall decades away."""
-    import csv as csvlib
-
+    from tests.helpers import seed_rows
     from tests.listgen import people
 
     rows = sorted(people(3000, seed=41), key=lambda r: r[4])
     for i, r in enumerate(rows):
         r[0] = f"C{100000 + i * 3:07d}"
-    src = write_csv(tmp_path / "l.csv", rows)
-    out = tmp_path / "o.csv"
-    res = seed(
-        registry,
-        settings,
-        SeedRequest(input=src, output=out, client="c", list_name="l", account="a", rng_seed=4),
-    )
-    with out.open(encoding="cp932", newline="") as fh:
-        written = list(csvlib.reader(fh))[1:]
+    res, written = seed_rows(registry, settings, rows, tmp_path, rng_seed=4)
     names = NameBook(REPO / "seeds")
     canaries = registry.canaries_of(res.export.code)
     near = 0
