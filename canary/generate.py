@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from canary import hostkeys
 from canary.formats import (
     DateStyle,
     IdStyle,
@@ -35,6 +36,7 @@ from canary.romaji import to_romaji
 
 if TYPE_CHECKING:
     from canary.domains import WebsiteTokens
+    from canary.registry.records import CanaryDraft
 
 _FW = str.maketrans("0123456789-", "０１２３４５６７８９－")
 _TOKEN_ROLES = {"phone", "mobile", "email"}
@@ -127,6 +129,29 @@ class CanaryFactory:
         self._next_number = 0
         self._numbers_order = self.numbers[:]
         rng.shuffle(self._numbers_order)
+        # The host list's own people's keys (see canary.hostkeys), set by the seed.
+        self.hosts: hostkeys.HostKeys | None = None
+
+    def set_hosts(self, keys: hostkeys.HostKeys) -> None:
+        """Keep canaries clear of the keys of the host list's people: a canary sharing a
+        real person's name and postcode, phone or email would make them look a canary."""
+        self.hosts = keys
+        held = keys.phones_taken([n.e164 for n in self._numbers_order])
+        self._numbers_order = [n for n in self._numbers_order if n.e164 not in held]
+
+    def holds_draft(self, draft: CanaryDraft) -> bool:
+        """Whether a person of the list shares a key with a canary made before (a stable
+        canary carried again: the list may have gained such a person since)."""
+        if self.hosts is None:
+            return False
+        phones = tuple(p for p in (draft.phone_e164, draft.phone2_e164) if p)
+        person = hostkeys.Person(draft.name, draft.kana, draft.postcode, phones, draft.email)
+        return self.hosts.taken(person)
+
+    def _host_taken(self, name: str, kana: str, postcode: str, email: str | None = None) -> bool:
+        if self.hosts is None:
+            return False
+        return self.hosts.taken(hostkeys.Person(name, kana, postcode, (), email))
 
     # -- drawing the person -------------------------------------------------------------
 
@@ -263,6 +288,8 @@ class CanaryFactory:
             address = f"{local}@{r.choice(self.domains)}"
             if address in self._used_emails or self.emails_taken([address]):
                 continue
+            if self._host_taken("", "", "", address):
+                continue
             self._used_emails.add(address)
             return address
         raise RuntimeError("could not find a free email local part")  # pragma: no cover
@@ -332,6 +359,10 @@ class CanaryFactory:
                 (kk, place.postcode),
             } & self._identities or self.identity_taken(nk, kk, place.postcode):
                 continue
+            if self._host_taken(
+                surname.kanji + given.kanji, surname.kana + given.kana, place.postcode
+            ):
+                continue
             self._identities |= {(nk, place.postcode), (kk, place.postcode)}
             return Person(
                 surname.kanji,
@@ -371,6 +402,8 @@ class CanaryFactory:
             if not self.encodable(given.kanji) or (
                 {(nk, code), (kk, code)} & self._identities or self.identity_taken(nk, kk, code)
             ):
+                continue
+            if self._host_taken(p.surname + given.kanji, p.surname_kana + given.kana, code):
                 continue
             self._identities |= {(nk, code), (kk, code)}
             p.birth = date(year, 1, 1) + timedelta(days=r.randrange(365))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from canary import csvfile, xlsxfile
+from canary import csvfile, hostkeys, xlsxfile
 from canary.delivery import TempFile, file_sha256, place_file, recover
 from canary.domains import configured_zones, website_tokens
 from canary.errors import EmptyFileError, InputError, OutputError, PoolTooSmallError
@@ -258,7 +258,8 @@ def _prepare(
     )
     id_col = schema.column_of("id")
     if id_col is not None:
-        factory.exclude_ids({n for n in _id_numbers(profile, id_col, body)})
+        values = [r[id_col] for r in body if id_col < len(r)]
+        factory.exclude_ids(_id_numbers(profile, id_col, values))
     url_col = schema.column_of("url")
     zones = configured_zones(settings) if url_col is not None else []
     if url_col is not None and zones:  # no zone: the URL column is a free column
@@ -292,7 +293,7 @@ def _make_canaries(
             if list(draft.fields) != columns:
                 continue  # made for another layout of the list
             row = [str(draft.fields[c]) for c in columns]
-            if all(encodable(cell) for cell in row):
+            if all(encodable(cell) for cell in row) and not factory.holds_draft(draft):
                 carried.append(Carried(row, {c: str(draft.fields[c]) for c in columns}, draft))
         have = {n.e164 for n in numbers}
         wanted = {
@@ -307,11 +308,11 @@ def _make_canaries(
     return made, stable
 
 
-def _id_numbers(profile: HostProfile, id_col: int, body: list[list[str]]) -> set[int]:
+def _id_numbers(profile: HostProfile, id_col: int, values: list[str]) -> set[int]:
     style = profile.columns[id_col].style
     if not isinstance(style, IdStyle):
         return set()
-    return {n for r in body if id_col < len(r) and (n := style.number(r[id_col])) is not None}
+    return {n for v in values if (n := style.number(v)) is not None}
 
 
 def _export_draft(
@@ -471,6 +472,8 @@ def _seed_text(
         registry, settings, req, schema, body, est_rows, rng, dialect.encodable, spread
     )
     clock.lap("profile")
+    factory.set_hosts(hostkeys.from_text(req.input, head, schema, header_end, est_rows))
+    clock.lap("host_keys")
     skip_lines = lines_before(req.input, header_end, dialect.terminator)
     tail = csvfile.read_tail(req.input, dialect)
     fit_id_range(tail, schema, factory, est_rows)
@@ -569,6 +572,7 @@ def _seed_xlsx(
         factory, count, numbers = _prepare(
             registry, settings, req, schema, body, est_rows, rng, lambda _: True
         )
+        factory.set_hosts(hostkeys.from_book(book, schema, est_rows))
         made, stable = _make_canaries(
             registry, req, schema, factory, count, numbers, lambda _: True
         )
