@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from canary import csvfile, hostkeys, xlsxfile
+from canary import csvfile, hostkeys, listids, xlsxfile
 from canary.delivery import TempFile, file_sha256, place_file, recover
 from canary.domains import configured_zones, website_tokens
 from canary.errors import EmptyFileError, InputError, OutputError, PoolTooSmallError
@@ -257,8 +257,9 @@ def _prepare(
         encodable=encodable,
     )
     id_col = schema.column_of("id")
-    if id_col is not None:
-        values = [r[id_col] for r in body if id_col < len(r)]
+    if id_col is not None:  # neither a host's ID nor one a canary of the list holds
+        used = listids.ids_taken(registry, req.client, req.list_name, schema.columns[id_col])
+        values = [r[id_col] for r in body if id_col < len(r)] + sorted(used)
         factory.exclude_ids(_id_numbers(profile, id_col, values))
     url_col = schema.column_of("url")
     zones = configured_zones(settings) if url_col is not None else []

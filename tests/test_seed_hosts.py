@@ -169,3 +169,31 @@ def test_host_keys_fold_what_people_type() -> None:
     assert not taken(hostkeys.Person("", "タカハシイチロウ", "1000002"))
     assert not taken(hostkeys.Person("", "", "", ("+819071005101",)))
     assert not taken(hostkeys.Person("", "", "", (), "ichiro@example.jp"))
+
+
+def test_canaries_of_two_exports_of_a_list_take_different_free_ids(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    """A list of consecutive customer numbers with ten freed: two exports' canaries (of
+    different accounts) never show two people under one number side by side."""
+    rows = people(400, seed=4)
+    freed = set(random.Random(4).sample(range(20, 380), 10))
+    number = 100000
+    for r in rows:
+        number += 2 if number - 100000 in freed else 1
+        r[0] = f"C{number:07d}"
+    src = write_csv(tmp_path / "l.csv", rows)
+    hosts = {r[0] for r in rows}
+    ids = []
+    for k in range(2):
+        out = tmp_path / f"o{k}.csv"
+        req = SeedRequest(
+            input=src, output=out, client="c", list_name="l", account=f"a{k}", rng_seed=k
+        )
+        res = seed(registry, settings, req)
+        with out.open(encoding="cp932", newline="") as fh:
+            seeded = list(csv.reader(fh))[1:]
+        ids.append({seeded[p][0] for p in res.positions})
+        assert not ids[-1] & hosts
+    assert len(ids[0]) == len(ids[1]) == 8
+    assert not ids[0] & ids[1]
