@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import NamedTuple
 
@@ -198,6 +198,30 @@ def _street_numbers(values: Sequence[str]) -> tuple[list[tuple[int, ...]], list[
     return chome, banchi
 
 
+def _whole_mix(style: NameStyle | KanaStyle, filled: Sequence[str]) -> NameStyle | KanaStyle:
+    """``style`` with its mixes (separators, scripts) counted over every sampled value:
+    learnt from the first 500, their share was off by two points or more (a typed list's
+    full-width spaces 81 % against 77 %), the same for every export of the list."""
+    seps = _shares(["\u3000" if "\u3000" in v else " " if " " in v else "" for v in filled])
+    if not seps:
+        return style
+    if isinstance(style, NameStyle):
+        return replace(style, separator=seps[0][0], mix=seps)
+    scripts = _shares(
+        [
+            "halfwidth"
+            if re.search("[\uff66-\uff9f]", v)
+            else "hiragana"
+            if re.search("[\u3041-\u3096]", v)
+            else "katakana"
+            for v in filled
+        ]
+    )
+    return replace(
+        style, script=scripts[0][0], separator=seps[0][0], scripts=scripts, separators=seps
+    )
+
+
 def _shares(labels: Sequence[str]) -> tuple[tuple[str, float], ...]:
     counts = Counter(labels)
     return tuple((k, c / len(labels)) for k, c in counts.most_common())
@@ -240,6 +264,8 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
         style_cls = _STYLE_BY_ROLE.get(role)
         if style_cls is not None:
             col.style = style_cls.learn(values)  # type: ignore[attr-defined]
+        if isinstance(col.style, NameStyle | KanaStyle):
+            col.style = _whole_mix(col.style, filled)
         col.fullwidth = has_fullwidth_digits(filled)
         if role in ("address", "address1", "address2", "street"):
             col.includes_prefecture = (
