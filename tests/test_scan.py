@@ -616,3 +616,29 @@ def test_scan_keeps_its_allocator_pages() -> None:
             env=env,
         ).stdout
         assert ("dirty_decay_ms:-1" in out) is kept
+
+
+def test_scan_pauses_the_cycle_collector_and_restores_it(registry, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The collector is off while a scan runs (it walked every object the imports made,
+    110 times a scan) and as it was afterwards: on, off, and after a refused file."""
+    import gc
+
+    from canary.errors import InputError
+
+    code, out = _export(registry, settings, tmp_path)
+    seen: list[bool] = []
+    result = scan(registry, settings.seeds_dir, out, progress=lambda _: seen.append(gc.isenabled()))
+    assert result.exports[0].meta.code == code
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        scan(registry, settings.seeds_dir, out, record=False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    one_column = tmp_path / "one.csv"
+    one_column.write_text("name\nfoo\n", encoding="utf-8")
+    with pytest.raises(InputError):
+        scan(registry, settings.seeds_dir, one_column)
+    assert gc.isenabled()

@@ -7,10 +7,12 @@ SHA-256, row counts, the findings and the canaries that were found (with row num
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,10 +129,15 @@ class ScanResult:
         }
 
 
+HASH_BUFFER = 64 * 1024
+
+
 def _hash_file(path: Path, out: list[str], stop: threading.Event) -> None:
     digest = hashlib.sha256()
-    # One buffer, read into again and again: a fresh one per read is faulted in afresh.
-    buffer = bytearray(4 * 1024 * 1024)
+    # One small buffer, read into again and again: it stays in the core's cache between
+    # the kernel's copy and the digest's read. 4 MiB measured 0.6 s more CPU per 1.4 GB
+    # than 64 KiB (the copy then goes out to memory and comes back).
+    buffer = bytearray(HASH_BUFFER)
     view = memoryview(buffer)
     with path.open("rb", buffering=0) as fh:
         while not stop.is_set() and (n := fh.readinto(buffer)):
@@ -138,6 +145,23 @@ def _hash_file(path: Path, out: list[str], stop: threading.Event) -> None:
     out.append(digest.hexdigest())
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for the duration: a scan (and an index build, which
+    turns 10^6 canaries into rows) allocates objects by the million, none in cycles, and
+    each collection walks every object the imports made. Measured: 110 collections per
+    scan of 10 M rows, and 6 s of a first scan's index build. Reference counting still
+    frees everything; the previous state is restored after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@collector_paused()
 def scan(
     registry: Registry,
     seeds_dir: str,
