@@ -27,9 +27,10 @@ class PostcodeDraw:
     Good and Turing's estimate undoes this: the postcodes seen n times stand for people
     as often as those seen n + 1 times, and those seen once for the postcodes not seen.
     So a sampled person's postcode is drawn, seen n + 1 times, and the canary takes a
-    postcode seen n times, of the same district when it has a few (which keeps the
-    list's geography: districts whose postcodes are crowded keep their share), or, for
-    n = 0, one not seen near it. Where postcodes are
+    postcode seen n times of the same district (about n times, when few of the
+    district's are seen exactly n times), which keeps the list's geography: districts
+    whose postcodes are crowded keep their share; for n = 0, one not seen near it.
+    Where postcodes are
     crowded (a city's list, dozens of people to a postcode) few postcodes share a count,
     the shift would pile canaries on them, and one person more is lost among the
     dozens: there postcodes are drawn as often as the sample holds them."""
@@ -43,6 +44,7 @@ class PostcodeDraw:
         for code, n in seen.items():
             self.by_count.setdefault(n, []).append(code)
             self.by_district.setdefault((n, code[:3]), []).append(code)
+        self._wide: dict[tuple[int, str], list[str]] = {}
         shared = sum(len(c) for n, c in self.by_count.items() if len(c) >= SHIFT_CLASS)
         self.shift = shared >= 0.8 * len(self.codes)
 
@@ -55,10 +57,25 @@ class PostcodeDraw:
         if n == 0:
             return code, True
         near = self.by_district.get((n, code[:3]), [])
-        if len(near) >= SHIFT_NEAR:
-            return rng.choice(near), False
-        same = self.by_count.get(n, [])
-        return (rng.choice(same) if len(same) >= SHIFT_CLASS else code), False
+        if len(near) < SHIFT_NEAR:
+            near = self._widened(code[:3], n)
+        return (rng.choice(near) if near else code), False
+
+    def _widened(self, district: str, n: int) -> list[str]:
+        """Postcodes of ``district`` seen about n times, the range of counts widened
+        until a few share it. Taking one of any district (every postcode seen n times
+        alike) moved canaries from districts of few postcodes to those of many: in a
+        prefecture's list, its biggest district held 15 % of canaries and 12.8 % of people."""
+        key = (n, district)
+        if key not in self._wide:
+            pool = [(k, c) for c, k in self.seen.items() if c[:3] == district]
+            self._wide[key] = []
+            for w in range(1, n + 1):
+                near = [c for k, c in pool if abs(k - n) <= w]
+                if len(near) >= SHIFT_NEAR:
+                    self._wide[key] = near
+                    break
+        return self._wide[key]
 
 
 class Streets:
