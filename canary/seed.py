@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from canary import csvfile, hostkeys, listids, xlsxfile
+from canary import csvfile, hostkeys, listids, sample, xlsxfile
 from canary.delivery import TempFile, file_sha256, place_file, recover
 from canary.domains import configured_zones, website_tokens
 from canary.errors import EmptyFileError, InputError, OutputError, PoolTooSmallError
@@ -212,7 +212,7 @@ def _prepare(
     if spread:
         density = len(spread) / max(len(spread), est_rows - len(body))
         keep = max(1, round(len(body) * density))
-    thinned = [body[i * len(body) // keep] for i in range(keep)]
+    thinned = sample.thinned(body, keep, rng)
     profile = profile_host(schema, [*thinned, *spread])
     profile.sampled_share = min(1.0, (len(thinned) + len(spread)) / max(1, est_rows))
     count = req.canaries if req.canaries is not None else default_canary_count(est_rows)
@@ -461,14 +461,9 @@ def _seed_text(
     # small windows rather than a few large ones: in a list sorted by postcode each
     # window sees one or two districts, and districts no window saw would get no canary.
     head_end = head.ends[-1] if head.ends else header_end
-    spread = csvfile.read_spread(
-        req.input,
-        dialect,
-        max(header_end, head_end),
-        len(schema.columns),
-        windows=SPREAD_WINDOWS,
-        nbytes=SPREAD_BYTES,
-    )
+    # Each export's windows are drawn afresh (see canary.sample).
+    start, width = max(header_end, head_end), len(schema.columns)
+    spread = sample.spread(req.input, dialect, start, width, rng, SPREAD_WINDOWS, SPREAD_BYTES)
     factory, count, numbers = _prepare(
         registry, settings, req, schema, body, est_rows, rng, dialect.encodable, spread
     )
