@@ -642,3 +642,39 @@ def test_scan_pauses_the_cycle_collector_and_restores_it(registry, settings, tmp
     with pytest.raises(InputError):
         scan(registry, settings.seeds_dir, one_column)
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+@pytest.mark.parametrize("encoding", ["cp932", "euc_jp"])
+def test_blocks_cut_inside_a_character_decode_as_the_whole_file(  # type: ignore[no-untyped-def]
+    tmp_path, monkeypatch, encoding, quoted
+) -> None:
+    """Reads end anywhere, inside a two-byte character too; a block is decoded from the
+    slices of two reads (never joined), and the rows are those of the whole file decoded
+    at once: unquoted lists, and quoted ones (whose blocks are cut by the CSV parser)."""
+    import polars as pl
+
+    from canary.scan import readers
+
+    rows = [["氏名", "フリガナ", "電話番号", "住所"]]
+    for i in range(3000):
+        kana = "ﾔﾏﾀﾞ ﾀﾛｳ" if i % 7 == 0 else "ヤマダ　タロウ"
+        address = f'"東京都千代田区{i}, 高島屋"' if quoted and i % 5 == 0 else f"大阪府堺市{i}"
+        rows.append([f"山田　太郎{i}", kana, f"090-1234-{i:04d}", address])
+    text = "\r\n".join(",".join(r) for r in rows) + "\r\n"
+    path = tmp_path / "list.csv"
+    path.write_bytes(text.encode(encoding))
+    expected = pl.read_csv(
+        text.encode("utf-8"),
+        infer_schema=False,
+        has_header=True,
+        new_columns=["c0", "c1", "c2", "c3"],
+    )
+    for size in (997, 1000, 4096):  # odd sizes: reads end inside characters
+        monkeypatch.setattr(readers, "BLOCK_BYTES", size)
+        layout, start, head = readers.open_text(path, encoding)
+        stats = readers.ReadStats()
+        chunks = list(readers.read_text(path, layout, start, head, stats, [0, 1, 2, 3]))
+        frame = pl.concat([c.frame for c in chunks]).select("c0", "c1", "c2", "c3")
+        assert stats.replaced_bytes == 0 and stats.rows == 3000
+        assert frame.equals(expected)

@@ -114,6 +114,16 @@ def _is_ascii(frame: pl.DataFrame, column: str) -> bool:
     return not frame.select((col.str.len_bytes() != col.str.len_chars()).any()).item()
 
 
+def _cells(frame: pl.DataFrame, column: str) -> bytes:
+    """Every cell of a chunk's column end to end, as UTF-8 bytes (nulls left out).
+
+    A question about the whole chunk ("is there a space anywhere?") is then one memchr
+    over the bytes: polars answers it per cell at 30-50 ns a cell, three to four times
+    the cost of gathering the cells. Only for columns expected to be ASCII and short
+    (postcodes, phones)."""
+    return frame.select(pl.col(column).str.join("").cast(pl.Binary)).item() or b""
+
+
 def _plain(frame: pl.DataFrame, column: str) -> pl.Expr:
     """A column's text, NFKC-normalised only when the chunk holds non-ASCII in it."""
     return pl.col(column).fill_null("") if _is_ascii(frame, column) else _text(column)
@@ -198,10 +208,11 @@ def phones_of(
             frame = whole.select("_row", column).filter(
                 (cell.str.len_bytes() > 13) | ~cell.str.slice(-4).is_in(tails.implode())
             )
-        if _is_ascii(frame, column):
+        written = _cells(frame, column)
+        if written.isascii():
             # Most lists: ASCII digits and dashes, which one literal pass removes.
             text = pl.col(column)
-            if frame.select(pl.col(column).str.contains_any(_PHONE_PUNCT[1:]).any()).item():
+            if any(p.encode() in written for p in _PHONE_PUNCT[1:]):
                 digits = text.str.replace_many(_PHONE_PUNCT, [""] * len(_PHONE_PUNCT))
             else:
                 digits = text.str.replace_all("-", "", literal=True)
@@ -368,9 +379,8 @@ def raw_shape(frame: pl.DataFrame, plan: KeyPlan) -> RawShape | None:
     if name is None and kana is None:
         return None
     column = f"c{plan.postcodes[0]}"
-    cell = pl.col(column)
-    odd = (cell.str.len_bytes() != cell.str.len_chars()) | cell.str.contains(" ", literal=True)
-    plain = not frame.select(odd.any()).item()  # ASCII without spaces in every cell
+    cells = _cells(frame, column)
+    plain = cells.isascii() and b" " not in cells  # ASCII without spaces in every cell
     postcode = pl.col(column) if plain else _postcode_column(frame, column)
     return RawShape(name, kana, postcode)
 

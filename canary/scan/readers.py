@@ -84,13 +84,34 @@ def open_text(path: Path, encoding: str | None = None) -> tuple[Layout, int, csv
     return layout, start, head
 
 
-def _blocks(path: Path, start: int, terminator: int, stats: ReadStats) -> Iterator[bytes]:
+@dataclass(frozen=True)
+class Block:
+    """Whole records, as slices of what was read: the record cut off at the end of the
+    previous read, completed, and then the records of this read. Decoding converts the
+    slices one after the other, so a 16 MiB read is never copied to join it to the few
+    bytes before it; each slice starts at a record boundary, so no character is split."""
+
+    pieces: tuple[transcode.Piece, ...]
+
+    def joined(self) -> bytes:
+        if len(self.pieces) == 1:
+            data, start, end = self.pieces[0]
+            if start == 0 and end == len(data):
+                return data
+        return b"".join(memoryview(data)[start:end] for data, start, end in self.pieces)
+
+    @classmethod
+    def of(cls, data: bytes) -> Block:
+        return cls(((data, 0, len(data)),))
+
+
+def _blocks(path: Path, start: int, terminator: int, stats: ReadStats) -> Iterator[Block]:
     with path.open("rb", buffering=0) as fh:
         fh.seek(start)
         yield from _blocks_of(fh, terminator, stats)
 
 
-def _blocks_of(fh: BinaryIO, terminator: int, stats: ReadStats) -> Iterator[bytes]:
+def _blocks_of(fh: BinaryIO, terminator: int, stats: ReadStats) -> Iterator[Block]:
     """Blocks of whole records from a stream, cut at a record boundary outside quotes."""
     term = bytes([terminator])
     carry = b""
@@ -103,18 +124,26 @@ def _blocks_of(fh: BinaryIO, terminator: int, stats: ReadStats) -> Iterator[byte
                 stats.truncated = _looks_cut(carry)
                 if stats.truncated:
                     carry += b'"'
-                yield carry
+                yield Block.of(carry)
             return
+        if carry.find(b'"') == -1 and data.find(b'"') == -1:
+            # No quotes (most lists): records end at every terminator.
+            cut = data.rfind(term) + 1
+            if cut <= 0:
+                carry += data
+                continue
+            first = data.find(term) + 1
+            head = carry + data[:first] if carry else data[:first]
+            yield Block(((head, 0, len(head)), (data, first, cut)))
+            carry = data[cut:]
+            continue
         buf = carry + data if carry else data
-        if buf.find(b'"') == -1:
-            cut = buf.rfind(term) + 1
-        else:
-            ends = csvfile._record_ends(buf, terminator)
-            cut = int(ends[-1]) if ends.size else 0
+        ends = csvfile._record_ends(buf, terminator)
+        cut = int(ends[-1]) if ends.size else 0
         if cut <= 0:
             carry = buf
             continue
-        yield buf[:cut]
+        yield Block(((buf, 0, cut),))
         carry = buf[cut:]
 
 
@@ -127,7 +156,7 @@ _STATS_LOCK = threading.Lock()
 
 
 def _in_order(
-    blocks: Iterator[bytes], parse: Callable[[bytes], pl.DataFrame]
+    blocks: Iterator[Block], parse: Callable[[Block], pl.DataFrame]
 ) -> Iterator[pl.DataFrame]:
     """``parse`` of each block, two at a time on worker threads, in the blocks' order."""
     with ThreadPoolExecutor(2, thread_name_prefix="canary-parse") as pool:
@@ -140,12 +169,14 @@ def _in_order(
             yield pending.popleft().result()
 
 
-def _decode(block: bytes, encoding: str, stats: ReadStats) -> bytes:
-    converted = transcode.to_utf8(block, encoding)
+def _decode(block: Block | bytes, encoding: str, stats: ReadStats) -> bytes:
+    if isinstance(block, bytes):
+        block = Block.of(block)
+    converted = transcode.to_utf8(block.pieces, encoding)
     if converted is not None:
         return converted
     # UTF-8 blocks only come here when polars refused them, so they need the replacement.
-    text = block.decode(encoding, errors="replace")
+    text = block.joined().decode(encoding, errors="replace")
     bad = text.count("\ufffd")
     if bad:
         with _STATS_LOCK:
@@ -185,11 +216,11 @@ def read_text(
             eol_char="\n" if head.dialect.terminator == 10 else "\r",
         )
 
-    def utf8(block: bytes) -> pl.DataFrame:
+    def utf8(block: Block) -> pl.DataFrame:
         # polars checks UTF-8 itself, in Rust and without the GIL; only a block it refuses
         # is decoded in Python, with replacement characters counted.
         try:
-            return parse(block)
+            return parse(block.joined())
         except pl.exceptions.ComputeError:
             return parse(_decode(block, encoding, stats))
 

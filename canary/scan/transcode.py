@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 _NAMES = {"cp932": b"CP932", "euc_jp": b"EUC-JP"}
@@ -82,38 +83,48 @@ def _buffer(size: int) -> ctypes.Array[ctypes.c_char]:
     return buffer
 
 
-def to_utf8(block: bytes, encoding: str) -> bytes | None:
+Piece = tuple[bytes, int, int]  # bytes[start:end], without copying them out
+
+
+def to_utf8(block: bytes | Sequence[Piece], encoding: str) -> bytes | None:
     """``block`` in UTF-8, or None when iconv is missing or meets a byte it cannot decode
     (the caller then decodes with Python's codec, which replaces and counts such bytes).
-    The GIL is released for the conversion itself."""
+    ``block`` may be given as pieces, converted one after the other into one output, so
+    the reader never joins a block's pieces into a copy. The GIL is released for the
+    conversion itself."""
     if not available(encoding):
         return None
+    pieces = [(block, 0, len(block))] if isinstance(block, bytes) else block
+    total = sum(end - start for _, start, end in pieces)
     lib = _lib()
     handle = lib.open(b"UTF-8", _NAMES[encoding])
     try:
         # Most Japanese text grows by half at most (two bytes become three); half-width
         # kana triple, and then the buffer grows when iconv says it is full.
-        out = _buffer(len(block) * 3 // 2 + 64)
-        source = ctypes.c_void_p(ctypes.cast(ctypes.c_char_p(block), ctypes.c_void_p).value)
-        left = ctypes.c_size_t(len(block))
+        out = _buffer(total * 3 // 2 + 64)
         used = 0
-        while True:
-            target = ctypes.c_void_p(ctypes.addressof(out) + used)
-            room = ctypes.c_size_t(len(out) - used)
-            done = lib.iconv(
-                handle,
-                ctypes.byref(source),
-                ctypes.byref(left),
-                ctypes.byref(target),
-                ctypes.byref(room),
-            )
-            used = len(out) - room.value
-            if done != _FAILED:
-                return ctypes.string_at(out, used)
-            if ctypes.get_errno() != _E2BIG:
-                return None  # an undecodable byte, or a character cut off at the end
-            bigger = _buffer(len(out) * 2)
-            ctypes.memmove(bigger, out, used)
-            out = bigger
+        for data, start, end in pieces:
+            base = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+            source = ctypes.c_void_p(base + start)
+            left = ctypes.c_size_t(end - start)
+            while left.value:
+                target = ctypes.c_void_p(ctypes.addressof(out) + used)
+                room = ctypes.c_size_t(len(out) - used)
+                done = lib.iconv(
+                    handle,
+                    ctypes.byref(source),
+                    ctypes.byref(left),
+                    ctypes.byref(target),
+                    ctypes.byref(room),
+                )
+                used = len(out) - room.value
+                if done != _FAILED:
+                    break
+                if ctypes.get_errno() != _E2BIG:
+                    return None  # an undecodable byte, or a character cut off at the end
+                bigger = _buffer(len(out) * 2)
+                ctypes.memmove(bigger, out, used)
+                out = bigger
+        return ctypes.string_at(out, used)
     finally:
         lib.close(handle)
