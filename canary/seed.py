@@ -257,8 +257,9 @@ def _prepare(
         encodable=encodable,
     )
     id_col = schema.column_of("id")
-    if id_col is not None:  # neither a host's ID nor one a canary of the list holds
-        used = listids.ids_taken(registry, req.client, req.list_name, schema.columns[id_col])
+    if id_col is not None:  # neither a host's ID nor one the account's canaries hold
+        column = schema.columns[id_col]
+        used = listids.ids_taken(registry, req.client, req.list_name, req.account, column)
         values = [r[id_col] for r in body if id_col < len(r)] + sorted(used)
         factory.exclude_ids(_id_numbers(profile, id_col, values))
     url_col = schema.column_of("url")

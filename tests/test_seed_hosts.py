@@ -174,8 +174,8 @@ def test_host_keys_fold_what_people_type() -> None:
 def test_canaries_of_two_exports_of_a_list_take_different_free_ids(
     registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
-    """A list of consecutive customer numbers with ten freed: two exports' canaries (of
-    different accounts) never show two people under one number side by side."""
+    """A list of consecutive customer numbers with ten freed: two exports by one account
+    never show two people under one number side by side."""
     rows = people(400, seed=4)
     freed = set(random.Random(4).sample(range(20, 380), 10))
     number = 100000
@@ -188,7 +188,7 @@ def test_canaries_of_two_exports_of_a_list_take_different_free_ids(
     for k in range(2):
         out = tmp_path / f"o{k}.csv"
         req = SeedRequest(
-            input=src, output=out, client="c", list_name="l", account=f"a{k}", rng_seed=k
+            input=src, output=out, client="c", list_name="l", account="a", rng_seed=k, stable=0
         )
         res = seed(registry, settings, req)
         with out.open(encoding="cp932", newline="") as fh:
