@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import any_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from canary.events import MAIL_CHANNELS, NAME_CHANNELS, PHONE_CHANNELS, EventDraft
@@ -67,28 +67,38 @@ def _holder(r: Sequence[Any]) -> Holder:
     return Holder(r[0], r[1], r[2], r[3], list(r[4] or []), list(r[5] or []), r[6])
 
 
-def _many(name: str) -> Any:
-    """A parameter that takes a list (``IN``), so that a statement is built once and run
-    with each batch's values: building it anew for every batch cost as much as running it."""
-    return bindparam(name, expanding=True)
+def one_of(column: Any, name: str, dialect: str) -> Any:
+    """``column IN`` the list passed as parameter ``name``, so that a statement is built once
+    and run with each batch's values (building it anew for every batch cost as much as
+    running it). On PostgreSQL ``= ANY(array)``: one text whatever the list's length, which
+    psycopg converts once and PostgreSQL plans once (a prepared statement); an ``IN (...)``
+    is rendered anew for each length. SQLite has no arrays: an expanding ``IN``."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 @cache
-def _statements() -> dict[str, Any]:
-    """The reads of ``_facts_many``, built on first use."""
+def _statements(dialect: str) -> dict[str, Any]:
+    """The reads of ``_facts_many`` for the dialect, built on first use."""
     live = Export.status != "void"
     tokens = {
-        "phones": [Canary.phone_e164.in_(_many("phones")), Canary.phone2_e164.in_(_many("phones"))],
-        "mails": [Canary.email.in_(_many("mails"))],
+        "phones": [
+            one_of(Canary.phone_e164, "phones", dialect),
+            one_of(Canary.phone2_e164, "phones", dialect),
+        ],
+        "mails": [one_of(Canary.email, "mails", dialect)],
     }
     out = {
         "number_holders": select(ExportPhone.pool_phone_id, *_HOLDER_COLUMNS)
         .join(Export, Export.id == ExportPhone.export_id)
-        .where(ExportPhone.pool_phone_id.in_(_many("ids")), live),
-        "holders": select(*_HOLDER_COLUMNS).where(Export.id.in_(_many("ids")), live),
-        "domains": select(PoolDomain.domain).where(PoolDomain.domain.in_(_many("domains"))),
+        .where(one_of(ExportPhone.pool_phone_id, "ids", dialect), live),
+        "holders": select(*_HOLDER_COLUMNS).where(one_of(Export.id, "ids", dialect), live),
+        "domains": select(PoolDomain.domain).where(one_of(PoolDomain.domain, "domains", dialect)),
         "carriers": select(StableCarrier.canary_id, StableCarrier.export_id).where(
-            StableCarrier.canary_id.in_(_many("ids"))
+            one_of(StableCarrier.canary_id, "ids", dialect)
         ),
     }
     for kinds in (("phones",), ("mails",), ("phones", "mails")):
@@ -104,8 +114,12 @@ def _statements() -> dict[str, Any]:
 class EventFacts:
     """Mixed into Registry through EventStore: the reads that classify an event."""
 
+    engine: Any
     _noise_cache: tuple[float, bool] | None = None
     _pool_cache: tuple[float, dict[str, _PoolPhoneFacts]] | None = None
+
+    def _dialect(self) -> str:
+        return str(self.engine.dialect.name)
 
     def _facts_many(
         self, s: Session, drafts: Sequence[EventDraft], targets: Sequence[str]
@@ -129,19 +143,20 @@ class EventFacts:
         if phones:
             number_of = {pool[t].id: t for t in phones}
             for row in s.connection().execute(
-                _statements()["number_holders"], {"ids": sorted(number_of)}
+                _statements(self._dialect())["number_holders"], {"ids": sorted(number_of)}
             ):
                 holder = _holder(row[1:])
                 held.setdefault(number_of[row[0]], set()).add(holder.export_id)
                 holders[holder.export_id] = holder
         wanted = {e for t in mails for c in by_token.get(t, []) for e in c.export_ids}
         holders.update((h.export_id, h) for h in self._holders(s, sorted(wanted - holders.keys())))
-        domains = sorted({t.rpartition("@")[2] for t in mails})
+        # Whether an address is on a pool domain only matters for one no canary holds (noise,
+        # weak or none): mail to canaries' addresses costs no read of the domains.
+        domains = sorted({t.rpartition("@")[2] for t in mails if t not in by_token})
         ours = set()
         if domains:
-            ours = set(
-                s.connection().execute(_statements()["domains"], {"domains": domains}).scalars()
-            )
+            query = _statements(self._dialect())["domains"]
+            ours = set(s.connection().execute(query, {"domains": domains}).scalars())
         out = []
         for draft, target in zip(drafts, targets, strict=True):
             canaries = by_token.get(target, [])
@@ -180,7 +195,7 @@ class EventFacts:
         """The live canaries carrying each of these phone numbers and addresses; adds their
         own exports to ``holders`` (read in the same query, which joins them anyway)."""
         kinds = "+".join(k for k, v in (("phones", phones), ("mails", mails)) if v)
-        query = _statements()["canaries:" + kinds]
+        query = _statements(self._dialect())["canaries:" + kinds]
         params = {"phones": list(phones), "mails": list(mails)}
         found: dict[str, list[CanaryFacts]] = {}
         wanted = set(phones) | set(mails)
@@ -310,7 +325,8 @@ class EventFacts:
         stable = [r.id for r in rows if r.layer == "stable"]
         carriers: dict[int, set[int]] = {}
         if stable:
-            for cid, eid in s.connection().execute(_statements()["carriers"], {"ids": stable}):
+            carried = _statements(self._dialect())["carriers"]
+            for cid, eid in s.connection().execute(carried, {"ids": stable}):
                 carriers.setdefault(cid, set()).add(eid)
         return [
             (
@@ -328,7 +344,8 @@ class EventFacts:
             if not export_ids:
                 return []
             export_ids = list(export_ids)
-            rows = s.connection().execute(_statements()["holders"], {"ids": export_ids}).all()
+            query = _statements(self._dialect())["holders"]
+            rows = s.connection().execute(query, {"ids": export_ids}).all()
         else:  # a subquery
             rows = (
                 s.connection()

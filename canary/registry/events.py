@@ -10,9 +10,11 @@ disk once for all of them, and the batch's events go in as one INSERT.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -38,6 +40,21 @@ DEFAULT_GRACE = timedelta(hours=72)
 DEFAULT_EVENT_THRESHOLD = 0.95
 MAX_CANDIDATES = 5  # a sign pointing at more exports than this opens no incident yet
 _COLUMNS = [c.name for c in Event.__table__.columns if c.name != "id"]
+
+
+@cache
+def _pg_insert_events() -> str:
+    """PostgreSQL's INSERT of a batch of events, the rows given as one JSON array. Its text
+    is the same for every batch, so psycopg converts it once and PostgreSQL plans it once;
+    a multi-row VALUES differs with each batch's size and, past 50 parameters, psycopg
+    parses it anew every time (and arrays, one per column, are dumped element by element
+    in Python). A new event is never sealed: sealed_by stays NULL."""
+    columns = ", ".join(c for c in _COLUMNS if c != "sealed_by")
+    return (
+        f"INSERT INTO events ({columns}) "
+        f"SELECT {columns} FROM json_populate_recordset(NULL::events, %(rows)s::json) "
+        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id"
+    )
 
 
 def _now() -> datetime:
@@ -125,13 +142,7 @@ class EventStore(EventFacts):
             # Keys in one order in every batch: two batches inserting the same two events
             # wait for each other's commit instead of deadlocking.
             fresh = [rows[first[k]] for k in sorted(first)]
-            ids = dict(
-                s.connection()
-                .execute(
-                    self._insert_event(), [{c: getattr(r, c) for c in _COLUMNS} for r in fresh]
-                )
-                .all()
-            )
+            ids = self._insert_events(s, fresh)
             stored = {}  # events a concurrent or earlier delivery stored
             if len(ids) < len(fresh):
                 stored = {
@@ -185,6 +196,26 @@ class EventStore(EventFacts):
                 .where(PoolPhone.e164 == target)
                 .values(stray_events=PoolPhone.stray_events + strays[target])
             )
+
+    def _insert_events(self, s: Session, rows: Sequence[SimpleNamespace]) -> dict[str, int]:
+        """Insert the events (their columns as attributes) that are not stored yet; the
+        dedupe key and id of each one inserted."""
+        if self.engine.dialect.name == "postgresql":
+            # Times as ISO 8601 with their offset, JSON columns as JSON: the stored text of
+            # details, exports and canaries is what json.dumps makes of them, as before.
+            body = json.dumps(
+                [
+                    {
+                        c: v.isoformat() if isinstance(v, datetime) else v
+                        for c in _COLUMNS
+                        if c != "sealed_by" and (v := getattr(r, c)) is not None
+                    }
+                    for r in rows
+                ]
+            )
+            return dict(s.connection().exec_driver_sql(_pg_insert_events(), {"rows": body}).all())
+        params = [{c: getattr(r, c) for c in _COLUMNS} for r in rows]
+        return dict(s.connection().execute(self._insert_event(), params).all())
 
     def _insert_event(self) -> Any:
         stmt = self._insert_event_stmt

@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
@@ -19,10 +19,24 @@ from sqlalchemy.orm import Session
 from canary.errors import NotFoundError
 from canary.events import PHONE_CHANNELS, EventRecord, aware
 from canary.events.incidents import NARROW_WINDOW, Sign, account_guilt, export_guilt
+from canary.registry.eventfacts import one_of
 from canary.registry.events import MAX_CANDIDATES, _insert, _now
 from canary.registry.models import Event, Export, ExportPhone, Incident, IncidentEvent
 
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+# PostgreSQL: which (incident, token, source) signs were linked before the new events
+# (source NULL: from any source). A semi-join per sign asked.
+_PG_KNOWN = """
+SELECT p.incident_id, p.target, p.source
+FROM unnest(%(incidents)s::integer[], %(targets)s::varchar[], %(sources)s::varchar[])
+     AS p(incident_id, target, source)
+WHERE EXISTS (
+    SELECT FROM events e JOIN incident_events ie ON ie.event_id = e.id
+    WHERE ie.incident_id = p.incident_id AND e.target = p.target
+      AND (p.source IS NULL OR e.source = p.source)
+      AND e.id <> ALL (%(events)s::bigint[]))
+"""
 
 
 @dataclass(frozen=True)
@@ -59,35 +73,44 @@ class IncidentRecord:
         }
 
 
-def _many(name: str) -> Any:
-    """A parameter that takes a list (``IN``): the statement is built once, not per batch."""
-    return bindparam(name, expanding=True)
-
-
 @cache
-def _statements() -> dict[str, Any]:
-    """The filing's reads, built on first use and executed with each batch's values
-    (building them anew for every batch cost as much as running them)."""
+def _statements(dialect: str) -> dict[str, Any]:
+    """The filing's reads for the dialect, built on first use and executed with each batch's
+    values (building them anew for every batch cost as much as running them)."""
     moment = Event.occurred_at.type
+
+    def _many(column: Any, name: str) -> Any:
+        return one_of(column, name, dialect)
+
+    after, before = bindparam("after", type_=moment), bindparam("before", type_=moment)
+    window = [Event.occurred_at >= after, Event.occurred_at <= before]
+    if dialect == "postgresql":
+        # Prepared, the statement gets a generic plan, which guesses any time range narrow
+        # and reads every event of the window through ix_events_occurred besides the
+        # source's: as differences, the window only filters the source's calls.
+        window = [
+            Event.occurred_at - after >= timedelta(0),
+            before - Event.occurred_at >= timedelta(0),
+        ]
+
     return {
         # A source's suspicious calls within the window (narrowing)
         "calls": select(Event.id, Event.source, Event.target, Event.occurred_at).where(
-            Event.source.in_(_many("sources")),
+            _many(Event.source, "sources"),
             Event.channel.in_(PHONE_CHANNELS),
             Event.classification == "suspicious",
-            Event.occurred_at >= bindparam("after", type_=moment),
-            Event.occurred_at <= bindparam("before", type_=moment),
+            *window,
         ),
         "numbers": select(ExportPhone.pool_phone_id, ExportPhone.export_id).where(
-            ExportPhone.pool_phone_id.in_(_many("ids"))
+            _many(ExportPhone.pool_phone_id, "ids")
         ),
-        "accounts": select(Export.id, Export.account_id).where(Export.id.in_(_many("ids"))),
+        "accounts": select(Export.id, Export.account_id).where(_many(Export.id, "ids")),
         "known": select(IncidentEvent.incident_id, Event.target, Event.source)
         .join(IncidentEvent, IncidentEvent.event_id == Event.id)
         .where(
-            IncidentEvent.incident_id.in_(_many("incidents")),
-            Event.target.in_(_many("targets")),
-            Event.id.not_in(_many("events")),
+            _many(IncidentEvent.incident_id, "incidents"),
+            _many(Event.target, "targets"),
+            ~_many(Event.id, "events"),
         )
         .distinct(),
         "signs": select(
@@ -132,7 +155,7 @@ class IncidentStore:
         if weak:
             moments = [aware(r.occurred_at) for r in weak]
             for i, source, target, moment in s.connection().execute(
-                _statements()["calls"],
+                _statements(self.engine.dialect.name)["calls"],
                 {
                     "sources": sorted({r.source for r in weak}),
                     "after": min(moments) - NARROW_WINDOW,
@@ -161,7 +184,8 @@ class IncidentStore:
         holding: dict[int, set[int]] = {}  # pool phone id -> the exports given it
         if phone_ids:
             for phone_id, export_id in s.connection().execute(
-                _statements()["numbers"], {"ids": sorted(phone_ids.values())}
+                _statements(self.engine.dialect.name)["numbers"],
+                {"ids": sorted(phone_ids.values())},
             ):
                 holding.setdefault(phone_id, set()).add(export_id)
         out: dict[int, tuple[list[int], list[Any]]] = {}
@@ -191,7 +215,9 @@ class IncidentStore:
                 continue
             if not set(candidates) <= accounts.keys():
                 accounts = accounts | dict(
-                    s.connection().execute(_statements()["accounts"], {"ids": candidates}).all()
+                    s.connection()
+                    .execute(_statements(self.engine.dialect.name)["accounts"], {"ids": candidates})
+                    .all()
                 )
             mine = {e: accounts[e] for e in candidates}
             subjects: list[tuple[str, int | None, int]]
@@ -220,15 +246,21 @@ class IncidentStore:
         )
         added: dict[int, set[int]] = {}
         for incident_id, event_id in s.connection().execute(
-            self._statements()["link"], [{"incident_id": i, "event_id": e} for i, e in pairs]
+            self._filing_statements()["link"],
+            [{"incident_id": i, "event_id": e} for i, e in pairs],
         ):
             added.setdefault(int(incident_id), set()).add(int(event_id))
         joined = {i: [signs[e] for e in sorted(added.get(i, ()))] for i, _ in incidents.values()}
-        known = self._known_signs(s, joined)
+        # The sign of each new event: its token, and before attribution its source too.
+        asked = {
+            incident_id: {(r.target, None if attributed else r.source) for r in joined[incident_id]}
+            for incident_id, attributed in incidents.values()
+        }
+        known = self._known_signs(s, asked, [r.id for rows in joined.values() for r in rows])
         touched = []
-        for incident_id, attributed in sorted(incidents.values()):
+        for incident_id, _attributed in sorted(incidents.values()):
             new = joined[incident_id]
-            if all((r.target, None if attributed else r.source) in known[incident_id] for r in new):
+            if asked[incident_id] <= known[incident_id]:
                 # Guilt only grows with signs. Tokens (or, before attribution, tokens from
                 # these sources) already counted add nothing: count the events only, and
                 # keep the rescoring (all the incident's events) for new signs.
@@ -239,25 +271,42 @@ class IncidentStore:
         return {event_id: incidents[subjects[0]][0] for event_id, subjects, _ in plans}
 
     def _known_signs(
-        self, s: Session, joined: dict[int, list[Any]]
+        self, s: Session, asked: dict[int, set[tuple[str, str | None]]], new: Sequence[int]
     ) -> dict[int, set[tuple[str, str | None]]]:
-        """For each incident, the (token, source) pairs, and the tokens alone as (token,
-        None), that it held through events linked before ``joined`` (the events linked to
-        it now), among the tokens of those: one query for all the batch's incidents."""
-        known: dict[int, set[tuple[str, str | None]]] = {i: set() for i in joined}
-        new = [r for rows in joined.values() for r in rows]
-        if not new:
+        """Which of the signs ``asked`` (token, source; source None: the token from any
+        source) each incident held through events linked before ``new`` (the events linked
+        now): one query for all the batch's incidents."""
+        known: dict[int, set[tuple[str, str | None]]] = {i: set() for i in asked}
+        wanted = sorted((i, t, src) for i, pairs in asked.items() for t, src in pairs)
+        if not wanted:
             return known
+        if self.engine.dialect.name == "postgresql":
+            # One probe per sign asked (its token's events, then the link's primary key)
+            # rather than every event of the tokens linked to the incidents, which grows
+            # with the incidents.
+            rows = s.connection().exec_driver_sql(
+                _PG_KNOWN,
+                {
+                    "incidents": [i for i, _, _ in wanted],
+                    "targets": [t for _, t, _ in wanted],
+                    "sources": [src for _, _, src in wanted],
+                    "events": sorted(new),
+                },
+            )
+            for incident_id, target, source in rows:
+                known[int(incident_id)].add((target, source))
+            return known
+        held: dict[int, set[tuple[str, str | None]]] = {i: set() for i in asked}
         for incident_id, target, source in s.connection().execute(
-            _statements()["known"],
+            _statements(self.engine.dialect.name)["known"],
             {
-                "incidents": sorted(joined),
-                "targets": sorted({r.target for r in new}),
-                "events": sorted({r.id for r in new}),
+                "incidents": sorted(asked),
+                "targets": sorted({t for _, t, _ in wanted}),
+                "events": sorted(new),
             },
         ):
-            known[int(incident_id)] |= {(target, source), (target, None)}
-        return known
+            held[int(incident_id)] |= {(target, source), (target, None)}
+        return {i: pairs & held[i] for i, pairs in asked.items()}
 
     def _touch_incidents(self, s: Session, touched: list[tuple[int, list[Any]]]) -> None:
         """Count new events whose signs the incidents held already (one statement, executed
@@ -324,10 +373,10 @@ class IncidentStore:
         # One statement opens or finds the incidents and locks their rows to commit, in the
         # order of the values (the update touches no key column: FOR NO KEY UPDATE, so the
         # links' foreign keys pass).
-        found = s.connection().execute(self._statements()["open"], values)
+        found = s.connection().execute(self._filing_statements()["open"], values)
         return {str(subject): (int(i), bool(a)) for subject, i, a in found}
 
-    def _statements(self) -> dict[str, Any]:
+    def _filing_statements(self) -> dict[str, Any]:
         """The filing's INSERTs, built once and executed with rows of parameters (a list in
         ``values()`` is compiled anew at every call: as costly as the round trip)."""
         if self._filing_stmts is None:
@@ -345,7 +394,11 @@ class IncidentStore:
 
     def _signs(self, s: Session, incident_id: int) -> list[tuple[Sign, int, datetime]]:
         """The incident's events as signs of the guilt model, with their ids and times."""
-        rows = s.connection().execute(_statements()["signs"], {"incident": incident_id}).all()
+        rows = (
+            s.connection()
+            .execute(_statements(self.engine.dialect.name)["signs"], {"incident": incident_id})
+            .all()
+        )
         out = []
         for r in rows:
             moment = aware(r.occurred_at)
