@@ -209,3 +209,18 @@ def test_audit_verify_exit_code_when_broken(run, settings) -> None:  # type: ign
     assert res.exit_code == 8 and "BROKEN at entry 1" in res.output
     res = run("audit", "verify", "--json")
     assert res.exit_code == 8 and json.loads(res.output)["ok"] is False
+
+
+def test_imports_run_without_the_cycle_collector_which_then_runs_again() -> None:
+    """The command line's imports run with the cycle collector off (it walked everything
+    imported so far, dozens of times); afterwards it is on again and skips what the
+    imports made."""
+    import subprocess
+    import sys
+
+    probe = "import gc, canary.cli._allocator as a; print(gc.isenabled(), gc.get_freeze_count())"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == "True"
+    assert int(out[1]) > 10_000  # click, SQLAlchemy, polars… frozen

@@ -10,7 +10,7 @@ import click
 
 from canary import __version__
 from canary.cli import (
-    _allocator,  # noqa: F401  (first: before anything loads polars)
+    _allocator,  # first: before anything loads polars or the other imports
     events_cmds,
     token_cmds,
 )
@@ -67,6 +67,9 @@ cli.add_command(serve_cmd)
 cli.add_command(config_cmd)
 for _group in (*events_cmds.GROUPS, token_cmds.token_group):
     cli.add_command(_group)
+
+
+_allocator.imports_done()
 
 
 def main() -> None:
