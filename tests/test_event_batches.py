@@ -140,3 +140,62 @@ def test_concurrent_batches_over_the_same_events_and_incidents_store_each_once(
         record, events = registry.incident(incident.code)
         assert record.events == len(events) == mailed[str(incident.export)] * rounds
         assert record.attributed
+
+
+def test_incidents_counted_batch_by_batch_match_a_full_rescoring(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    """An incident is rescored only for signs it did not hold and otherwise merely counted:
+    after many small batches (calls with and without a caller ID, mail, repeats) its count,
+    first and last seen and guilt are those of all its events scored at once."""
+    from canary.events.incidents import account_guilt, export_guilt
+    from canary.registry.models import Export, Incident
+
+    exports = [seed_export(registry, settings, tmp_path, f"op{i}", i) for i in range(1, 3)]
+    numbers = sorted({c.phone_e164 for r in exports for c in registry.canaries_of(r.export.code)})
+    addresses = [a for r in exports for a in _addresses(registry, r.export.code)[:2]]
+    rng = random.Random(7)
+    drafts: list[EventDraft] = []
+    for i in range(120):
+        when = T0 + timedelta(minutes=rng.randrange(60 * 24 * 10))
+        if rng.random() < 0.3:
+            sender = f"s{rng.randrange(4)}@broker.example"
+            drafts.append(_mail(rng.choice(addresses), sender, f"<m{i}>", when))
+        else:
+            source = rng.choice([None, "0120-00-1111", "0120-00-2222", "03-5555-0001"])
+            drafts.append(
+                EventDraft(
+                    channel=rng.choice(["call", "sms"]),
+                    target=rng.choice(numbers),
+                    occurred_at=when,
+                    provider="twilio",
+                    payload=f"c{i}".encode(),
+                    source=source,
+                    provider_id=f"CA{i}",
+                )
+            )
+    drafts += rng.sample(drafts, 20)  # redeliveries
+    start = 0
+    while start < len(drafts):
+        size = rng.randint(1, 6)
+        registry.record_events(drafts[start : start + size])
+        start += size
+    incidents = registry.incidents()
+    assert incidents
+    with registry._sessions() as s:
+        for record in incidents:
+            row = s.query(Incident).filter_by(code=record.code).one()
+            signed = registry._signs(s, row.id)
+            signs = [sign for sign, _, _ in signed]
+            if row.export_id is not None:
+                expected = export_guilt(row.export_id, signs)
+            else:
+                mine = frozenset(
+                    i for (i,) in s.query(Export.id).filter_by(account_id=row.account_id)
+                )
+                expected = account_guilt(mine, signs)
+            assert record.events == len(signed)
+            assert record.first_seen == min(m for _, _, m in signed)
+            assert record.last_seen == max(m for _, _, m in signed)
+            assert record.confidence == pytest.approx(expected)
+            assert record.attributed == (expected >= 0.95)

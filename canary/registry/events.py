@@ -33,7 +33,7 @@ from canary.events import (
     normalise_target,
 )
 from canary.events.classify import Facts, classify
-from canary.registry.eventfacts import EventFacts
+from canary.registry.eventfacts import EventFacts, raw
 from canary.registry.models import Alert, Event, Export, IncidentEvent, PoolPhone
 
 DEFAULT_GRACE = timedelta(hours=72)
@@ -55,6 +55,12 @@ def _pg_insert_events() -> str:
         f"SELECT {columns} FROM json_populate_recordset(NULL::events, %(rows)s::json) "
         "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id"
     )
+
+
+_PG_ALERTS = """
+INSERT INTO alerts (event_id, incident_id, created_at, attempts)
+SELECT e, i, %(now)s, 0 FROM unnest(%(events)s::bigint[], %(incidents)s::integer[]) AS a(e, i)
+"""
 
 
 def _now() -> datetime:
@@ -163,18 +169,7 @@ class EventStore(EventFacts):
             if suspicious:
                 accounts = {h.export_id: h.account_id for f in facts for h in f.holders}
                 incidents = self._file_events(s, suspicious, threshold, accounts)
-                s.connection().execute(
-                    _insert(self.engine.dialect.name)(Alert),
-                    [
-                        {
-                            "event_id": r.id,
-                            "incident_id": incidents.get(r.id),
-                            "created_at": _now(),
-                            "attempts": 0,
-                        }
-                        for r in suspicious
-                    ],
-                )
+                self._owe_alerts(s, [(r.id, incidents.get(r.id)) for r in suspicious])
             # The holders read for classification already name the exports' codes.
             codes = {h.export_id: h.code for f in facts for h in f.holders}
             return [
@@ -183,6 +178,27 @@ class EventStore(EventFacts):
                 else self._event_record(s, stored[r.dedupe_key], duplicate=True)
                 for i, r in enumerate(rows)
             ]
+
+    def _owe_alerts(self, s: Session, events: Sequence[tuple[int, int | None]]) -> None:
+        """An alert for each new suspicious event (its id, its first incident)."""
+        if self.engine.dialect.name == "postgresql":
+            raw(
+                s,
+                _PG_ALERTS,
+                {
+                    "events": [e for e, _ in events],
+                    "incidents": [i for _, i in events],
+                    "now": _now(),
+                },
+            )
+            return
+        s.connection().execute(
+            _insert(self.engine.dialect.name)(Alert),
+            [
+                {"event_id": e, "incident_id": i, "created_at": _now(), "attempts": 0}
+                for e, i in events
+            ],
+        )
 
     def _count_strays(self, s: Session, rows: Sequence[SimpleNamespace]) -> None:
         """Count noise calls and SMS to pool numbers as the numbers' stray contacts (in the
@@ -213,7 +229,7 @@ class EventStore(EventFacts):
                     for r in rows
                 ]
             )
-            return dict(s.connection().exec_driver_sql(_pg_insert_events(), {"rows": body}).all())
+            return {key: i for key, i in raw(s, _pg_insert_events(), {"rows": body})}
         params = [{c: getattr(r, c) for c in _COLUMNS} for r in rows]
         return dict(s.connection().execute(self._insert_event(), params).all())
 

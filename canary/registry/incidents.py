@@ -5,6 +5,7 @@ guilt model of ``canary.events.incidents`` when a new sign arrives, and read bac
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +20,38 @@ from sqlalchemy.orm import Session
 from canary.errors import NotFoundError
 from canary.events import PHONE_CHANNELS, EventRecord, aware
 from canary.events.incidents import NARROW_WINDOW, Sign, account_guilt, export_guilt
-from canary.registry.eventfacts import one_of
+from canary.registry.eventfacts import fetch, one_of, raw
 from canary.registry.events import MAX_CANDIDATES, _insert, _now
 from canary.registry.models import Event, Export, ExportPhone, Incident, IncidentEvent
 
 _CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 
+# PostgreSQL's statements of the filing, each of one text for every batch (arrays or a JSON
+# array of rows, not a VALUES list per batch): psycopg converts each once, PostgreSQL plans
+# each once. The incidents are opened (or found) and locked in the order of the rows given.
+_PG_OPEN = """
+INSERT INTO incidents (code, subject, export_id, account_id, status, first_seen, last_seen,
+                       event_count, confidence, attributed, updated_at)
+SELECT code, subject, export_id, account_id, status, first_seen, last_seen, event_count,
+       confidence, attributed, updated_at
+FROM json_populate_recordset(NULL::incidents, %(rows)s::json)
+ON CONFLICT (subject) DO UPDATE SET updated_at = excluded.updated_at
+RETURNING subject, id, attributed
+"""
+_PG_LINK = """
+INSERT INTO incident_events (incident_id, event_id)
+SELECT * FROM unnest(%(incidents)s::integer[], %(events)s::bigint[])
+ON CONFLICT DO NOTHING
+RETURNING incident_id, event_id
+"""
+_PG_TOUCH = """
+UPDATE incidents SET event_count = event_count + t.added,
+       first_seen = LEAST(first_seen, t.first), last_seen = GREATEST(last_seen, t.last),
+       updated_at = %(now)s
+FROM unnest(%(incident)s::integer[], %(added)s::integer[], %(first)s::timestamptz[],
+            %(last)s::timestamptz[]) AS t(id, added, first, last)
+WHERE incidents.id = t.id
+"""
 # PostgreSQL: which (incident, token, source) signs were linked before the new events
 # (source NULL: from any source). A semi-join per sign asked.
 _PG_KNOWN = """
@@ -97,7 +124,7 @@ def _statements(dialect: str) -> dict[str, Any]:
         # A source's suspicious calls within the window (narrowing)
         "calls": select(Event.id, Event.source, Event.target, Event.occurred_at).where(
             _many(Event.source, "sources"),
-            Event.channel.in_(PHONE_CHANNELS),
+            one_of(Event.channel, "phone_channels", dialect, PHONE_CHANNELS),
             Event.classification == "suspicious",
             *window,
         ),
@@ -154,7 +181,8 @@ class IncidentStore:
         calls: dict[str, list[SimpleNamespace]] = {}  # by source
         if weak:
             moments = [aware(r.occurred_at) for r in weak]
-            for i, source, target, moment in s.connection().execute(
+            for i, source, target, moment in fetch(
+                s,
                 _statements(self.engine.dialect.name)["calls"],
                 {
                     "sources": sorted({r.source for r in weak}),
@@ -183,7 +211,8 @@ class IncidentStore:
         }
         holding: dict[int, set[int]] = {}  # pool phone id -> the exports given it
         if phone_ids:
-            for phone_id, export_id in s.connection().execute(
+            for phone_id, export_id in fetch(
+                s,
                 _statements(self.engine.dialect.name)["numbers"],
                 {"ids": sorted(phone_ids.values())},
             ):
@@ -214,11 +243,8 @@ class IncidentStore:
             if not candidates or len(candidates) > MAX_CANDIDATES:
                 continue
             if not set(candidates) <= accounts.keys():
-                accounts = accounts | dict(
-                    s.connection()
-                    .execute(_statements(self.engine.dialect.name)["accounts"], {"ids": candidates})
-                    .all()
-                )
+                query = _statements(self.engine.dialect.name)["accounts"]
+                accounts = accounts | {e: a for e, a in fetch(s, query, {"ids": candidates})}
             mine = {e: accounts[e] for e in candidates}
             subjects: list[tuple[str, int | None, int]]
             if len(candidates) > 1 and len(set(mine.values())) == 1:
@@ -245,10 +271,20 @@ class IncidentStore:
             }
         )
         added: dict[int, set[int]] = {}
-        for incident_id, event_id in s.connection().execute(
-            self._filing_statements()["link"],
-            [{"incident_id": i, "event_id": e} for i, e in pairs],
-        ):
+        if self.engine.dialect.name == "postgresql":
+            links = raw(
+                s,
+                _PG_LINK,
+                {"incidents": [i for i, _ in pairs], "events": [e for _, e in pairs]},
+            )
+        else:
+            links = list(
+                s.connection().execute(
+                    self._filing_statements()["link"],
+                    [{"incident_id": i, "event_id": e} for i, e in pairs],
+                )
+            )
+        for incident_id, event_id in links:
             added.setdefault(int(incident_id), set()).add(int(event_id))
         joined = {i: [signs[e] for e in sorted(added.get(i, ()))] for i, _ in incidents.values()}
         # The sign of each new event: its token, and before attribution its source too.
@@ -277,14 +313,15 @@ class IncidentStore:
         source) each incident held through events linked before ``new`` (the events linked
         now): one query for all the batch's incidents."""
         known: dict[int, set[tuple[str, str | None]]] = {i: set() for i in asked}
-        wanted = sorted((i, t, src) for i, pairs in asked.items() for t, src in pairs)
+        wanted = [(i, t, src) for i, pairs in asked.items() for t, src in pairs]
         if not wanted:
             return known
         if self.engine.dialect.name == "postgresql":
             # One probe per sign asked (its token's events, then the link's primary key)
             # rather than every event of the tokens linked to the incidents, which grows
             # with the incidents.
-            rows = s.connection().exec_driver_sql(
+            rows = raw(
+                s,
                 _PG_KNOWN,
                 {
                     "incidents": [i for i, _, _ in wanted],
@@ -309,8 +346,7 @@ class IncidentStore:
         return {i: pairs & held[i] for i, pairs in asked.items()}
 
     def _touch_incidents(self, s: Session, touched: list[tuple[int, list[Any]]]) -> None:
-        """Count new events whose signs the incidents held already (one statement, executed
-        for each incident)."""
+        """Count new events whose signs the incidents held already (one statement)."""
         params = [
             {
                 "incident": incident_id,
@@ -322,7 +358,21 @@ class IncidentStore:
             for incident_id, rows in touched
             if rows
         ]
-        if params:
+        if not params:
+            return
+        if self.engine.dialect.name == "postgresql":
+            raw(
+                s,
+                _PG_TOUCH,
+                {
+                    **{
+                        key: [p[key] for p in params]
+                        for key in ("incident", "added", "first", "last")
+                    },
+                    "now": _now(),
+                },
+            )
+        else:
             s.connection().execute(self._touch_statement(), params)
 
     def _touch_statement(self) -> Any:
@@ -373,7 +423,16 @@ class IncidentStore:
         # One statement opens or finds the incidents and locks their rows to commit, in the
         # order of the values (the update touches no key column: FOR NO KEY UPDATE, so the
         # links' foreign keys pass).
-        found = s.connection().execute(self._filing_statements()["open"], values)
+        if self.engine.dialect.name == "postgresql":
+            body = json.dumps(
+                [
+                    {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+                    for row in values
+                ]
+            )
+            found = raw(s, _PG_OPEN, {"rows": body})
+        else:
+            found = list(s.connection().execute(self._filing_statements()["open"], values))
         return {str(subject): (int(i), bool(a)) for subject, i, a in found}
 
     def _filing_statements(self) -> dict[str, Any]:
