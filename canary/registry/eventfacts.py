@@ -74,9 +74,8 @@ def fetch(s: Session, statement: Any, params: dict[str, Any]) -> list[Any]:
     (about 0.3 against 0.13 ms a statement here), and a batch of events runs ten of them.
     The rows are named tuples on PostgreSQL, SQLAlchemy rows on SQLite: either way by
     position or by name."""
-    connection = s.connection()
-    if connection.dialect.name != "postgresql":
-        return list(connection.execute(statement, params))
+    if s.get_bind().dialect.name != "postgresql":
+        return list(s.connection().execute(statement, params))
     sql, constants = _pg_sql(statement)
     return raw(s, sql, {**constants, **params})
 

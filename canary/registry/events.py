@@ -175,7 +175,7 @@ class EventStore(EventFacts):
             return [
                 self._event_record(s, rows[first[r.dedupe_key]], first[r.dedupe_key] != i, codes)
                 if r.dedupe_key in ids
-                else self._event_record(s, stored[r.dedupe_key], duplicate=True)
+                else self._event_record(s, stored[r.dedupe_key], True, codes)
                 for i, r in enumerate(rows)
             ]
 
