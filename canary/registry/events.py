@@ -168,8 +168,8 @@ class EventStore(EventFacts):
             suspicious = [r for r, _f in new if r.classification == "suspicious"]
             if suspicious:
                 accounts = {h.export_id: h.account_id for f in facts for h in f.holders}
-                incidents = self._file_events(s, suspicious, threshold, accounts)
-                self._owe_alerts(s, [(r.id, incidents.get(r.id)) for r in suspicious])
+                # Filed into their incidents, each with the alert it is owed.
+                self._file_events(s, suspicious, threshold, accounts)
             # The holders read for classification already name the exports' codes.
             codes = {h.export_id: h.code for f in facts for h in f.holders}
             return [

@@ -38,34 +38,39 @@ FROM json_populate_recordset(NULL::incidents, %(rows)s::json)
 ON CONFLICT (subject) DO UPDATE SET updated_at = excluded.updated_at
 RETURNING subject, id, attributed
 """
+# The links, and which signs (incident, token, source; source NULL: from any source) the
+# incidents held before them: the query sees incident_events as it was before the INSERT.
+# For each sign, the token's events through its index until one is linked to the incident
+# (LIMIT 1 keeps it a plain index scan that stops there; as EXISTS it became a bitmap scan of
+# every event of the token, about twice the CPU).
 _PG_LINK = """
-INSERT INTO incident_events (incident_id, event_id)
-SELECT * FROM unnest(%(incidents)s::integer[], %(events)s::bigint[])
-ON CONFLICT DO NOTHING
-RETURNING incident_id, event_id
-"""
-_PG_TOUCH = """
-UPDATE incidents SET event_count = event_count + t.added,
-       first_seen = LEAST(first_seen, t.first), last_seen = GREATEST(last_seen, t.last),
-       updated_at = %(now)s
-FROM unnest(%(incident)s::integer[], %(added)s::integer[], %(first)s::timestamptz[],
-            %(last)s::timestamptz[]) AS t(id, added, first, last)
-WHERE incidents.id = t.id
-"""
-# PostgreSQL: which (incident, token, source) signs were linked before the new events
-# (source NULL: from any source). For each sign asked, the token's events through its index
-# until one is linked to the incident (LIMIT 1 keeps it a plain index scan that stops there;
-# as EXISTS it became a bitmap scan of every event of the token, four times the CPU).
-_PG_KNOWN = """
-SELECT p.incident_id, p.target, p.source
-FROM unnest(%(incidents)s::integer[], %(targets)s::varchar[], %(sources)s::varchar[])
+WITH linked AS (
+    INSERT INTO incident_events (incident_id, event_id)
+    SELECT * FROM unnest(%(incidents)s::integer[], %(events)s::bigint[])
+    ON CONFLICT DO NOTHING
+    RETURNING incident_id, event_id)
+SELECT 'linked' AS kind, incident_id, event_id, NULL::varchar AS target, NULL::varchar AS source
+FROM linked
+UNION ALL
+SELECT 'known', p.incident_id, NULL, p.target, p.source
+FROM unnest(%(asked)s::integer[], %(targets)s::varchar[], %(sources)s::varchar[])
      AS p(incident_id, target, source)
 CROSS JOIN LATERAL (
     SELECT FROM events e JOIN incident_events ie ON ie.event_id = e.id
     WHERE ie.incident_id = p.incident_id AND e.target = p.target
       AND (p.source IS NULL OR e.source = p.source)
-      AND e.id <> ALL (%(events)s::bigint[])
-    LIMIT 1) AS linked
+    LIMIT 1) AS held
+"""
+_PG_TOUCH_AND_ALERT = """
+WITH touched AS (
+    UPDATE incidents SET event_count = event_count + t.added,
+           first_seen = LEAST(first_seen, t.first), last_seen = GREATEST(last_seen, t.last),
+           updated_at = %(now)s
+    FROM unnest(%(incident)s::integer[], %(added)s::integer[], %(first)s::timestamptz[],
+                %(last)s::timestamptz[]) AS t(id, added, first, last)
+    WHERE incidents.id = t.id)
+INSERT INTO alerts (event_id, incident_id, created_at, attempts)
+SELECT e, i, %(now)s, 0 FROM unnest(%(events)s::bigint[], %(incidents)s::integer[]) AS a(e, i)
 """
 
 
@@ -168,6 +173,7 @@ class IncidentStore:
     events: Any
     _codes: Any
     _touch_stmt: Any = None
+    _owe_alerts: Any  # canary.registry.events.EventStore
     _filing_stmts: dict[str, Any] | None = None
 
     # -- incidents ------------------------------------------------------------------------
@@ -261,6 +267,7 @@ class IncidentStore:
             linked = [row.id, *(c.id for c in others)]
             plans.append((row.id, [subject for subject, _, _ in subjects], linked))
         if not plans:
+            self._owe_alerts(s, [(r.id, None) for r in rows])
             return {}
         # Incidents are opened or locked in one order (sorted subjects), before any link to
         # them is written: otherwise two batches filing into the same two incidents deadlock.
@@ -273,83 +280,94 @@ class IncidentStore:
                 for e in linked
             }
         )
-        added: dict[int, set[int]] = {}
-        if self.engine.dialect.name == "postgresql":
-            links = raw(
-                s,
-                _PG_LINK,
-                {"incidents": [i for i, _ in pairs], "events": [e for _, e in pairs]},
-            )
-        else:
-            links = list(
-                s.connection().execute(
-                    self._filing_statements()["link"],
-                    [{"incident_id": i, "event_id": e} for i, e in pairs],
-                )
-            )
-        for incident_id, event_id in links:
-            added.setdefault(int(incident_id), set()).add(int(event_id))
-        joined = {i: [signs[e] for e in sorted(added.get(i, ()))] for i, _ in incidents.values()}
-        # The sign of each new event: its token, and before attribution its source too.
-        asked = {
-            incident_id: {(r.target, None if attributed else r.source) for r in joined[incident_id]}
-            for incident_id, attributed in incidents.values()
+        attributed = dict(incidents.values())
+        # The sign of each event linked: its token, and before attribution its source too.
+        signed = {
+            (i, e): (signs[e].target, None if attributed[i] else signs[e].source) for i, e in pairs
         }
-        known = self._known_signs(s, asked, [r.id for rows in joined.values() for r in rows])
+        added, known = self._link(s, pairs, signed)
         touched = []
-        for incident_id, _attributed in sorted(incidents.values()):
-            new = joined[incident_id]
-            if asked[incident_id] <= known[incident_id]:
+        for incident_id in sorted(attributed):
+            new = [signs[e] for e in sorted(added.get(incident_id, ()))]
+            if {signed[incident_id, r.id] for r in new} <= known.get(incident_id, set()):
                 # Guilt only grows with signs. Tokens (or, before attribution, tokens from
                 # these sources) already counted add nothing: count the events only, and
                 # keep the rescoring (all the incident's events) for new signs.
                 touched.append((incident_id, new))
             else:
                 self._rescore(s, incident_id, threshold)
-        self._touch_incidents(s, touched)
-        return {event_id: incidents[subjects[0]][0] for event_id, subjects, _ in plans}
+        first = {event_id: incidents[subjects[0]][0] for event_id, subjects, _ in plans}
+        self._touch_incidents(s, touched, [(r.id, first.get(r.id)) for r in rows])
+        return first
+
+    def _link(
+        self,
+        s: Session,
+        pairs: Sequence[tuple[int, int]],
+        signed: dict[tuple[int, int], tuple[str, str | None]],
+    ) -> tuple[dict[int, set[int]], dict[int, set[tuple[str, str | None]]]]:
+        """Link the events to the incidents ((incident, event) pairs, sorted); returns the
+        events each incident gained, and which of the signs of the pairs (``signed``) each
+        incident held before. On PostgreSQL one statement: its query sees the links as they
+        were before its INSERT."""
+        added: dict[int, set[int]] = {}
+        known: dict[int, set[tuple[str, str | None]]] = {}
+        if self.engine.dialect.name == "postgresql":
+            probes = sorted({(i, *signed[i, e]) for i, e in pairs}, key=str)
+            rows = raw(
+                s,
+                _PG_LINK,
+                {
+                    "incidents": [i for i, _ in pairs],
+                    "events": [e for _, e in pairs],
+                    "asked": [i for i, _, _ in probes],
+                    "targets": [t for _, t, _ in probes],
+                    "sources": [src for _, _, src in probes],
+                },
+            )
+            for kind, incident_id, event_id, target, source in rows:
+                if kind == "linked":
+                    added.setdefault(int(incident_id), set()).add(int(event_id))
+                else:
+                    known.setdefault(int(incident_id), set()).add((target, source))
+            return added, known
+        links = s.connection().execute(
+            self._filing_statements()["link"],
+            [{"incident_id": i, "event_id": e} for i, e in pairs],
+        )
+        for incident_id, event_id in links:
+            added.setdefault(int(incident_id), set()).add(int(event_id))
+        asked: dict[int, set[tuple[str, str | None]]] = {}
+        for incident_id, events in added.items():
+            asked[incident_id] = {signed[incident_id, e] for e in events}
+        new = sorted({e for events in added.values() for e in events})
+        return added, self._known_signs(s, asked, new)
 
     def _known_signs(
         self, s: Session, asked: dict[int, set[tuple[str, str | None]]], new: Sequence[int]
     ) -> dict[int, set[tuple[str, str | None]]]:
         """Which of the signs ``asked`` (token, source; source None: the token from any
         source) each incident held through events linked before ``new`` (the events linked
-        now): one query for all the batch's incidents."""
-        known: dict[int, set[tuple[str, str | None]]] = {i: set() for i in asked}
-        wanted = [(i, t, src) for i, pairs in asked.items() for t, src in pairs]
-        if not wanted:
-            return known
-        if self.engine.dialect.name == "postgresql":
-            # One probe per sign asked (its token's events, then the link's primary key)
-            # rather than every event of the tokens linked to the incidents, which grows
-            # with the incidents.
-            rows = raw(
-                s,
-                _PG_KNOWN,
-                {
-                    "incidents": [i for i, _, _ in wanted],
-                    "targets": [t for _, t, _ in wanted],
-                    "sources": [src for _, _, src in wanted],
-                    "events": sorted(new),
-                },
-            )
-            for incident_id, target, source in rows:
-                known[int(incident_id)].add((target, source))
-            return known
+        now): one query for all the batch's incidents (SQLite; PostgreSQL asks in ``_link``)."""
         held: dict[int, set[tuple[str, str | None]]] = {i: set() for i in asked}
+        targets = sorted({t for pairs in asked.values() for t, _ in pairs})
+        if not targets:
+            return held
         for incident_id, target, source in s.connection().execute(
             _statements(self.engine.dialect.name)["known"],
-            {
-                "incidents": sorted(asked),
-                "targets": sorted({t for _, t, _ in wanted}),
-                "events": sorted(new),
-            },
+            {"incidents": sorted(asked), "targets": targets, "events": sorted(new)},
         ):
             held[int(incident_id)] |= {(target, source), (target, None)}
         return {i: pairs & held[i] for i, pairs in asked.items()}
 
-    def _touch_incidents(self, s: Session, touched: list[tuple[int, list[Any]]]) -> None:
-        """Count new events whose signs the incidents held already (one statement)."""
+    def _touch_incidents(
+        self,
+        s: Session,
+        touched: list[tuple[int, list[Any]]],
+        alerts: Sequence[tuple[int, int | None]],
+    ) -> None:
+        """Count new events whose signs the incidents held already, and owe an alert for
+        each new suspicious event (its id, its first incident): one statement on PostgreSQL."""
         params = [
             {
                 "incident": incident_id,
@@ -361,22 +379,22 @@ class IncidentStore:
             for incident_id, rows in touched
             if rows
         ]
-        if not params:
-            return
         if self.engine.dialect.name == "postgresql":
+            columns = ("incident", "added", "first", "last")
             raw(
                 s,
-                _PG_TOUCH,
+                _PG_TOUCH_AND_ALERT,
                 {
-                    **{
-                        key: [p[key] for p in params]
-                        for key in ("incident", "added", "first", "last")
-                    },
+                    **{key: [p[key] for p in params] for key in columns},
+                    "events": [e for e, _ in alerts],
+                    "incidents": [i for _, i in alerts],
                     "now": _now(),
                 },
             )
-        else:
+            return
+        if params:
             s.connection().execute(self._touch_statement(), params)
+        self._owe_alerts(s, alerts)
 
     def _touch_statement(self) -> Any:
         stmt = self._touch_stmt
