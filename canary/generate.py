@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from canary import hostkeys
 from canary.formats import (
     DateStyle,
     IdStyle,
@@ -28,7 +27,7 @@ from canary.formats import (
     SexStyle,
 )
 from canary.nearby import PostcodeDraw, Streets, postcodes_repeat
-from canary.normalize import kana_key, name_key
+from canary.normalize import kana_key, name_key, phone_e164
 from canary.pools import PoolNumber
 from canary.profile import ColumnProfile, EmailShape, HostProfile, email_shape, year_of
 from canary.reference import Gazetteer, NameBook, Place
@@ -36,7 +35,6 @@ from canary.romaji import to_romaji
 
 if TYPE_CHECKING:
     from canary.domains import WebsiteTokens
-    from canary.registry.records import CanaryDraft
 
 _FW = str.maketrans("0123456789-", "０１２３４５６７８９－")
 _TOKEN_ROLES = {"phone", "mobile", "email"}
@@ -129,29 +127,77 @@ class CanaryFactory:
         self._next_number = 0
         self._numbers_order = self.numbers[:]
         rng.shuffle(self._numbers_order)
-        # The host list's own people's keys (see canary.hostkeys), set by the seed.
-        self.hosts: hostkeys.HostKeys | None = None
+        # The host list's people (see canary.hostkeys), as far as the seed has found them:
+        # whether a name or reading is clear of theirs at a postcode, the pool-domain
+        # addresses they hold.
+        self.name_clear: Callable[[str, str, str, str, str], bool] = lambda *_: True
+        self._held_emails: set[str] = set()
 
-    def set_hosts(self, keys: hostkeys.HostKeys) -> None:
-        """Keep canaries clear of the keys of the host list's people: a canary sharing a
-        real person's name and postcode, phone or email would make them look a canary."""
-        self.hosts = keys
-        held = keys.phones_taken([n.e164 for n in self._numbers_order])
-        self._numbers_order = [n for n in self._numbers_order if n.e164 not in held]
+    def hold(self, numbers: set[str], emails: set[str]) -> None:
+        """Pool ``numbers`` (E.164) and ``emails`` that people of the list hold: no canary
+        takes them from here on (a canary sharing one would make them look a canary)."""
+        self._numbers_order = [n for n in self._numbers_order if n.e164 not in numbers]
+        self._held_emails |= emails
 
-    def holds_draft(self, draft: CanaryDraft) -> bool:
-        """Whether a person of the list shares a key with a canary made before (a stable
-        canary carried again: the list may have gained such a person since)."""
-        if self.hosts is None:
-            return False
-        phones = tuple(p for p in (draft.phone_e164, draft.phone2_e164) if p)
-        person = hostkeys.Person(draft.name, draft.kana, draft.postcode, phones, draft.email)
-        return self.hosts.taken(person)
+    def rename(self, canary: GeneratedCanary) -> bool:
+        """Give a made canary another sex and name of its generation, at the same place, one
+        ``name_clear`` accepts, and rewrite the cells that follow (its mail address among
+        them). False when none is found: the canary must be made again."""
+        p, r = canary.person, self.rng
+        code = p.place.postcode
+        for _ in range(100):
+            sex = "M" if r.random() < self.profile.male_share else "F"
+            surname = self.names.surnames.draw(r)
+            given = self.names.given_for(sex, p.birth.year).draw(r)
+            nk, kk = name_key(surname.kanji + given.kanji), kana_key(surname.kana + given.kana)
+            if not self.encodable(surname.kanji + given.kanji) or (
+                {(nk, code), (kk, code)} & self._identities or self.identity_taken(nk, kk, code)
+            ):
+                continue
+            if not self.name_clear(code, surname.kanji, given.kanji, surname.kana, given.kana):
+                continue
+            self._identities |= {(nk, code), (kk, code)}
+            p.sex, p.surname, p.given = sex, surname.kanji, given.kanji
+            p.surname_kana, p.given_kana = surname.kana, given.kana
+            if p.email is not None:
+                p.email = self._email(p.surname_kana, p.given_kana, p.birth)
+            self._rewrite(canary, _NAME_ROLES | {"sex", "email"})
+            return True
+        return False
 
-    def _host_taken(self, name: str, kana: str, postcode: str, email: str | None = None) -> bool:
-        if self.hosts is None:
-            return False
-        return self.hosts.taken(hostkeys.Person(name, kana, postcode, (), email))
+    def renumber(self, canary: GeneratedCanary, held: Callable[[str], bool]) -> None:
+        """Give a made canary other pool numbers for those ``held`` by people of the list
+        (none, when every number of the export is held)."""
+        p = canary.person
+        old = (p.phone.e164 if p.phone else None, p.phone2.e164 if p.phone2 else None)
+        if p.phone is not None and held(p.phone.e164):
+            p.phone = self._number()
+        if p.phone2 is not None and held(p.phone2.e164):
+            p.phone2 = self._number()
+            if p.phone2 == p.phone:
+                p.phone2 = None
+        for j, c in enumerate(self.profile.columns):
+            if c.role not in ("phone", "mobile") or not canary.row[j]:
+                continue
+            written = phone_e164(canary.row[j])
+            if written is None or written not in old:
+                continue
+            number = p.phone if written == old[0] else p.phone2
+            style = c.style if isinstance(c.style, PhoneStyle) else PhoneStyle()
+            canary.row[j] = style.render(number.e164) if number else ""
+            canary.fields[c.name] = canary.row[j]
+
+    def reemail(self, canary: GeneratedCanary) -> None:
+        """Give a made canary another mail address (see ``hold``)."""
+        p = canary.person
+        p.email = self._email(p.surname_kana, p.given_kana, p.birth)
+        self._rewrite(canary, {"email"})
+
+    def _rewrite(self, canary: GeneratedCanary, roles: set[str]) -> None:
+        for j, c in enumerate(self.profile.columns):
+            if c.role in roles:
+                canary.row[j] = self._fill(c, canary.person)
+                canary.fields[c.name] = canary.row[j]
 
     # -- drawing the person -------------------------------------------------------------
 
@@ -288,7 +334,7 @@ class CanaryFactory:
             address = f"{local}@{r.choice(self.domains)}"
             if address in self._used_emails or self.emails_taken([address]):
                 continue
-            if self._host_taken("", "", "", address):
+            if address in self._held_emails:
                 continue
             self._used_emails.add(address)
             return address
@@ -359,8 +405,8 @@ class CanaryFactory:
                 (kk, place.postcode),
             } & self._identities or self.identity_taken(nk, kk, place.postcode):
                 continue
-            if self._host_taken(
-                surname.kanji + given.kanji, surname.kana + given.kana, place.postcode
+            if not self.name_clear(
+                place.postcode, surname.kanji, given.kanji, surname.kana, given.kana
             ):
                 continue
             self._identities |= {(nk, place.postcode), (kk, place.postcode)}
@@ -403,7 +449,7 @@ class CanaryFactory:
                 {(nk, code), (kk, code)} & self._identities or self.identity_taken(nk, kk, code)
             ):
                 continue
-            if self._host_taken(p.surname + given.kanji, p.surname_kana + given.kana, code):
+            if not self.name_clear(code, p.surname, given.kanji, p.surname_kana, given.kana):
                 continue
             self._identities |= {(nk, code), (kk, code)}
             p.birth = date(year, 1, 1) + timedelta(days=r.randrange(365))

@@ -1,269 +1,270 @@
-"""The host list's own people as keys a canary must not share, hashed, in memory, per seed.
+"""The host list's people a seed's canaries must stay clear of: found after the canaries are
+made, by the one columnar pass over the list that checks their IDs (canary.idcheck).
 
 A canary is told apart from the people of its list by its keys: name or reading with the
 postcode, phone number, email address (see DESIGN.md, Attribution). A canary that shared
 one with a real person of the same list would make that person look like a canary at scan
-time, and point an investigator at them. The registry only knows canaries (invariant 3:
-no real person is stored), so the seed reads the whole list once, columnar, and keeps its
-people's keys as bits of a Bloom filter: hashes, never the values, in memory for the
-length of one seed and bounded in size whatever the list's. A generated canary whose key
-is in it is drawn again; a false positive (a key the list does not hold) only costs a draw.
+time. The registry only knows canaries (invariant 3: no real person is stored), so the
+pass keeps, in memory for the length of one seed, only the rows that could collide: those
+at a canary's postcode, holding a pool number or an address on a pool domain (a few
+thousand at most, never written anywhere).
 
-Keys are normalised by one set of polars expressions for the list and for the canary, so
-that the two are hashed alike: full-width and half-width forms folded as NFKC would, no
-spaces, hiragana as katakana, variant kanji folded (as ``canary.normalize``), seven
-postcode digits, national phone digits, lower-case addresses.
+The pass reads CP932 and EUC-JP lists as lossy UTF-8 (see canary.idcheck): postcodes,
+phone numbers and email addresses are ASCII and survive it, names and readings do not. So
+for such a list a canary's name and reading are written every way the list might write
+them (spaces, widths, scripts, variant kanji), encoded and decoded the same lossy way, and
+any equal to a row's at the same postcode counts as a collision: a false one only costs
+a redraw. For a UTF-8 list (read exactly) names are compared by ``canary.normalize``.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
+import jaconv
 
-from canary.normalize import _KANJI_VARIANTS
+from canary.normalize import _KANJI_VARIANTS, email_key, kana_key, name_key, postcode_key
 
 if TYPE_CHECKING:
-    import polars as pl
-
-    from canary.csvfile import Head
     from canary.schema import Schema
 
-_HIRAGANA = [chr(c) for c in range(0x3041, 0x3097)] + ["ゝ", "ゞ"]
-_KATAKANA = [chr(c + 0x60) for c in range(0x3041, 0x3097)] + ["ヽ", "ヾ"]
-_VARIANTS = {chr(k): v for k, v in _KANJI_VARIANTS.items()}
-
-
-def _fold_table() -> dict[str, str]:
-    """What NFKC does to the characters lists hold, as plain replacements (polars' NFKC
-    cost 7 us a value, a seed's whole time over again): full-width ASCII to ASCII,
-    half-width kana to full-width, a voiced mark joined to its kana (pairs first: the
-    replacements take the first pattern that matches)."""
-    half = [chr(c) for c in range(0xFF61, 0xFFA0)]
-    pairs = {a + m: unicodedata.normalize("NFKC", a + m) for a in half for m in "\uff9e\uff9f"}
-    out = {k: v for k, v in pairs.items() if len(v) == 1}
-    out.update({c: unicodedata.normalize("NFKC", c) for c in half})
-    out.update({chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)})
-    return out
-
-
-_FOLD = _fold_table()
-MAX_BITS = 1 << 28  # 32 MiB, whatever the list's size: about 2 % false positives at 10^7 rows
-BITS_PER_KEY = 16  # below MAX_BITS: about 1.4 % false positives with two bits a key
 PHONE_ROLES = ("phone", "mobile")
-ROLES = ("name", "surname", "given", "kana", "kana_surname", "kana_given", "postcode", "email")
+_SPACES = ("", " ", "\u3000")
+_ASCII_SPACE = re.compile(r"[ \t\r\n]+")
+_FOLDED_FROM: dict[str, list[str]] = {}
+for _k, _v in _KANJI_VARIANTS.items():
+    _FOLDED_FROM.setdefault(str(_v), []).append(chr(_k))
+MAX_SPELLINGS = 32  # variant-kanji spellings of one name part, at most
 
 
 @dataclass(frozen=True)
-class Person:
-    """A canary's keys as its row writes them (any form: they are normalised here)."""
+class Columns:
+    """The columns (indices) of each kind of key in a list's schema."""
 
-    name: str
-    kana: str
-    postcode: str
-    phones: tuple[str, ...] = ()  # E.164 or as written
-    email: str | None = None
+    id: int | None
+    postcodes: tuple[int, ...]
+    phones: tuple[int, ...]
+    emails: tuple[int, ...]
+    names: tuple[int, ...]  # the whole name, or surname then given name
+    kanas: tuple[int, ...]  # the same for the reading
 
+    @property
+    def split_name(self) -> bool:
+        return len(self.names) > 1
 
-def _exprs(columns: dict[str, list[str]]) -> list[pl.Expr]:
-    """The key expressions of one frame whose columns for each role are ``columns``:
-    prefixed by kind (a name never meets a phone), null where a key cannot be made."""
-    import polars as pl
+    @property
+    def split_kana(self) -> bool:
+        return len(self.kanas) > 1
 
-    def text(cols: list[str]) -> pl.Expr | None:
-        if not cols:
-            return None
-        joined = pl.concat_str([pl.col(c).fill_null("") for c in cols])
-        return joined.str.replace_many(_FOLD).str.replace_all(r"\s", "")
+    @classmethod
+    def of(cls, schema: Schema) -> Columns:
+        roles = list(schema.roles)
 
-    def name_of(whole: str, parts: tuple[str, str]) -> list[str]:
-        if whole in columns:
-            return columns[whole]
-        return [c for p in parts for c in columns.get(p, [])]
+        def cols(*wanted: str) -> tuple[int, ...]:
+            return tuple(i for i, r in enumerate(roles) if r in wanted)
 
-    out: list[pl.Expr] = []
-    postcode = text(columns.get("postcode", []))
-    if postcode is not None:
-        code = postcode.str.replace_all(r"[^0-9]", "")
-        code = pl.when(code.str.len_chars() == 7).then(code)
-        name = text(name_of("name", ("surname", "given")))
-        if name is not None:
-            name = name.str.replace_many(_VARIANTS)
-            out.append(_keyed("n", name, code))
-        kana = text(name_of("kana", ("kana_surname", "kana_given")))
-        if kana is not None:
-            kana = kana.str.replace_many(_HIRAGANA, _KATAKANA)
-            out.append(_keyed("k", kana, code))
-    for i, col in enumerate(columns.get("phone", [])):
-        digits = pl.col(col).str.replace_many(_FOLD).str.replace_all(r"[^0-9]", "")
-        national = (
-            pl.when(digits.str.starts_with("81") & digits.str.len_chars().is_in([11, 12]))
-            .then(pl.lit("0") + digits.str.slice(2))
-            .otherwise(digits)
-        )
-        out.append(_keyed("p", national, None, f"p{i}"))
-    for i, col in enumerate(columns.get("email", [])):
-        address = pl.col(col).str.replace_many(_FOLD).str.strip_chars().str.to_lowercase()
-        out.append(_keyed("e", pl.when(address.str.contains("@")).then(address), None, f"e{i}"))
-    return out
+        def person(whole: str, first: str, second: str) -> tuple[int, ...]:
+            if whole in roles:
+                return (roles.index(whole),)
+            parts = [roles.index(r) for r in (first, second) if r in roles]
+            return tuple(parts)
 
-
-def _keyed(kind: str, value: pl.Expr, postcode: pl.Expr | None, alias: str = "") -> pl.Expr:
-    import polars as pl
-
-    value = pl.when(value.str.len_chars() > 0).then(value)
-    parts = [pl.lit(kind), value] + ([postcode] if postcode is not None else [])
-    key = pl.concat_str(parts, separator="|")
-    # polars hashes a null too (to one constant): a missing key must stay missing.
-    return pl.when(key.is_not_null()).then(key.hash(seed=7)).alias(alias or kind)
-
-
-class HostKeys:
-    """The keys of a host list's people, as two bits each of a table of ``bits`` bits."""
-
-    def __init__(self, bits: int) -> None:
-        size = 1 << max(16, (max(1, bits) - 1).bit_length())
-        self.mask = np.uint64(min(size, MAX_BITS) - 1)
-        self.table = np.zeros((int(self.mask) + 1) // 8, dtype=np.uint8)
-        self.rows = 0
-
-    def _bits(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h = hashes.astype(np.uint64)
-        both = np.concatenate([h & self.mask, (h >> np.uint64(32)) & self.mask])
-        return (both >> np.uint64(3)).astype(np.int64), (1 << (both & np.uint64(7))).astype(
-            np.uint8
+        return cls(
+            schema.column_of("id"),
+            cols("postcode"),
+            cols(*PHONE_ROLES),
+            cols("email"),
+            person("name", "surname", "given"),
+            person("kana", "kana_surname", "kana_given"),
         )
 
-    def add(self, hashes: np.ndarray) -> None:
-        at, bit = self._bits(hashes)
-        np.bitwise_or.at(self.table, at, bit)
 
-    def holds(self, hashes: np.ndarray) -> np.ndarray:
-        """For each hash, whether the list (probably) holds its key."""
-        at, bit = self._bits(hashes)
-        hit = (self.table[at] & bit) != 0
-        half = len(hashes)
-        return hit[:half] & hit[half:]
+@dataclass(frozen=True)
+class Probe:
+    """What one pass looks for: these IDs, every row at these postcodes (seven digits),
+    holding these phone numbers (national digits, and as 81...) or an email address on
+    these domains."""
 
-    def add_frame(self, frame: pl.DataFrame, columns: dict[str, list[str]]) -> None:
-        exprs = _exprs(columns)
-        self.rows += frame.height
-        if not exprs or not frame.height:
+    ids: frozenset[str] = frozenset()
+    postcodes: frozenset[str] = frozenset()
+    phones: frozenset[str] = frozenset()
+    domains: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.ids or self.postcodes or self.phones or self.domains)
+
+
+def national_forms(e164s: Iterable[str]) -> frozenset[str]:
+    """The digits a list may hold for each +81 number: 0... and 81..."""
+    out: set[str] = set()
+    for e in e164s:
+        if e.startswith("+81"):
+            out |= {"0" + e[3:], e[1:]}
+    return frozenset(out)
+
+
+def national(digits: str) -> str:
+    """A phone cell's digits as national digits (81... to 0...)."""
+    if digits.startswith("81") and len(digits) in (11, 12):
+        return "0" + digits[2:]
+    return digits
+
+
+@dataclass
+class Found:
+    """What the passes so far found in the list (in memory, for one seed only)."""
+
+    lossy: bool  # names and readings are lossy forms (see the module docstring)
+    ids: set[str] = field(default_factory=set)  # of the IDs looked for, those held
+    phones: set[str] = field(default_factory=set)  # pool numbers held, national digits
+    emails: set[str] = field(default_factory=set)  # pool-domain addresses held, folded
+    names: dict[str, set[str]] = field(default_factory=dict)  # postcode → names there
+    kanas: dict[str, set[str]] = field(default_factory=dict)  # postcode → readings there
+    seen: Probe = field(default_factory=Probe)  # everything looked for so far
+
+    def add_row(self, postcode: str | None, name: str, kana: str) -> None:
+        """One person at a postcode looked for (``name``, ``kana``: its cells joined)."""
+        if postcode is None:
             return
-        keys = frame.lazy().select(exprs).collect()  # lazy: shared parts computed once
-        for series in keys.get_columns():
-            self.add(series.drop_nulls().to_numpy())
+        if self.lossy:
+            name, kana = _ASCII_SPACE.sub("", name), _ASCII_SPACE.sub("", kana)
+        else:
+            name, kana = name_key(name), kana_key(kana)
+        if name:
+            self.names.setdefault(postcode, set()).add(name)
+        if kana:
+            self.kanas.setdefault(postcode, set()).add(kana)
 
-    def taken(self, person: Person) -> bool:
-        """Whether any key of ``person`` is (probably) a host's."""
-        import polars as pl
-
-        data: dict[str, list[str | None]] = {
-            "name": [person.name],
-            "kana": [person.kana],
-            "postcode": [person.postcode],
-        }
-        columns: dict[str, list[str]] = {
-            "name": ["name"],
-            "kana": ["kana"],
-            "postcode": ["postcode"],
-        }
-        for i, phone in enumerate(person.phones):
-            data[f"p{i}"] = [phone]
-            columns.setdefault("phone", []).append(f"p{i}")
-        if person.email:
-            data["e"] = [person.email]
-            columns["email"] = ["e"]
-        keys = pl.DataFrame(data, schema={k: pl.String for k in data}).select(_exprs(columns))
-        hashes = np.concatenate([s.drop_nulls().to_numpy() for s in keys.get_columns()])
-        return bool(len(hashes)) and bool(self.holds(hashes).any())
-
-    def phones_taken(self, phones: Sequence[str]) -> set[str]:
-        """Which of ``phones`` (E.164 or as written) the list holds."""
-        return {p for p in phones if self.taken(Person("", "", "", (p,)))}
-
-
-def _role_columns(schema: Schema) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for i, role in enumerate(schema.roles):
-        if role in ROLES:
-            out.setdefault(role, []).append(i)
-        elif role in PHONE_ROLES:
-            out.setdefault("phone", []).append(i)
-    return out
-
-
-def _named(by_role: dict[str, list[int]]) -> dict[str, list[str]]:
-    return {role: [f"c{i}" for i in cols] for role, cols in by_role.items()}
-
-
-def from_rows(schema: Schema, rows: Iterable[Sequence[str]], expected: int) -> HostKeys:
-    """The keys of ``rows`` (data rows of a list with ``schema``), in batches."""
-    import polars as pl
-
-    by_role = _role_columns(schema)
-    wanted = sorted({i for cols in by_role.values() for i in cols})
-    keys = HostKeys(BITS_PER_KEY * 2 * max(1, expected))
-    names = _named(by_role)
-
-    def frame(batch: list[Sequence[str]]) -> pl.DataFrame:
-        return pl.DataFrame(
-            {f"c{i}": [r[i] if i < len(r) else "" for r in batch] for i in wanted},
-            schema={f"c{i}": pl.String for i in wanted},
+    def looked_for(self, probe: Probe) -> None:
+        s = self.seen
+        self.seen = Probe(
+            s.ids | probe.ids,
+            s.postcodes | probe.postcodes,
+            s.phones | probe.phones,
+            tuple(dict.fromkeys((*s.domains, *probe.domains))),
         )
 
-    batch: list[Sequence[str]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= 50_000:
-            keys.add_frame(frame(batch), names)
-            batch = []
-    if batch:
-        keys.add_frame(frame(batch), names)
-    return keys
+
+def python_found(rows: Iterable[Sequence[str]], cols: Columns, probe: Probe, found: Found) -> None:
+    """Add to ``found`` what ``rows`` (decoded exactly) hold of ``probe``: for an Excel
+    list, or a text list polars would not parse."""
+
+    def cell(r: Sequence[str], i: int) -> str:
+        return r[i] if i < len(r) and r[i] is not None else ""
+
+    domains = tuple("@" + d.lower() for d in probe.domains)
+    for r in rows:
+        if cols.id is not None and (v := cell(r, cols.id).strip()) in probe.ids:
+            found.ids.add(v)
+        for i in cols.phones:
+            digits = national(re.sub(r"\D", "", jaconv.z2h(cell(r, i), digit=True)))
+            if digits in probe.phones:
+                found.phones.add(digits)
+        for i in cols.emails:
+            if (address := email_key(cell(r, i))).endswith(domains) and domains:
+                found.emails.add(address)
+        for i in cols.postcodes:
+            code = postcode_key(cell(r, i))
+            if code in probe.postcodes:
+                name = "".join(cell(r, j) for j in cols.names)
+                found.add_row(code, name, "".join(cell(r, j) for j in cols.kanas))
+    found.looked_for(probe)
 
 
-def from_text(path: Path, head: Head, schema: Schema, start: int, expected: int) -> HostKeys:
-    """The keys of every data row of a delimited list (from byte ``start``), read
-    columnar in blocks (see canary.scan.readers): only the key columns are parsed."""
+def lossy(texts: Sequence[str], encoding: str) -> list[str]:
+    """``texts`` as the pass reads them from a list in ``encoding``: encoded, then decoded
+    by polars as lossy UTF-8 with the pass's own reader (a tiny in-memory CSV)."""
     import polars as pl
 
-    from canary.scan import readers
-
-    by_role = _role_columns(schema)
-    wanted = sorted({i for cols in by_role.values() for i in cols})
-    keys = HostKeys(BITS_PER_KEY * 2 * max(1, expected))
-    if not wanted:
-        return keys
-    d = head.dialect
-    layout = readers.Layout("csv", d.label, d.delimiter, tuple(schema.columns), schema, [])
-    try:
-        for chunk in readers.read_text(path, layout, start, head, readers.ReadStats(), wanted):
-            keys.add_frame(chunk.frame, _named(by_role))
-    except (pl.exceptions.PolarsError, OSError, UnicodeError):
-        # A file polars will not parse: the whole list in Python (slow, but complete).
-        return from_rows(schema, _python_rows(path, head, start), expected)
-    return keys
-
-
-def _python_rows(path: Path, head: Head, start: int) -> Iterator[list[str]]:
-    with path.open("rb") as fh:
-        fh.seek(start)
-        text = io.TextIOWrapper(fh, encoding=head.dialect.encoding, errors="replace", newline="")
-        yield from csv.reader(text, delimiter=head.dialect.delimiter)
-
-
-def from_book(book: Any, schema: Schema, expected: int) -> HostKeys:
-    """The keys of every data row of an Excel workbook's first sheet."""
-    from canary.xlsxfile import cell_text
-
-    rows = (
-        [cell_text(v) for v in row] for i, row in enumerate(book._rows()) if i > schema.header_index
+    if not texts:
+        return []
+    data = b"".join(b"x" + t.encode(encoding) + b"\n" for t in texts)
+    frame = pl.read_csv(
+        io.BytesIO(data),
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        encoding="utf8-lossy",
+        schema={"t": pl.String},
     )
-    return from_rows(schema, rows, expected)
+    # A leading x keeps every line non-empty; ASCII ends any multi-byte sequence, so it
+    # does not change how the text after it decodes.
+    return [v[1:] for v in frame["t"].to_list()]
+
+
+def spellings(part: str) -> list[str]:
+    """``part`` with each variant kanji folded and unfolded (as far as MAX_SPELLINGS)."""
+    options = []
+    for ch in part:
+        folded = ch.translate(_KANJI_VARIANTS)
+        options.append(list(dict.fromkeys([ch, folded, *_FOLDED_FROM.get(folded, [])])))
+    return ["".join(p) for p in itertools.islice(itertools.product(*options), MAX_SPELLINGS)]
+
+
+def _scripts(kana: str) -> list[str]:
+    kata = jaconv.hira2kata(kana)
+    return [kata, jaconv.kata2hira(kata), jaconv.z2h(kata, kana=True, ascii=False, digit=False)]
+
+
+class Checker:
+    """Whether a canary's name or reading is a person's at its postcode, by what the
+    passes found; ``encoding`` is the list's (ignored when found exactly)."""
+
+    def __init__(self, found: Found, cols: Columns, encoding: str) -> None:
+        self.found, self.cols, self.encoding = found, cols, encoding
+
+    def _written(self, forms: list[list[str]], split: bool) -> set[str]:
+        """Lossy forms of a name (or reading) of two ``parts`` as the list may write it:
+        ``forms`` are each part's spellings; split: the parts in two cells."""
+        enc = self.encoding
+        first = [f for f in forms[0] if _encodable(f, enc)]
+        second = [f for f in forms[1] if _encodable(f, enc)]
+        if split:  # each cell decodes alone (delimiters are ASCII)
+            a, b = lossy(first, enc), lossy(second, enc)
+            texts = [x + y for x, y in itertools.product(a, b)]
+        else:
+            whole = [x + s + y for x, y in itertools.product(first, second) for s in _SPACES]
+            texts = lossy([t for t in whole if _encodable(t, enc)], enc)
+        return {_ASCII_SPACE.sub("", t) for t in texts if t}
+
+    def name_clear(
+        self, postcode: str, surname: str, given: str, surname_kana: str, given_kana: str
+    ) -> bool:
+        """Whether no person the passes found at ``postcode`` has this name or reading."""
+        names = self.found.names.get(postcode, set())
+        kanas = self.found.kanas.get(postcode, set())
+        if not names and not kanas:
+            return True
+        if not self.found.lossy:
+            return (
+                name_key(surname + given) not in names
+                and kana_key(surname_kana + given_kana) not in kanas
+            )
+        if names:
+            forms = [spellings(surname), spellings(given)]
+            if self._written(forms, self.cols.split_name) & names:
+                return False
+        if kanas:
+            forms = [_scripts(surname_kana), _scripts(given_kana)]
+            if self._written(forms, self.cols.split_kana) & kanas:
+                return False
+        return True
+
+    def phone_held(self, e164: str | None) -> bool:
+        return bool(e164) and bool(national_forms([str(e164)]) & self.found.phones)
+
+    def email_held(self, address: str | None) -> bool:
+        return bool(address) and email_key(str(address)) in self.found.emails
+
+
+def _encodable(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True

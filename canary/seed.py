@@ -22,25 +22,25 @@ import random
 import socket
 import time
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from canary import csvfile, hostkeys, listids, sample, xlsxfile
+from canary import csvfile, hostcheck, listids, sample, xlsxfile
 from canary.delivery import TempFile, file_sha256, place_file, recover
 from canary.domains import configured_zones, website_tokens
 from canary.errors import EmptyFileError, InputError, OutputError, PoolTooSmallError
 from canary.formats import IdStyle
 from canary.generate import CanaryFactory, GeneratedCanary
-from canary.idcheck import find_existing_ids
+from canary.hostkeys import Columns, Found, python_found
+from canary.idcheck import find_hosts
 from canary.normalize import address_key
 from canary.ordering import (
     Carried,
     fit_id_range,
     keep_order,
     lines_before,
-    resolve_id_collisions,
     sort_order,
 )
 from canary.pools import PoolNumber, choose_phone_set
@@ -295,7 +295,7 @@ def _make_canaries(
             if list(draft.fields) != columns:
                 continue  # made for another layout of the list
             row = [str(draft.fields[c]) for c in columns]
-            if all(encodable(cell) for cell in row) and not factory.holds_draft(draft):
+            if all(encodable(cell) for cell in row):  # checked against the list later
                 carried.append(Carried(row, {c: str(draft.fields[c]) for c in columns}, draft))
         have = {n.e164 for n in numbers}
         wanted = {
@@ -469,8 +469,6 @@ def _seed_text(
         registry, settings, req, schema, body, est_rows, rng, dialect.encodable, spread
     )
     clock.lap("profile")
-    factory.set_hosts(hostkeys.from_text(req.input, head, schema, header_end, est_rows))
-    clock.lap("host_keys")
     skip_lines = lines_before(req.input, header_end, dialect.terminator)
     tail = csvfile.read_tail(req.input, dialect)
     fit_id_range(tail, schema, factory, est_rows)
@@ -487,31 +485,24 @@ def _seed_text(
             req.input, dialect, sort, factory, header_end, head.size, made, targets, only
         )
 
-    def check_ids(made: list[GeneratedCanary | Carried]) -> list[GeneratedCanary | Carried]:
-        return resolve_id_collisions(
-            schema,
-            factory,
-            made,
-            lambda col, wanted: find_existing_ids(
-                req.input, dialect, schema, col, wanted, skip_lines
-            ),
-        )
-
     ties = place()
-    # New canaries for IDs the list turned out to hold are placed in turn, and placing may
-    # remake a canary: rounds until every ID has been checked against the whole column.
-    for _ in range(3):
-        before = list(made)
-        made[:] = check_ids(made)
-        replaced = {i for i, (a, b) in enumerate(zip(before, made, strict=True)) if a is not b}
-        if not replaced:
-            break
-        placed = list(made)
-        ties = place(replaced)
-        if all(a is b for a, b in zip(placed, made, strict=True)):
-            break
-    else:  # still remaking after three rounds: check the last ones, placed or not
-        made[:] = check_ids(made)
+
+    def replace_changed(changed: set[int]) -> None:
+        nonlocal ties
+        ties = place(changed)
+
+    # The made canaries against the whole list: their IDs, and the people at their
+    # postcodes or holding the export's pool numbers and domains (canary.hostcheck).
+    hostcheck.check(
+        made,
+        factory,
+        schema,
+        numbers,
+        Found(lossy=not dialect.encoding.startswith("utf")),
+        dialect.encoding,
+        lambda probe, found: find_hosts(req.input, dialect, schema, skip_lines, probe, found),
+        replace_changed,
+    )
     clock.lap("canaries")
 
     # Canaries sharing a place go in their sort order (splice keeps this order for ties).
@@ -548,6 +539,13 @@ def _seed_text(
     return SeedResult(export, schema, made, positions, clock.laps, stable)
 
 
+def _book_rows(book: xlsxfile.Book, schema: Schema) -> Iterator[list[str]]:
+    """The data rows of an Excel list's first sheet, as text (read again per round)."""
+    for i, row in enumerate(book._rows()):
+        if i > schema.header_index:
+            yield [xlsxfile.cell_text(v) for v in row]
+
+
 def _seed_xlsx(
     registry: Registry,
     settings: Settings,
@@ -569,15 +567,18 @@ def _seed_xlsx(
         factory, count, numbers = _prepare(
             registry, settings, req, schema, body, est_rows, rng, lambda _: True
         )
-        factory.set_hosts(hostkeys.from_book(book, schema, est_rows))
         made, stable = _make_canaries(
             registry, req, schema, factory, count, numbers, lambda _: True
         )
-        made = resolve_id_collisions(
-            schema,
-            factory,
+        cols = Columns.of(schema)
+        hostcheck.check(
             made,
-            lambda col, wanted: book.find_values(col, schema.header_index, wanted),
+            factory,
+            schema,
+            numbers,
+            Found(lossy=False),
+            "utf-8",
+            lambda probe, found: python_found(_book_rows(book, schema), cols, probe, found),
         )
         data_rows = max(1, est_rows)
         slots = sorted(rng.randrange(max(1, data_rows - 1)) for _ in range(count))
