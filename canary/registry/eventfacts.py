@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import any_, bindparam, or_, select
+from sqlalchemy import any_, bindparam, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from canary.events import MAIL_CHANNELS, NAME_CHANNELS, PHONE_CHANNELS, EventDraft
@@ -142,10 +142,7 @@ def _statements(dialect: str) -> dict[str, Any]:
         ],
         "mails": [one_of(Canary.email, "mails", dialect)],
     }
-    out = {
-        "number_holders": select(ExportPhone.pool_phone_id, *_HOLDER_COLUMNS)
-        .join(Export, Export.id == ExportPhone.export_id)
-        .where(one_of(ExportPhone.pool_phone_id, "ids", dialect), live),
+    out: dict[str, Any] = {
         "holders": select(*_HOLDER_COLUMNS).where(one_of(Export.id, "ids", dialect), live),
         "domains": select(PoolDomain.domain).where(one_of(PoolDomain.domain, "domains", dialect)),
         "carriers": select(StableCarrier.canary_id, StableCarrier.export_id).where(
@@ -153,12 +150,24 @@ def _statements(dialect: str) -> dict[str, Any]:
         ),
     }
     for kinds in (("phones",), ("mails",), ("phones", "mails")):
-        out["canaries:" + "+".join(kinds)] = (
-            select(*_CANARY_COLUMNS, *_HOLDER_COLUMNS)
+        canaries = (
+            select(null().label("pool_phone_id"), *_CANARY_COLUMNS, *_HOLDER_COLUMNS)
             .join(Export, Export.id == Canary.export_id)
             .where(or_(*(c for kind in kinds for c in tokens[kind])), live)
-            .order_by(Canary.id)
         )
+        if "phones" in kinds:
+            # The exports given the pool numbers come in the same statement (a round trip
+            # fewer): rows with a pool_phone_id and no canary.
+            numbers = (
+                select(
+                    ExportPhone.pool_phone_id, *(null() for _ in _CANARY_COLUMNS), *_HOLDER_COLUMNS
+                )
+                .join(Export, Export.id == ExportPhone.export_id)
+                .where(one_of(ExportPhone.pool_phone_id, "ids", dialect), live)
+            )
+            out["tokens:" + "+".join(kinds)] = union_all(canaries, numbers)
+        else:
+            out["tokens:" + "+".join(kinds)] = canaries
     return out
 
 
@@ -188,17 +197,10 @@ class EventFacts:
         )
         by_token: dict[str, list[CanaryFacts]] = {}
         holders: dict[int, Holder] = {}  # the canaries' own exports come with them
-        if phones or mails:
-            by_token = self._canaries_of_tokens(s, phones, mails, holders)
         held: dict[str, set[int]] = {}  # pool number -> the live exports it was given to
-        if phones:
+        if phones or mails:
             number_of = {pool[t].id: t for t in phones}
-            for row in fetch(
-                s, _statements(self._dialect())["number_holders"], {"ids": sorted(number_of)}
-            ):
-                holder = _holder(row[1:])
-                held.setdefault(number_of[row[0]], set()).add(holder.export_id)
-                holders[holder.export_id] = holder
+            by_token = self._canaries_of_tokens(s, phones, mails, number_of, holders, held)
         wanted = {e for t in mails for c in by_token.get(t, []) for e in c.export_ids}
         holders.update((h.export_id, h) for h in self._holders(s, sorted(wanted - holders.keys())))
         # Whether an address is on a pool domain only matters for one no canary holds (noise,
@@ -241,18 +243,33 @@ class EventFacts:
         return out
 
     def _canaries_of_tokens(
-        self, s: Session, phones: Sequence[str], mails: Sequence[str], holders: dict[int, Holder]
+        self,
+        s: Session,
+        phones: Sequence[str],
+        mails: Sequence[str],
+        number_of: dict[int, str],
+        holders: dict[int, Holder],
+        held: dict[str, set[int]],
     ) -> dict[str, list[CanaryFacts]]:
         """The live canaries carrying each of these phone numbers and addresses; adds their
-        own exports to ``holders`` (read in the same query, which joins them anyway)."""
+        own exports to ``holders`` (read in the same query, which joins them anyway), and
+        the live exports given each pool number (``number_of``: by pool phone id) to
+        ``held`` and ``holders``."""
         kinds = "+".join(k for k, v in (("phones", phones), ("mails", mails)) if v)
-        query = _statements(self._dialect())["canaries:" + kinds]
-        params = {"phones": list(phones), "mails": list(mails)}
+        query = _statements(self._dialect())["tokens:" + kinds]
+        params = {"phones": list(phones), "mails": list(mails), "ids": sorted(number_of)}
         found: dict[str, list[CanaryFacts]] = {}
         wanted = set(phones) | set(mails)
-        for row, facts in self._canary_rows(s, query=(query, params)):
-            holders.setdefault(row.export_id, _holder(row[len(_CANARY_COLUMNS) :]))
-            tokens = {row.phone_e164, row.phone2_e164, row.email} & wanted
+        rows = fetch(s, query, params)
+        for row in rows:
+            if row[0] is not None:  # a pool number given to an export
+                holder = _holder(row[1 + len(_CANARY_COLUMNS) :])
+                held.setdefault(number_of[row[0]], set()).add(holder.export_id)
+                holders[holder.export_id] = holder
+        canaries = sorted((row[1:] for row in rows if row[0] is None), key=lambda r: r[0])
+        for row, facts in self._canary_rows(s, rows=canaries):
+            holders.setdefault(row[1], _holder(row[len(_CANARY_COLUMNS) :]))
+            tokens = {row[5], row[6], row[7]} & wanted  # the two numbers, the address
             for token in tokens:
                 found.setdefault(token, []).append(facts)
         return found
@@ -360,12 +377,12 @@ class EventFacts:
         return [facts for _row, facts in self._canary_rows(s, where)]
 
     def _canary_rows(
-        self, s: Session, where: Any = None, query: tuple[Any, dict[str, Any]] | None = None
+        self, s: Session, where: Any = None, rows: Sequence[Any] | None = None
     ) -> list[tuple[Any, CanaryFacts]]:
-        """The live canaries ``where`` selects (or a statement of ``_statements`` with its
-        parameters), by id: (their tokens, their facts)."""
-        if query is None:  # built for this event: not one for fetch, which keeps its SQL
-            rows: list[Any] = list(
+        """The live canaries ``where`` selects (or ``rows`` read already, starting with
+        _CANARY_COLUMNS), by id: (their row, their facts)."""
+        if rows is None:  # built for this event: not one for fetch, which keeps its SQL
+            rows = list(
                 s.connection().execute(
                     select(*_CANARY_COLUMNS)
                     .join(Export, Export.id == Canary.export_id)
@@ -373,21 +390,16 @@ class EventFacts:
                     .order_by(Canary.id)
                 )
             )
-        else:
-            rows = fetch(s, *query)
-        stable = [r.id for r in rows if r.layer == "stable"]
+        # By position (id, export_id, name, kana, layer, ...): the rows of a union are
+        # named after its first part.
+        stable = [r[0] for r in rows if r[4] == "stable"]
         carriers: dict[int, set[int]] = {}
         if stable:
             carried = _statements(self._dialect())["carriers"]
             for cid, eid in fetch(s, carried, {"ids": stable}):
                 carriers.setdefault(cid, set()).add(eid)
         return [
-            (
-                r,
-                CanaryFacts(
-                    r.id, tuple(sorted(carriers.get(r.id, set()) | {r.export_id})), r.name, r.kana
-                ),
-            )
+            (r, CanaryFacts(r[0], tuple(sorted(carriers.get(r[0], set()) | {r[1]})), r[2], r[3]))
             for r in rows
         ]
 
