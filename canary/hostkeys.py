@@ -119,26 +119,38 @@ def national(digits: str) -> str:
 class Found:
     """What the passes so far found in the list (in memory, for one seed only)."""
 
-    lossy: bool  # names and readings are lossy forms (see the module docstring)
+    lossy: bool = False  # the pass reads the list lossy (CP932, EUC-JP)
     ids: set[str] = field(default_factory=set)  # of the IDs looked for, those held
     phones: set[str] = field(default_factory=set)  # pool numbers held, national digits
     emails: set[str] = field(default_factory=set)  # pool-domain addresses held, folded
-    names: dict[str, set[str]] = field(default_factory=dict)  # postcode → names there
-    kanas: dict[str, set[str]] = field(default_factory=dict)  # postcode → readings there
+    names: dict[str, set[str]] = field(default_factory=dict)  # postcode → name keys there
+    kanas: dict[str, set[str]] = field(default_factory=dict)  # postcode → reading keys
+    # Names and readings only the lossy pass read (see the module docstring).
+    lossy_names: dict[str, set[str]] = field(default_factory=dict)
+    lossy_kanas: dict[str, set[str]] = field(default_factory=dict)
     seen: Probe = field(default_factory=Probe)  # everything looked for so far
+    _keys: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False)
 
-    def add_row(self, postcode: str | None, name: str, kana: str) -> None:
-        """One person at a postcode looked for (``name``, ``kana``: its cells joined)."""
+    def add_row(self, postcode: str | None, name: str, kana: str, lossy: bool = False) -> None:
+        """One person at a postcode looked for (``name``, ``kana``: its cells joined, as
+        decoded exactly, or ``lossy``)."""
         if postcode is None:
             return
-        if self.lossy:
+        if lossy:
             name, kana = _ASCII_SPACE.sub("", name), _ASCII_SPACE.sub("", kana)
-        else:
-            name, kana = name_key(name), kana_key(kana)
+            names, kanas = self.lossy_names, self.lossy_kanas
+        else:  # people's names repeat: each key is made once
+            name = self._keys.get((name, False)) or self._keys.setdefault(
+                (name, False), name_key(name)
+            )
+            kana = self._keys.get((kana, True)) or self._keys.setdefault(
+                (kana, True), kana_key(kana)
+            )
+            names, kanas = self.names, self.kanas
         if name:
-            self.names.setdefault(postcode, set()).add(name)
+            names.setdefault(postcode, set()).add(name)
         if kana:
-            self.kanas.setdefault(postcode, set()).add(kana)
+            kanas.setdefault(postcode, set()).add(kana)
 
     def looked_for(self, probe: Probe) -> None:
         s = self.seen
@@ -236,15 +248,13 @@ class Checker:
         self, postcode: str, surname: str, given: str, surname_kana: str, given_kana: str
     ) -> bool:
         """Whether no person the passes found at ``postcode`` has this name or reading."""
-        names = self.found.names.get(postcode, set())
-        kanas = self.found.kanas.get(postcode, set())
-        if not names and not kanas:
-            return True
-        if not self.found.lossy:
-            return (
-                name_key(surname + given) not in names
-                and kana_key(surname_kana + given_kana) not in kanas
-            )
+        f = self.found
+        if name_key(surname + given) in f.names.get(postcode, ()):
+            return False
+        if kana_key(surname_kana + given_kana) in f.kanas.get(postcode, ()):
+            return False
+        names = f.lossy_names.get(postcode, set())
+        kanas = f.lossy_kanas.get(postcode, set())
         if names:
             forms = [spellings(surname), spellings(given)]
             if self._written(forms, self.cols.split_name) & names:

@@ -34,7 +34,7 @@ from canary.errors import EmptyFileError, InputError, OutputError, PoolTooSmallE
 from canary.formats import IdStyle
 from canary.generate import CanaryFactory, GeneratedCanary
 from canary.hostkeys import Columns, Found, python_found
-from canary.idcheck import find_hosts
+from canary.hostpass import find_hosts
 from canary.normalize import address_key
 from canary.ordering import (
     Carried,

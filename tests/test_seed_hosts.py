@@ -13,7 +13,7 @@ import pytest
 
 from canary import csvfile, hostkeys
 from canary.generate import CanaryFactory
-from canary.idcheck import find_hosts
+from canary.hostpass import find_hosts
 from canary.normalize import kana_key, phone_e164
 from canary.profile import profile_host
 from canary.reference import Gazetteer, name_book
