@@ -25,6 +25,7 @@ from canary.idcheck import _scan
 from canary.normalize import email_key, postcode_key
 from canary.schema import Schema
 
+BATCH = 50_000  # lines of people read at a time
 _WIDE = str.maketrans("0123456789-", "０１２３４５６７８９－")
 _DASHES = ("", "-", " ", "－", "ー", "‐", "−")
 
@@ -128,29 +129,54 @@ def _read_people(
     """Read the lines of the ``kept`` rows (at the postcodes) and add their names and readings to
     ``found``, decoded exactly; False when a line is not the row the pass counted (its
     cells differ from the pass's), and nothing is added."""
-    import polars as pl
 
     cols, people = kept
+    people = people.sort("row")
     rows = people["row"].to_list()
-    lines = _lines(path, dialect.terminator, [n + skip_lines for n in rows])
-    chunk = [lines.get(n + skip_lines, b"").rstrip(b"\r\n") for n in rows]
     # A quoted line break moves every later row off its line: the last row, and every
     # fiftieth, are checked against their cells as the pass read them.
     shown = [c for c in people.columns if c != "row"]
     where = [cols.id] if cols.id is not None else []
     where += [*cols.postcodes, *cols.phones, *cols.emails]
+    checked = {*range(0, len(rows), 50), len(rows) - 1}
     d = dialect.delimiter
-    for k in {*range(0, len(rows), 50), len(rows) - 1}:
-        cells = next(csv.reader([chunk[k].decode("utf-8", "replace")], delimiter=d), [])
-        as_read = tuple((cells[c] if c < len(cells) else "") or None for c in where)
-        if as_read != tuple(people.row(k, named=True)[c] or None for c in shown):
-            return False
-    text = b"\n".join(chunk).decode(dialect.encoding, "replace").encode()
+    staged = Found()  # added to ``found`` only when every line was the pass's row
+    batch: list[bytes] = []
+    seen = 0
+    for k, line in enumerate(_lines(path, dialect.terminator, [n + skip_lines for n in rows])):
+        seen += 1
+        line = line.rstrip(b"\r\n")
+        if k in checked:
+            cells = next(csv.reader([line.decode("utf-8", "replace")], delimiter=d), [])
+            as_read = tuple((cells[c] if c < len(cells) else "") or None for c in where)
+            if as_read != tuple(people.row(k, named=True)[c] or None for c in shown):
+                return False
+        batch.append(line)
+        if len(batch) == BATCH or k == len(rows) - 1:  # memory bounded by the batch
+            if not _read_batch(batch, dialect, width, cols, staged):
+                return False
+            batch = []
+    if seen != len(rows):
+        return False
+    for mine, theirs in ((staged.names, found.names), (staged.kanas, found.kanas)):
+        for code, keys in mine.items():
+            theirs.setdefault(code, set()).update(keys)
+    return True
+
+
+def _read_batch(
+    lines: list[bytes], dialect: Dialect, width: int, cols: Columns, found: Found
+) -> bool:
+    """Add the people of ``lines`` (decoded exactly) to ``found``; False when polars
+    does not read them as as many rows."""
+    import polars as pl
+
+    text = b"\n".join(lines).decode(dialect.encoding, "replace").encode()
     try:
         exact = pl.read_csv(
             io.BytesIO(text + b"\n"),
             has_header=False,
-            separator=d,
+            separator=dialect.delimiter,
             schema={f"c{i}": pl.String for i in range(width)},
             truncate_ragged_lines=True,
             missing_columns="insert",
@@ -158,7 +184,7 @@ def _read_people(
         )
     except pl.exceptions.PolarsError:
         return False
-    if exact.height != len(rows):  # a stray quote joined two lines
+    if exact.height != len(lines):  # a stray quote joined two lines
         return False
     _add_people(exact, cols, found, lambda cell: postcode_key(cell or ""), lossy=False)
     return True
@@ -216,12 +242,11 @@ def _read_people_lossy(
     _add_people(codes, cols, found, code_of, lossy=True, prefix=("pc", "n", "k"))
 
 
-def _lines(path: Path, terminator: int, numbers: list[int]) -> dict[int, bytes]:
-    """The lines (0-based, with their terminator) of ``numbers`` (sorted) of a file, found
-    block by block with numpy."""
+def _lines(path: Path, terminator: int, numbers: list[int]) -> Iterator[bytes]:
+    """The lines (0-based, with their terminator) of ``numbers`` (sorted) of a file, in
+    order, found block by block with numpy."""
     import numpy as np
 
-    out: dict[int, bytes] = {}
     want = np.asarray(numbers, dtype=np.int64)
     at, base, carry = 0, 0, b""
     with path.open("rb") as fh:
@@ -234,13 +259,12 @@ def _lines(path: Path, terminator: int, numbers: list[int]) -> dict[int, bytes]:
             stop = int(np.searchsorted(want, base + len(ends)))
             for n in want[at:stop].tolist():
                 j = n - base
-                out[n] = data[int(ends[j - 1]) + 1 if j else 0 : int(ends[j]) + 1]
+                yield data[int(ends[j - 1]) + 1 if j else 0 : int(ends[j]) + 1]
             at = stop
             if not block:
                 break
             carry = data[int(ends[-1]) + 1 :] if len(ends) else data
             base += len(ends)
-    return out
 
 
 @functools.cache

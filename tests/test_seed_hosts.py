@@ -289,3 +289,23 @@ def test_canaries_of_two_exports_of_a_list_take_different_free_ids(
         assert not ids[-1] & hosts
     assert len(ids[0]) == len(ids[1]) == 8
     assert not ids[0] & ids[1]
+
+
+def test_people_after_a_quoted_line_break_are_found_lossy(tmp_path: Path) -> None:
+    """A note with a line break moves every later row off the line the pass counted: the
+    people at the postcode are then read in a second, lossy pass, and still found."""
+    rows = people(30, seed=2)
+    rows[3][9] = "電話は夕方\n以降"
+    row = ["C1", "髙橋　一郎", "ﾀｶﾊｼ ｲﾁﾛｳ", "男", "1970/01/01", "100-0001", "x", "", "", ""]
+    src = write_csv(tmp_path / "l.csv", [*rows, row], header=HEADER_LISTGEN)
+    head = csvfile.read_head(src, None)
+    schema = infer_schema(head.records)
+    found = hostkeys.Found(lossy=True)
+    find_hosts(
+        src, head.dialect, schema, 1, hostkeys.Probe(postcodes=frozenset({"1000001"})), found
+    )
+    assert not found.names and set(found.lossy_names) == {"1000001"}
+    check = hostkeys.Checker(found, hostkeys.Columns.of(schema), "cp932")
+    assert not check.name_clear("1000001", "高橋", "一郎", "", "")
+    assert not check.name_clear("1000001", "", "", "タカハシ", "イチロウ")
+    assert check.name_clear("1000001", "佐藤", "花子", "サトウ", "ハナコ")
