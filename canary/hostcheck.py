@@ -1,6 +1,6 @@
 """Made canaries checked against the host list's people and IDs, in rounds of one pass.
 
-Each round looks in the list (one columnar pass, canary.idcheck; in memory for an Excel
+Each round looks in the list (one columnar pass, canary.hostpass; in Python for an Excel
 list) for what no pass has looked for yet: the canaries' IDs, every person at their
 postcodes and, in the first round, every person holding one of the export's pool numbers
 or an address on a pool domain. Then, in memory (see canary.hostkeys):

@@ -1,20 +1,20 @@
 """The host list's people a seed's canaries must stay clear of: found after the canaries are
-made, by the one columnar pass over the list that checks their IDs (canary.idcheck).
+made, by the one columnar pass over the list that checks their IDs (canary.hostpass).
 
 A canary is told apart from the people of its list by its keys: name or reading with the
 postcode, phone number, email address (see DESIGN.md, Attribution). A canary that shared
 one with a real person of the same list would make that person look like a canary at scan
 time. The registry only knows canaries (invariant 3: no real person is stored), so the
-pass keeps, in memory for the length of one seed, only the rows that could collide: those
-at a canary's postcode, holding a pool number or an address on a pool domain (a few
-thousand at most, never written anywhere).
+pass keeps, in memory for the length of one seed and never written anywhere, only the keys
+that could collide: the names and readings at the canaries' postcodes, the pool numbers
+and the pool-domain addresses the list's people hold.
 
-The pass reads CP932 and EUC-JP lists as lossy UTF-8 (see canary.idcheck): postcodes,
-phone numbers and email addresses are ASCII and survive it, names and readings do not. So
-for such a list a canary's name and reading are written every way the list might write
-them (spaces, widths, scripts, variant kanji), encoded and decoded the same lossy way, and
-any equal to a row's at the same postcode counts as a collision: a false one only costs
-a redraw. For a UTF-8 list (read exactly) names are compared by ``canary.normalize``.
+Names and readings are read exactly and compared by ``canary.normalize``. Only when the
+pass could not find the people's own lines (see canary.hostpass) are those of a CP932 or
+EUC-JP list read lossy; a canary's name and reading are then written every way the list
+might write them (spaces, widths, scripts, variant kanji), encoded and decoded the same
+lossy way, and any equal to a person's at the same postcode counts as a collision: a
+false one (lossy forms of different names can be equal) only costs a redraw.
 """
 
 from __future__ import annotations
@@ -119,7 +119,6 @@ def national(digits: str) -> str:
 class Found:
     """What the passes so far found in the list (in memory, for one seed only)."""
 
-    lossy: bool = False  # the pass reads the list lossy (CP932, EUC-JP)
     ids: set[str] = field(default_factory=set)  # of the IDs looked for, those held
     phones: set[str] = field(default_factory=set)  # pool numbers held, national digits
     emails: set[str] = field(default_factory=set)  # pool-domain addresses held, folded

@@ -498,7 +498,7 @@ def _seed_text(
         factory,
         schema,
         numbers,
-        Found(lossy=not dialect.encoding.startswith("utf")),
+        Found(),
         dialect.encoding,
         lambda probe, found: find_hosts(req.input, dialect, schema, skip_lines, probe, found),
         replace_changed,
@@ -576,7 +576,7 @@ def _seed_xlsx(
             factory,
             schema,
             numbers,
-            Found(lossy=False),
+            Found(),
             "utf-8",
             lambda probe, found: python_found(_book_rows(book, schema), cols, probe, found),
         )

@@ -134,7 +134,7 @@ def test_the_first_draw_that_collides_is_drawn_again() -> None:
     twin[2] = f"{first.surname_kana} {first.given_kana}"  # typed with an ASCII space
     twin[5] = f"{first.place.postcode[:3]}-{first.place.postcode[3:]}"
     cols = hostkeys.Columns.of(schema)
-    found = hostkeys.Found(lossy=False)
+    found = hostkeys.Found()
     probe = hostkeys.Probe(postcodes=frozenset({first.place.postcode}))
     hostkeys.python_found([*rows, twin], cols, probe, found)
     guarded = factory()
@@ -180,7 +180,7 @@ def test_the_pass_finds_people_as_they_are_typed(tmp_path: Path, encoding: str) 
     head = csvfile.read_head(src, None)
     schema = infer_schema(head.records)
     cols = hostkeys.Columns.of(schema)
-    found = hostkeys.Found(lossy=encoding != "utf-8")
+    found = hostkeys.Found()
     probe = hostkeys.Probe(
         postcodes=frozenset({"1000001"}),
         phones=hostkeys.national_forms(["+819071005100", "+819071005101"]),
@@ -300,7 +300,7 @@ def test_people_after_a_quoted_line_break_are_found_lossy(tmp_path: Path) -> Non
     src = write_csv(tmp_path / "l.csv", [*rows, row], header=HEADER_LISTGEN)
     head = csvfile.read_head(src, None)
     schema = infer_schema(head.records)
-    found = hostkeys.Found(lossy=True)
+    found = hostkeys.Found()
     find_hosts(
         src, head.dialect, schema, 1, hostkeys.Probe(postcodes=frozenset({"1000001"})), found
     )
