@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from canary import csvfile
-from canary.errors import InputError
 from canary.formats import IdStyle
 from canary.generate import CanaryFactory, GeneratedCanary
 from canary.registry.records import CanaryDraft
@@ -226,7 +225,7 @@ def fit_id_range(
 ) -> None:
     """Widen the ID range seen in the head with the IDs at the end of the file: lists are
     usually sorted by ID, so the tail holds the highest. Collisions anywhere in the file are
-    still ruled out afterwards by one columnar pass (``resolve_id_collisions``)."""
+    still ruled out afterwards by one columnar pass (``canary.hostcheck``)."""
     id_col = schema.column_of("id")
     style = factory.profile.columns[id_col].style if id_col is not None else None
     if id_col is None or not isinstance(style, IdStyle):
@@ -241,35 +240,3 @@ def fit_id_range(
 def lines_before(path: Path, offset: int, terminator: int) -> int:
     with path.open("rb") as fh:
         return fh.read(offset).count(bytes([terminator]))
-
-
-def resolve_id_collisions(
-    schema: Schema,
-    factory: CanaryFactory,
-    made: list[GeneratedCanary | Carried],
-    existing: Callable[[int, set[str]], set[str]],
-) -> list[GeneratedCanary | Carried]:
-    """Make sure no canary ID equals a host ID anywhere in the list (not only the sample).
-
-    ``existing(column, ids)`` returns which of ``ids`` the whole ID column already holds.
-    """
-    id_col = schema.column_of("id")
-    if id_col is None:
-        return made
-    for _ in range(5):
-        clashes = existing(id_col, {c.row[id_col] for c in made if c.row[id_col]})
-        if not clashes:
-            return made
-        # A carried stable canary whose ID a new person of the list now holds is replaced
-        # by a new canary (stable for the group from here on).
-        numbers = {
-            c.person.id_number
-            for c in made
-            if c.row[id_col] in clashes and isinstance(c, GeneratedCanary)
-        }
-        factory.exclude_ids({n for n in numbers if n is not None})
-        made = [factory.make() if c.row[id_col] in clashes else c for c in made]
-    raise InputError(
-        "Could not find IDs free in the list's ID column; give the ID column "
-        "another role with --map other=COLUMN."
-    )
