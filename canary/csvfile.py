@@ -271,35 +271,6 @@ def read_tail(path: Path, dialect: Dialect, nbytes: int = 65536) -> list[list[st
     return [next(csv.reader([ln], delimiter=dialect.delimiter)) for ln in lines]
 
 
-def read_spread(
-    path: Path, dialect: Dialect, start: int, width: int, windows: int = 16, nbytes: int = 32768
-) -> list[list[str]]:
-    """Records from windows spread evenly through the data (from byte ``start``): the head
-    of a sorted list shows only its first districts, names or years. Only whole,
-    quote-free lines with ``width`` fields are taken."""
-    size = path.stat().st_size
-    span = size - start
-    if span <= nbytes:
-        return []
-    term = bytes([dialect.terminator])
-    out: list[list[str]] = []
-    with path.open("rb") as fh:
-        for i in range(windows):
-            fh.seek(start + (span - nbytes) * i // max(1, windows - 1))
-            data = fh.read(nbytes)
-            first, last = data.find(term), data.rfind(term)
-            if first < 0 or last <= first:
-                continue
-            text = data[first + 1 : last + 1].decode(dialect.encoding, errors="replace")
-            for line in text.splitlines():
-                if not line or '"' in line or "\ufffd" in line:
-                    continue
-                row = next(csv.reader([line], delimiter=dialect.delimiter))
-                if len(row) == width:
-                    out.append(row)
-    return out
-
-
 def check_ragged(records: Sequence[Sequence[str]], header_index: int, name: str) -> None:
     """Refuse a file whose rows do not all have the header's number of fields."""
     rows = records[header_index + 1 :] if header_index >= 0 else records

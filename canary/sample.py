@@ -29,7 +29,7 @@ def spread(
 ) -> list[list[str]]:
     """Records from ``windows`` windows of ``nbytes``, one at a random offset in each
     stratum of the data from byte ``start``. Only whole, quote-free lines with ``width``
-    fields are taken (as csvfile.read_spread)."""
+    fields are taken."""
     size = path.stat().st_size
     span = size - start
     if span <= nbytes:

@@ -22,6 +22,7 @@ from canary.schema import infer_schema
 from canary.seed import SeedRequest, seed
 from canary.settings import Settings
 from tests.conftest import REPO, TEST_DOMAIN, TEST_NUMBERS
+from tests.listgen import HEADER as HEADER_LISTGEN
 from tests.listgen import people, write_csv
 
 HEADER = ["氏名", "フリガナ", "性別", "生年月日", "郵便番号", "住所", "電話番号", "メールアドレス"]
@@ -144,20 +145,6 @@ def test_the_first_draw_that_collides_is_drawn_again() -> None:
         kana_key(first.kana),
         first.place.postcode,
     )
-
-
-HEADER_LISTGEN = [
-    "顧客番号",
-    "氏名",
-    "フリガナ",
-    "性別",
-    "生年月日",
-    "郵便番号",
-    "住所",
-    "電話番号",
-    "メールアドレス",
-    "備考",
-]
 
 
 @pytest.mark.parametrize("encoding", ["cp932", "utf-8", "euc_jp"])
