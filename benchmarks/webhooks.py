@@ -370,8 +370,7 @@ def check_incidents(url: str) -> list[str]:
     every suspicious event, and each incident's count, first and last seen and guilt what
     all its linked events make of them scored at once (the server counts, without
     rescoring, the events whose signs an incident held already)."""
-    from canary.events.incidents import account_guilt, export_guilt
-    from canary.registry.models import Export, Incident
+    from canary.registry.models import Incident
 
     problems = []
     registry = Registry(url, actor="bench")
@@ -385,24 +384,13 @@ def check_incidents(url: str) -> list[str]:
         if alerts != suspicious:
             problems.append(f"{alerts} alerts for {suspicious} suspicious events")
         for row in s.query(Incident):
-            signed = registry._signs(s, row.id)
-            signs = [sign for sign, _, _ in signed]
-            if row.export_id is not None:
-                guilt = export_guilt(row.export_id, signs)
-            else:
-                mine = frozenset(
-                    i for (i,) in s.query(Export.id).filter_by(account_id=row.account_id)
-                )
-                guilt = account_guilt(mine, signs)
-            times = [moment for _, _, moment in signed]
-            if (row.event_count, row.first_seen, row.last_seen) != (
-                len(signed),
-                min(times),
-                max(times),
-            ) or abs(row.confidence - guilt) > 1e-9:
+            guilt, count, first, last = registry.scored_at_once(s, row)
+            if (row.event_count, row.first_seen, row.last_seen) != (count, first, last) or abs(
+                row.confidence - guilt
+            ) > 1e-9:
                 problems.append(
                     f"incident {row.subject}: {row.event_count} events, guilt "
-                    f"{row.confidence:.6f}; its {len(signed)} events make {guilt:.6f}"
+                    f"{row.confidence:.6f}; its {count} events make {guilt:.6f}"
                 )
     registry.close()
     return problems

@@ -148,8 +148,7 @@ def test_incidents_counted_batch_by_batch_match_a_full_rescoring(
     """An incident is rescored only for signs it did not hold and otherwise merely counted:
     after many small batches (calls with and without a caller ID, mail, repeats) its count,
     first and last seen and guilt are those of all its events scored at once."""
-    from canary.events.incidents import account_guilt, export_guilt
-    from canary.registry.models import Export, Incident
+    from canary.registry.models import Incident
 
     exports = [seed_export(registry, settings, tmp_path, f"op{i}", i) for i in range(1, 3)]
     numbers = sorted({c.phone_e164 for r in exports for c in registry.canaries_of(r.export.code)})
@@ -185,17 +184,9 @@ def test_incidents_counted_batch_by_batch_match_a_full_rescoring(
     with registry._sessions() as s:
         for record in incidents:
             row = s.query(Incident).filter_by(code=record.code).one()
-            signed = registry._signs(s, row.id)
-            signs = [sign for sign, _, _ in signed]
-            if row.export_id is not None:
-                expected = export_guilt(row.export_id, signs)
-            else:
-                mine = frozenset(
-                    i for (i,) in s.query(Export.id).filter_by(account_id=row.account_id)
-                )
-                expected = account_guilt(mine, signs)
-            assert record.events == len(signed)
-            assert record.first_seen == min(m for _, _, m in signed)
-            assert record.last_seen == max(m for _, _, m in signed)
+            expected, count, first, last = registry.scored_at_once(s, row)
+            assert record.events == count
+            assert record.first_seen == first
+            assert record.last_seen == last
             assert record.confidence == pytest.approx(expected)
             assert record.attributed == (expected >= 0.95)

@@ -491,10 +491,16 @@ class IncidentStore:
             out.append((sign, int(r.id), moment))
         return out
 
-    def _rescore(self, s: Session, incident_id: int, threshold: float) -> None:
-        """Recompute the incident's guilt from all its signs (its row is locked already)."""
-        incident = s.execute(select(Incident).where(Incident.id == incident_id)).scalar_one()
-        rows = self._signs(s, incident_id)
+    def scored_at_once(
+        self, s: Session, incident: Incident
+    ) -> tuple[float, int, datetime, datetime]:
+        """The incident's guilt, event count, first and last seen from all its signs at once
+        (what filing batch by batch must come to; the benchmark and tests compare)."""
+        return self._score(s, incident, self._signs(s, incident.id))
+
+    def _score(
+        self, s: Session, incident: Incident, rows: list[tuple[Sign, int, datetime]]
+    ) -> tuple[float, int, datetime, datetime]:
         signs = [sign for sign, _, _ in rows]
         if incident.export_id is not None:
             confidence = export_guilt(incident.export_id, signs)
@@ -505,12 +511,20 @@ class IncidentStore:
                 .all()
             )
             confidence = account_guilt(mine, signs)
+        times = [m for _, _, m in rows]
+        return confidence, len(rows), min(times), max(times)
+
+    def _rescore(self, s: Session, incident_id: int, threshold: float) -> None:
+        """Recompute the incident's guilt from all its signs (its row is locked already)."""
+        incident = s.execute(select(Incident).where(Incident.id == incident_id)).scalar_one()
+        rows = self._signs(s, incident_id)
+        confidence, count, first, last = self._score(s, incident, rows)
         was = incident.attributed
         incident.confidence = confidence
         incident.attributed = confidence >= threshold
-        incident.event_count = len(rows)
-        incident.first_seen = min(m for _, _, m in rows)
-        incident.last_seen = max(m for _, _, m in rows)
+        incident.event_count = count
+        incident.first_seen = first
+        incident.last_seen = last
         incident.updated_at = _now()
         s.flush()
         if incident.attributed and not was:
