@@ -66,7 +66,9 @@ def run_job(name: str, work: Work) -> dict[str, object]:
     """Run one job's work in a recorded job run; returns the outcome as JSON."""
     settings = current_settings()
     try:
-        registry = Registry(settings.db, actor=f"jobs/{name}")
+        registry = Registry(
+            settings.db, actor=f"jobs/{name}", event_threshold=settings.event_threshold
+        )
     except CanaryError as exc:
         log.error("%s: %s", name, exc)
         return {"job": name, **Outcome("failed", error=str(exc)).as_json()}

@@ -95,7 +95,7 @@ def build_scheduler(
 def run_forever(settings: Settings, config: JobsConfig | None = None) -> int:
     """Run the scheduler in the foreground until SIGTERM or SIGINT; returns the job count."""
     config = config or load_config(settings)
-    registry = Registry(settings.db, actor="jobs")
+    registry = Registry(settings.db, actor="jobs", event_threshold=settings.event_threshold)
     scheduler = build_scheduler(settings, config, registry)
     stopping: list[threading.Thread] = []
 

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from canary import errors
 from canary.registry import Registry
 from canary.settings import Settings
+from server.filer import Filer
 from server.groupcommit import GroupCommit
 
 # Library errors as HTTP statuses; the first class that matches wins.
@@ -33,16 +34,23 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app = Flask("canary")
     app.config["CANARY_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = 512 * 1024 * 1024  # the seeding gateway takes lists
-    reg = registry or Registry(settings.db, actor="server")
+    reg = registry or Registry(
+        settings.db, actor="server", event_threshold=settings.event_threshold
+    )
     reg.require_ready()
     app.extensions["canary.registry"] = reg
-    # The hooks' events are stored by one writer thread per process, in group commits.
+    # The hooks' events are stored by one writer thread per process, in group commits, and
+    # their suspicious ones filed into incidents by a filer thread, many commits at once.
+    filer = Filer(partial(reg.file_queued, settings.event_threshold))
+    app.extensions["canary.filer"] = filer
     app.extensions["canary.events"] = GroupCommit(
         partial(
             reg.record_events,
             grace=timedelta(hours=settings.expect_grace_hours),
             threshold=settings.event_threshold,
-        )
+            file=False,
+        ),
+        committed=filer.committed,
     )
 
     from server import api, hooks

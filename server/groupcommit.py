@@ -44,9 +44,15 @@ class GroupCommit:
     """Stores events through ``store`` (one transaction per call) from one writer thread,
     started on first use in the process that uses it (never across a fork)."""
 
-    def __init__(self, store: Store, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_batch: int = MAX_BATCH,
+        committed: Callable[[Sequence[EventRecord]], None] | None = None,
+    ) -> None:
         self._store = store
         self._max_batch = max_batch
+        self._committed = committed  # told of every commit's records, by the writer
         self._lock = threading.Lock()
         self._waiting = threading.Condition(self._lock)
         self._queue: deque[_Job] = deque()
@@ -111,9 +117,18 @@ class GroupCommit:
                 except Exception as one:
                     job.error = one
                 job.done.set()
+                self._tell(job.records)
             return
         start = 0
         for job in jobs:
             job.records = records[start : start + len(job.drafts)]
             start += len(job.drafts)
             job.done.set()
+        self._tell(records)
+
+    def _tell(self, records: Sequence[EventRecord]) -> None:
+        if self._committed is not None:
+            try:
+                self._committed(records)
+            except Exception:  # the events are stored; the filer looks again on its own
+                log.exception("after a commit of %d events", len(records))

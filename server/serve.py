@@ -126,7 +126,9 @@ class Master:
     ) -> None:
         self.settings = settings
         self.say = say
-        self.registry = Registry(settings.db, actor="server")
+        self.registry = Registry(
+            settings.db, actor="server", event_threshold=settings.event_threshold
+        )
         self.factories = factories
         self.listeners: list[tuple[str, Listener]] = []
         self.sealer = Sealer(self.registry, options.seal_every)
@@ -161,6 +163,12 @@ class Master:
                 log.exception("stopping the %s listener failed", name)
         self.listeners = []
         try:
+            filed = self.registry.file_all_queued(self.registry.event_threshold)
+            if filed:
+                self.say(f"Filed the last {filed} queued event(s) into their incidents.")
+        except Exception:  # they stay queued; the next filer or reader files them
+            log.exception("filing the last queued events failed")
+        try:
             sealed = self.sealer.stop()
             if sealed:
                 self.say(f"Sealed the last {sealed} event(s) into the audit chain.")
@@ -188,6 +196,24 @@ class CanaryGunicorn(BaseApplication):
             )
             say(f"Serving {urls} ({kind}). Stop with SIGTERM or ^C.")
 
+        def _filer(worker: Any) -> Any:
+            return getattr(getattr(worker, "wsgi", None), "extensions", {}).get("canary.filer")
+
+        def post_worker_init(worker: Any) -> None:
+            # A first look at the queue: events a worker that died left there are filed now.
+            filer = _filer(worker)
+            if filer is not None:
+                filer.poke()
+
+        def worker_exit(_arbiter: Any, worker: Any) -> None:
+            # File what this worker queued, rather than leave it to the other workers' filers.
+            filer = _filer(worker)
+            if filer is not None:
+                try:
+                    filer.file_now()
+                except Exception:  # left queued: canary serve files it when it stops
+                    log.exception("filing the queued events at the worker's exit failed")
+
         config: dict[str, object] = {
             "bind": [options.bind],
             "workers": options.workers,
@@ -195,6 +221,8 @@ class CanaryGunicorn(BaseApplication):
             "worker_class": "gthread" if options.threads > 1 else "sync",
             "proc_name": "canary",
             "when_ready": when_ready,
+            "post_worker_init": post_worker_init,
+            "worker_exit": worker_exit,
             "graceful_timeout": 20,
             "errorlog": "-",
             "loglevel": "info",

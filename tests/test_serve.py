@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from canary.settings import Settings
 from server.serve import ServeOptions, listener_factories
 from server.signatures import generic_signature
 from tests.conftest import REPO, TEST_NUMBERS
+from tests.helpers import seed_export
 
 SECRET = "serve-test-secret"
 SAFETY = 300  # seconds before a hung server fails the test (not a performance limit)
@@ -130,7 +132,7 @@ def test_serve_answers_health_webhooks_and_smtp_then_stops_on_sigterm(
     port = int(server.wait_for(r"Serving http://127\.0\.0\.1:(\d+) \(2 worker")[1])
     smtp_port = int(server.wait_for(r"SMTP listener on port (\d+)")[1])
     server.wait_for(r"DNS listener on port \d+")
-    assert _request(port, "GET", "/healthz") == (200, {"ok": True, "schema": "0006"})
+    assert _request(port, "GET", "/healthz") == (200, {"ok": True, "schema": "0007"})
     stamp = int(time.time())
     body = json.dumps(
         {
@@ -163,6 +165,59 @@ def test_serve_answers_health_webhooks_and_smtp_then_stops_on_sigterm(
     for closed in (port, smtp_port):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", closed), timeout=SAFETY).close()
+
+
+def test_events_left_queued_are_filed_by_a_new_worker_and_by_serve_at_its_stop(
+    served: Callable[..., Served], registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    """A worker that died after storing an event left it in the filing queue: the next
+    worker files it when it starts, and ``canary serve`` files what is left when it stops."""
+    from sqlalchemy import func, select
+
+    from canary.events import EventDraft
+    from canary.registry.models import FilingQueue, Incident
+    from server.serve import Master
+
+    code = seed_export(registry, settings, tmp_path, "op1", 1).export.code
+    address = next(c.email for c in registry.canaries_of(code) if c.email)
+
+    def queue_one(pid: str) -> None:
+        draft = EventDraft(
+            channel="email",
+            target=address,
+            occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
+            provider="smtp",
+            payload=pid.encode(),
+            source=f"{pid}@broker.example",
+            provider_id=pid,
+        )
+        registry.record_events([draft], file=False)
+
+    def counts() -> tuple[int, int]:
+        with registry._sessions() as s:
+            return tuple(  # type: ignore[return-value]
+                int(s.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in (FilingQueue, Incident)
+            )
+
+    queue_one("<left-by-a-dead-worker>")
+    assert counts() == (1, 0)
+    server = served("--workers", "1", "--no-smtp", "--no-dns")
+    server.wait_for(r"Serving http://")
+    deadline = time.monotonic() + SAFETY
+    while counts() != (0, 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert counts() == (0, 1), server.text()
+    assert server.stop() == 0, server.text()
+    # canary serve's own stop (its Master) files what the workers left.
+    queue_one("<left-at-the-stop>")
+    said: list[str] = []
+    master = Master(settings, ServeOptions(bind="127.0.0.1:0"), [], said.append)
+    master.stop()
+    assert counts() == (0, 1)
+    assert "Filed the last 1 queued event(s) into their incidents." in said
+    [incident] = registry.incidents()
+    assert incident.events == 2
 
 
 def test_a_listener_that_cannot_start_stops_the_command_and_gunicorn(tmp_path: Path) -> None:

@@ -345,6 +345,33 @@ def test_generic_events_are_stored_once_in_any_order(
     assert first.occurred_at == NOW - timedelta(hours=2)
 
 
+def test_the_servers_filer_files_a_suspicious_event_on_its_own(
+    hook: Hook, registry: Registry, export: SeedResult
+) -> None:
+    """The answer comes once the event is stored and classified; its incident and alert are
+    written by the worker's filer soon after, without any reader asking."""
+    from sqlalchemy import func, select
+
+    from canary.registry.models import Alert, FilingQueue, Incident
+
+    status, stored, _ = hook.generic(_event("ev-filed", _number(registry, export)))
+    assert status == 201 and stored["classification"] == "suspicious"
+
+    def counts() -> tuple[int, int, int]:
+        with registry._sessions() as s:
+            return tuple(  # type: ignore[return-value]
+                int(s.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in (Incident, Alert, FilingQueue)
+            )
+
+    deadline = time.monotonic() + 30
+    while counts() != (1, 1, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert counts() == (1, 1, 0)
+    [incident] = registry.incidents()
+    assert incident.export == export.export.code and incident.events == 1
+
+
 def test_concurrent_deliveries_of_one_event_store_it_once(
     hook: Hook, registry: Registry, export: SeedResult
 ) -> None:

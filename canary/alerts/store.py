@@ -53,7 +53,9 @@ def delivered_to(last_error: str | None) -> frozenset[str]:
 
 
 def pending(registry: Registry, limit: int = 500) -> list[Pending]:
-    """Alerts not yet delivered everywhere, oldest first."""
+    """Alerts not yet delivered everywhere, oldest first (queued events filed first: their
+    alerts are written when they are filed)."""
+    registry.filed()
     with registry._sessions() as s:
         rows = s.execute(
             select(Alert, Event)
@@ -84,6 +86,7 @@ def pending(registry: Registry, limit: int = 500) -> list[Pending]:
 
 
 def pending_count(registry: Registry) -> int:
+    registry.filed()
     with registry._sessions() as s:
         return int(
             s.execute(select(func.count(Alert.id)).where(Alert.delivered_at.is_(None))).scalar_one()

@@ -51,7 +51,11 @@ class AppContext:
 
     def registry(self, ready: bool = True) -> Registry:
         if self._registry is None:
-            self._registry = Registry(self.settings.db, actor=self.settings.actor)
+            self._registry = Registry(
+                self.settings.db,
+                actor=self.settings.actor,
+                event_threshold=self.settings.event_threshold,
+            )
         if ready:
             self._registry.require_ready()
         return self._registry

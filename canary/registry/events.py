@@ -18,7 +18,7 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from canary import audit
@@ -34,7 +34,7 @@ from canary.events import (
 )
 from canary.events.classify import Facts, classify
 from canary.registry.eventfacts import EventFacts, raw
-from canary.registry.models import Alert, Event, Export, IncidentEvent, PoolPhone
+from canary.registry.models import Alert, Event, Export, FilingQueue, IncidentEvent, PoolPhone
 
 DEFAULT_GRACE = timedelta(hours=72)
 DEFAULT_EVENT_THRESHOLD = 0.95
@@ -43,17 +43,26 @@ _COLUMNS = [c.name for c in Event.__table__.columns if c.name != "id"]
 
 
 @cache
-def _pg_insert_events() -> str:
+def _pg_insert_events(queue: bool) -> str:
     """PostgreSQL's INSERT of a batch of events, the rows given as one JSON array. Its text
     is the same for every batch, so psycopg converts it once and PostgreSQL plans it once;
     a multi-row VALUES differs with each batch's size and, past 50 parameters, psycopg
     parses it anew every time (and arrays, one per column, are dumped element by element
-    in Python). A new event is never sealed: sealed_by stays NULL."""
+    in Python). A new event is never sealed: sealed_by stays NULL. With ``queue``, the same
+    statement puts the new suspicious events in the filing queue."""
     columns = ", ".join(c for c in _COLUMNS if c != "sealed_by")
-    return (
+    rows = (
         f"INSERT INTO events ({columns}) "
         f"SELECT {columns} FROM json_populate_recordset(NULL::events, %(rows)s::json) "
-        "ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, id"
+        "ON CONFLICT (dedupe_key) DO NOTHING"
+    )
+    if not queue:
+        return f"{rows} RETURNING dedupe_key, id"
+    return (
+        f"WITH stored AS ({rows} RETURNING dedupe_key, id, classification), "
+        "queued AS (INSERT INTO filing_queue (event_id) "
+        "SELECT id FROM stored WHERE classification = 'suspicious') "
+        "SELECT dedupe_key, id FROM stored"
     )
 
 
@@ -127,10 +136,16 @@ class EventStore(EventFacts):
         drafts: Sequence[EventDraft],
         grace: timedelta = DEFAULT_GRACE,
         threshold: float = DEFAULT_EVENT_THRESHOLD,
+        file: bool = True,
     ) -> list[EventRecord]:
         """Classify and store events in one transaction, each exactly once; their records in
         the order given. A delivery repeated in the batch or stored before returns the stored
-        event with ``duplicate=True``. If one fails, none is stored."""
+        event with ``duplicate=True``. If one fails, none is stored.
+
+        The new suspicious events are filed into their incidents in the same transaction, or
+        with ``file=False`` put in the filing queue, for ``file_queued`` to file many at once
+        (the server's writers: filing is most of an event's cost, and most of it is per
+        statement, not per event)."""
         targets = [normalise_target(d.channel, d.target) for d in drafts]
         with self._sessions() as s, s.begin():
             # Core on the hot path (the ORM doubled the cost), and no look before the
@@ -148,7 +163,7 @@ class EventStore(EventFacts):
             # Keys in one order in every batch: two batches inserting the same two events
             # wait for each other's commit instead of deadlocking.
             fresh = [rows[first[k]] for k in sorted(first)]
-            ids = self._insert_events(s, fresh)
+            ids = self._insert_events(s, fresh, queue=not file)
             stored = {}  # events a concurrent or earlier delivery stored
             if len(ids) < len(fresh):
                 stored = {
@@ -166,7 +181,7 @@ class EventStore(EventFacts):
                     new.append((r, f))
             self._count_strays(s, [r for r, f in new if f.pool_state is not None])
             suspicious = [r for r, _f in new if r.classification == "suspicious"]
-            if suspicious:
+            if suspicious and file:
                 accounts = {h.export_id: h.account_id for f in facts for h in f.holders}
                 # Filed into their incidents, each with the alert it is owed.
                 self._file_events(s, suspicious, threshold, accounts)
@@ -213,9 +228,12 @@ class EventStore(EventFacts):
                 .values(stray_events=PoolPhone.stray_events + strays[target])
             )
 
-    def _insert_events(self, s: Session, rows: Sequence[SimpleNamespace]) -> dict[str, int]:
+    def _insert_events(
+        self, s: Session, rows: Sequence[SimpleNamespace], queue: bool = False
+    ) -> dict[str, int]:
         """Insert the events (their columns as attributes) that are not stored yet; the
-        dedupe key and id of each one inserted."""
+        dedupe key and id of each one inserted. With ``queue``, the suspicious ones among
+        them go into the filing queue too."""
         if self.engine.dialect.name == "postgresql":
             # Times as ISO 8601 with their offset, JSON columns as JSON: the stored text of
             # details, exports and canaries is what json.dumps makes of them, as before.
@@ -229,9 +247,17 @@ class EventStore(EventFacts):
                     for r in rows
                 ]
             )
-            return {key: i for key, i in raw(s, _pg_insert_events(), {"rows": body})}
+            return {key: i for key, i in raw(s, _pg_insert_events(queue), {"rows": body})}
         params = [{c: getattr(r, c) for c in _COLUMNS} for r in rows]
-        return dict(s.connection().execute(self._insert_event(), params).all())
+        ids = dict(s.connection().execute(self._insert_event(), params).all())
+        queued = [
+            {"event_id": ids[r.dedupe_key]}
+            for r in rows
+            if r.classification == "suspicious" and r.dedupe_key in ids
+        ]
+        if queue and queued:
+            s.connection().execute(insert(FilingQueue), queued)
+        return ids
 
     def _insert_event(self) -> Any:
         stmt = self._insert_event_stmt
@@ -330,6 +356,8 @@ class EventStore(EventFacts):
         incident: str | None = None,
     ) -> list[EventRecord]:
         """Stored events, newest first, optionally filtered."""
+        if incident:
+            self.filed()  # type: ignore[attr-defined]
         with self._sessions() as s:
             q = select(Event).order_by(Event.occurred_at.desc(), Event.id.desc())
             if classification:

@@ -174,6 +174,7 @@ class IncidentStore:
     _codes: Any
     _touch_stmt: Any = None
     _owe_alerts: Any  # canary.registry.events.EventStore
+    filed: Any  # canary.registry.filing.FilingStore
     _filing_stmts: dict[str, Any] | None = None
 
     # -- incidents ------------------------------------------------------------------------
@@ -584,6 +585,7 @@ class IncidentStore:
 
     def incidents(self, status: str | None = None) -> list[IncidentRecord]:
         """Incidents, most likely first."""
+        self.filed()
         with self._sessions() as s:
             q = select(Incident).order_by(Incident.confidence.desc(), Incident.last_seen.desc())
             if status:
@@ -591,6 +593,7 @@ class IncidentStore:
             return [self._incident_record(s, i) for i in s.execute(q).scalars()]
 
     def incident(self, code: str) -> tuple[IncidentRecord, list[EventRecord]]:
+        self.filed()
         with self._sessions() as s:
             row = self._incident_row(s, code)
             record = self._incident_record(s, row)

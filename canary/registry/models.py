@@ -301,6 +301,16 @@ class Alert(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class FilingQueue(Base):
+    """A suspicious event stored by the server and not yet filed into its incident (written
+    in the event's transaction, deleted in the filing's: see canary.registry.filing)."""
+
+    __tablename__ = "filing_queue"
+    event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+
+
 class HostnameToken(Base):
     """A hostname under a canary DNS zone that names one export (or one client) when looked
     up: put in a B2B list's URL column, or a pool domain dedicated to one client."""

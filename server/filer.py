@@ -1,0 +1,76 @@
+"""The filer: files the server's queued suspicious events into their incidents, from a
+thread of the worker process (``canary.registry.filing`` says why they are queued).
+
+The writer pokes the filer after each commit that queued an event. The filer then files
+everything queued, one transaction per batch, until the queue is empty; the events queued
+meanwhile wait for its next round, at least ``GATHER`` later, so under load a round files
+many commits' events at once (filing costs per statement far more than per event).
+It also looks every few seconds without a poke, for events a worker that died had queued.
+A failure is logged and tried again at the next round: the events stay queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from canary.events import EventRecord
+from canary.registry.filing import FILE_BATCH
+
+log = logging.getLogger("canary.server.filer")
+
+LOOK_EVERY = 5.0  # seconds between two looks at the queue without a poke
+GATHER = 0.05  # seconds at least between two rounds, in which the queue gathers events
+
+
+class Filer:
+    """Calls ``file_queued`` (one batch, SKIP LOCKED; returns how many it filed) from one
+    thread, started on first use in the process that uses it (never across a fork)."""
+
+    def __init__(
+        self, file_queued: Callable[[], int], every: float = LOOK_EVERY, gather: float = GATHER
+    ) -> None:
+        self._file_queued = file_queued
+        self._every = every
+        self._gather = gather
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def committed(self, records: Sequence[EventRecord]) -> None:
+        """After a commit: poke the filer if the commit queued an event."""
+        if any(r.classification == "suspicious" and not r.duplicate for r in records):
+            self.poke()
+
+    def poke(self) -> None:
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="canary-filer", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def file_now(self) -> int:
+        """File what is queued, in the caller's thread; how many were filed."""
+        filed = 0
+        while True:
+            count = self._file_queued()
+            filed += count
+            if count < FILE_BATCH:
+                return filed
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._every)
+            self._wake.clear()
+            try:
+                self.file_now()
+            except Exception:  # the events stay queued; the next round tries them again
+                log.exception("filing queued events failed; trying again at the next round")
+            # A round right after a lone event files it at once; under load, the rounds
+            # are spaced so that each files the events of many commits.
+            time.sleep(self._gather)
