@@ -8,6 +8,8 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from server import create_app
 from server.signatures import (
     ReplayGuard,
     generic_signature,
+    memory_folder,
     replay_folder,
     twilio_signature,
     twilio_valid,
@@ -211,6 +214,10 @@ def test_the_replay_guard_is_shared_by_processes_and_forgets_expired_minutes(
     assert folder != replay_folder("sqlite:///x.db", "s2")
     assert folder != replay_folder("sqlite:///y.db", "s1")
     assert folder.parent.stat().st_mode & 0o777 == 0o700
+    # In memory where the system has a folder there (every claim creates a file).
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        assert folder.parent.parent == memory_folder()
+        assert memory_folder() != Path(tempfile.gettempdir())
 
 
 # -- Twilio ------------------------------------------------------------------------------------
