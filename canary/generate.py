@@ -26,7 +26,7 @@ from canary.formats import (
     SexStyle,
 )
 from canary.localparts import LocalParts
-from canary.nearby import PostcodeDraw, Streets, postcodes_repeat
+from canary.nearby import DistrictPlaces, PostcodeDraw, Streets, postcodes_repeat
 from canary.normalize import kana_key, name_key, phone_e164
 from canary.pools import PoolNumber
 from canary.profile import ColumnProfile, HostProfile, year_of
@@ -119,6 +119,7 @@ class CanaryFactory:
         self._used_emails: set[str] = set()
         self._locals = LocalParts(profile, names, rng)
         self._local_codes: PostcodeDraw | None = None  # _place
+        self._districts: DistrictPlaces  # _place, with _local_codes
         self._unseen: dict[tuple[str, str], list[Place]] = {}  # _unseen_near
         self.streets = Streets(profile, rng)
         self._used_ids: set[int] = set()
@@ -217,10 +218,11 @@ class CanaryFactory:
         # than anyone's (see PostcodeDraw; at a postcode the profile saw, it is numbered
         # like its neighbours, see Streets); in a list where postcodes seldom repeat, a
         # canary sharing one would stand out, so it takes another postcode of the same
-        # district.
+        # district, in a city as many of the district's people live in (DistrictPlaces).
         if self._local_codes is None:  # judged once per seed, not per canary
             repeat = postcodes_repeat(prof.postcodes, prof.sampled_share)
             self._local_codes = PostcodeDraw(prof.postcodes if repeat else Counter())
+            self._districts = DistrictPlaces(prof.postcodes, self.places, prof.prefectures)
         if self._local_codes.codes:
             code, unseen = self._local_codes.draw(self.rng)
             place = self.places.lookup(code)
@@ -229,13 +231,9 @@ class CanaryFactory:
             if place is not None:
                 return place
         for _ in range(20):
-            if prof.postcode_prefixes:
-                prefix = self.rng.choices(
-                    list(prof.postcode_prefixes), weights=list(prof.postcode_prefixes.values())
-                )[0]
-                candidates = self.places.near(prefix)
-                if prof.prefectures:  # postcode areas cross prefecture lines (811: 壱岐)
-                    candidates = [c for c in candidates if c.prefecture in prof.prefectures]
+            if prof.postcodes:
+                found = self._districts.draw(self.rng)
+                candidates = [found] if found is not None else []
             elif prof.prefectures:
                 pref = self.rng.choices(
                     list(prof.prefectures), weights=list(prof.prefectures.values())

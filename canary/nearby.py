@@ -8,10 +8,10 @@ import itertools
 import math
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from canary.profile import ColumnProfile, HostProfile, StreetShape
-from canary.reference import Place
+from canary.reference import Gazetteer, Place
 
 SHIFT_CLASS = 5  # postcodes that share a count, for PostcodeDraw to shift a canary to them
 SHIFT_NEAR = 3  # of them in the same district, to stay there
@@ -76,6 +76,65 @@ class PostcodeDraw:
                     self._wide[key] = near
                     break
         return self._wide[key]
+
+
+class DistrictPlaces:
+    """The place of one more person of a list whose people seldom share a postcode, from
+    the postcodes ``seen`` in a sample of it: a district (the first three digits) drawn as
+    often as the sample holds it, a city of the district drawn as often as the sample's
+    people there live in it, and a postcode of that city.
+
+    A postcode drawn at random in the district put as many canaries in a village of many
+    postcodes as in the town where most of the district's people live. The sample's people
+    of the district count for their cities; ``PRIOR`` people more are spread over the
+    district's postcodes, so a city nobody sampled lives in keeps a share, as a city
+    people seldom live in does in the list (and the people at postcodes the gazetteer
+    lacks count there too). Only counts by city are kept, in memory."""
+
+    PRIOR = 2.0
+
+    def __init__(
+        self, seen: Counter[str], places: Gazetteer, prefectures: Collection[str] = ()
+    ) -> None:
+        self.places, self.prefectures = places, set(prefectures)
+        self.seen: dict[str, Counter[str]] = {}  # the sample's postcodes of each district
+        for code, n in seen.items():
+            self.seen.setdefault(code[:3], Counter())[code] += n
+        self.districts = list(self.seen)
+        self.cum = list(itertools.accumulate(c.total() for c in self.seen.values()))
+        self._cities: dict[str, tuple[list[list[Place]], list[float]]] = {}
+
+    def draw(self, rng: random.Random) -> Place | None:
+        """A place, or None when the drawn district holds no place of the list's
+        prefectures."""
+        if not self.districts:
+            return None
+        district = rng.choices(self.districts, cum_weights=self.cum)[0]
+        cities, cum = self._of(district)
+        return rng.choice(rng.choices(cities, cum_weights=cum)[0]) if cities else None
+
+    def _of(self, district: str) -> tuple[list[list[Place]], list[float]]:
+        """The district's cities (their places) with cumulative weights, counted once."""
+        if district not in self._cities:
+            candidates = self.places.near(district)
+            if self.prefectures:  # postcode areas cross prefecture lines (811: 壱岐)
+                candidates = [c for c in candidates if c.prefecture in self.prefectures]
+            by_city: dict[tuple[str, str], list[Place]] = {}
+            for p in candidates:
+                by_city.setdefault((p.prefecture, p.city), []).append(p)
+            city_of = {p.postcode: key for key, ps in by_city.items() for p in ps}
+            people: Counter[tuple[str, str]] = Counter()
+            unplaced = 0
+            for code, n in self.seen[district].items():
+                if code in city_of:
+                    people[city_of[code]] += n
+                else:
+                    unplaced += n
+            spread = (self.PRIOR + unplaced) / max(1, len(candidates))
+            cities = list(by_city.values())
+            weights = [people[key] + spread * len(ps) for key, ps in by_city.items()]
+            self._cities[district] = (cities, list(itertools.accumulate(weights)))
+        return self._cities[district]
 
 
 class Streets:

@@ -69,7 +69,6 @@ class HostProfile:
     schema: Schema
     columns: list[ColumnProfile]
     rows_sampled: int
-    postcode_prefixes: Counter[str]
     prefectures: Counter[str]
     birth_years: list[int]
     male_share: float
@@ -290,7 +289,6 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
         columns.append(col)
     assert len(columns) == width
 
-    prefixes: Counter[str] = Counter()
     codes: Counter[str] = Counter()
     prefectures: Counter[str] = Counter()
     years: list[int] = []
@@ -299,7 +297,6 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
         values = [r[col_index] for r in body if col_index < len(r) and r[col_index].strip()]
         if role == "postcode":
             keys = [k for v in values if (k := postcode_key(v))]
-            prefixes.update(k[:3] for k in keys)
             codes.update(keys)
         elif role in ("address", "address1", "prefecture"):
             for v in values:
@@ -323,7 +320,6 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
         schema=schema,
         columns=columns,
         rows_sampled=len(body),
-        postcode_prefixes=prefixes,
         prefectures=prefectures,
         birth_years=years,
         male_share=males / (males + females) if males + females else 0.5,
