@@ -136,22 +136,25 @@ class ReplayGuard:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)  # paths as strings: pathlib cost more than the claim's syscalls
         self._next_sweep = 0.0
-        self._made: Path | None = None  # the minute's folder this process made last
+        self._made = ""  # the minute's folder this process made last
         self._lock = threading.Lock()
 
-    def _path(self, signature: str, forget_at: float) -> Path:
+    def _path(self, signature: str, forget_at: float) -> tuple[str, str]:
+        """(the minute's folder, the signature's file in it)."""
         name = hashlib.sha256(signature.strip().encode("utf-8", "replace")).hexdigest()[:40]
-        return self.root / str(int(forget_at // 60)) / name
+        folder = f"{self._root}/{int(forget_at // 60)}"
+        return folder, f"{folder}/{name}"
 
     def claim(self, signature: str, forget_at: float, now: float) -> bool:
         """True for the first claim of a signature until ``forget_at``; False for a replay."""
         self._sweep(now)
-        path = self._path(signature, forget_at)
+        folder, path = self._path(signature, forget_at)
         for attempt in range(2):  # a sweep of another process may remove the minute's folder
-            if attempt or path.parent != self._made:  # made once per minute, not per claim
-                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                self._made = path.parent
+            if attempt or folder != self._made:  # made once per minute, not per claim
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+                self._made = folder
             try:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
                 return True
@@ -164,7 +167,7 @@ class ReplayGuard:
     def release(self, signature: str, forget_at: float) -> None:
         """Forget a claim whose request was not answered, so the sender may retry it as is."""
         with contextlib.suppress(FileNotFoundError):
-            self._path(signature, forget_at).unlink()
+            os.unlink(self._path(signature, forget_at)[1])
 
     def _sweep(self, now: float) -> None:
         """Remove the minutes that have passed, of this folder and of its siblings (the
