@@ -46,9 +46,12 @@ def conditions(
     if names:
         return quick, exact
     if cols.id is not None and probe.ids:
-        held = pl.col("id").str.strip_chars().is_in(sorted(probe.ids))
-        quick.append(held)
-        exact.append(held)
+        ids = sorted(probe.ids)
+        cell = pl.col("id")
+        # A cell that is an ID only once stripped is longer than it.
+        longer = cell.str.len_bytes() > min(len(i.encode()) for i in ids)
+        quick.append(cell.is_in(ids) | longer)
+        exact.append(cell.str.strip_chars().is_in(ids))
     numbers = _written(sorted(probe.phones), _phone_forms, encoding)
     groups = _covering(numbers, _written(sorted(probe.phones), _last_group, encoding))
     for j in range(len(cols.phones) if numbers else 0):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import mmap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -147,41 +148,34 @@ def _read_batch(
     text: bytes, people: Any, dialect: Dialect, width: int, cols: Columns, found: Found
 ) -> bool:
     """Add the people of ``text`` (the lines of ``people``, joined), decoded exactly, to
-    ``found``; False when a line is not its row (a quoted line break moves every later row
-    off its line): when polars reads another number of rows, or other cells than the
-    pass read (read lossy again, the way the pass did)."""
+    ``found``; False when a line is not its row: a quoted line break moves every later row
+    off its line, so the last row, and every fiftieth, are checked against their cells as
+    the pass read them, and polars must read as many rows."""
     import polars as pl
 
-    def read(data: bytes, encoding: str) -> Any:
-        return pl.read_csv(
-            io.BytesIO(data + b"\n"),
+    lines = text.split(b"\n")
+    where = [cols.id] if cols.id is not None else []
+    where += [*cols.postcodes, *cols.phones, *cols.emails]
+    shown = people.select(c for c in people.columns if c != "row")
+    for k in {*range(0, len(lines), 50), len(lines) - 1}:
+        line = lines[k].decode("utf-8", "replace")
+        cells = next(csv.reader([line], delimiter=dialect.delimiter), [])
+        as_read = tuple((cells[c] if c < len(cells) else "") or None for c in where)
+        if as_read != tuple(v or None for v in shown.row(k)):
+            return False
+    try:
+        exact = pl.read_csv(
+            io.BytesIO(text.decode(dialect.encoding, "replace").encode() + b"\n"),
             has_header=False,
             separator=dialect.delimiter,
             schema={f"c{i}": pl.String for i in range(width)},
-            encoding=encoding,
             truncate_ragged_lines=True,
             missing_columns="insert",
             extra_columns="ignore",
         )
-
-    where = [cols.id] if cols.id is not None else []
-    where += [*cols.postcodes, *cols.phones, *cols.emails]
-    shown = [c for c in people.columns if c != "row"]
-    try:
-        as_read = read(text, "utf8-lossy")
-        exact = read(text.decode(dialect.encoding, "replace").encode(), "utf8")
     except pl.exceptions.PolarsError:
         return False
-    if not as_read.height == exact.height == people.height:
-        return False
-
-    def cells(frame: Any, names: list[str]) -> Any:
-        return frame.select(
-            pl.when(pl.col(c).str.len_bytes() > 0).then(pl.col(c)).alias(str(i))
-            for i, c in enumerate(names)
-        )
-
-    if not cells(as_read, [f"c{c}" for c in where]).equals(cells(people, shown)):
+    if not len(lines) == exact.height == people.height:  # a stray quote joined two lines
         return False
     _add_people(exact, cols, found, lambda cell: postcode_key(cell or ""), lossy=False)
     return True
@@ -243,46 +237,43 @@ def _joined_lines(
     path: Path, terminator: int, numbers: list[int], block: int = 1 << 24
 ) -> Iterator[tuple[int, bytes]]:
     """The lines (0-based) of ``numbers`` (sorted) of a file, without their ends (as
-    ``rstrip(b"\\r\\n")``), in order: for each ``block`` bytes read, how many lines and
-    those lines joined by newlines. The lines are found with numpy, in one buffer and one
-    mask used again."""
+    ``rstrip(b"\\r\\n")``), in order: for each ``block`` bytes, how many lines end in it
+    and those lines joined by newlines. The file is mapped, not copied, and its line ends
+    found with numpy in one mask used again."""
     import numpy as np
 
     want = np.asarray(numbers, dtype=np.int64)
-    buf = bytearray(block)
+    if not len(want) or not path.stat().st_size:
+        return
     mask = np.empty(block, dtype=bool)
-    at, base, carry = 0, 0, 0  # carry: bytes of a part line moved to the buffer's start
-    with path.open("rb") as fh:
-        while at < len(want):
-            if carry == len(buf):  # a line longer than the buffer
-                buf = buf + bytearray(len(buf))
-                mask = np.empty(len(buf), dtype=bool)
-            got = fh.readinto(memoryview(buf)[carry:])
-            n = carry + got
-            data = np.frombuffer(buf, dtype=np.uint8, count=n)
-            ends = np.flatnonzero(np.equal(data, terminator, out=mask[:n]))
-            if not got:  # the last line, without a terminator
-                ends = np.append(ends, n)
-            stop = int(np.searchsorted(want, base + len(ends)))
-            rows = want[at:stop] - base
-            starts = np.where(rows > 0, ends[rows - 1] + 1, 0)
-            stops = ends[rows]
-            while True:  # strip each line's ends, as rstrip(b"\r\n")
-                some = np.flatnonzero(stops > starts)
-                some = some[np.isin(data[stops[some] - 1], (10, 13))]
-                if not len(some):
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        data = np.frombuffer(mm, dtype=np.uint8)
+        try:
+            at, base, last = 0, 0, -1  # last: where the line before the block ended
+            for lo in range(0, len(data), block):
+                hi = min(lo + block, len(data))
+                ends = lo + np.flatnonzero(np.equal(data[lo:hi], terminator, out=mask[: hi - lo]))
+                if hi == len(data) and data[-1] != terminator:  # a last line without one
+                    ends = np.append(ends, len(data))
+                stop = int(np.searchsorted(want, base + len(ends)))
+                rows = want[at:stop] - base
+                starts = np.where(rows > 0, ends[rows - 1] + 1, last + 1)
+                stops = ends[rows]
+                while True:  # strip each line's ends, as rstrip(b"\r\n")
+                    some = np.flatnonzero(stops > starts)
+                    some = some[np.isin(data[stops[some] - 1], (10, 13))]
+                    if not len(some):
+                        break
+                    stops[some] -= 1
+                if len(rows):
+                    pairs = zip(starts.tolist(), stops.tolist(), strict=True)
+                    yield len(rows), b"\n".join([mm[i:j] for i, j in pairs])
+                at, base = stop, base + len(ends)
+                last = int(ends[-1]) if len(ends) else last
+                if at == len(want):
                     break
-                stops[some] -= 1
-            if len(rows):
-                pairs = zip(starts.tolist(), stops.tolist(), strict=True)
-                yield len(rows), b"\n".join([buf[i:j] for i, j in pairs])
-            at = stop
-            if not got:
-                break
-            cut = int(ends[-1]) + 1 if len(ends) else 0
-            carry = n - cut
-            buf[:carry] = buf[cut:n]
-            base += len(ends)
+        finally:
+            del data  # the map closes only when nothing points into it
 
 
 def _python_rows(path: Path, dialect: Dialect, schema: Schema) -> Iterator[list[str]]:

@@ -296,3 +296,79 @@ def test_people_after_a_quoted_line_break_are_found_lossy(tmp_path: Path) -> Non
     assert not check.name_clear("1000001", "高橋", "一郎", "", "")
     assert not check.name_clear("1000001", "", "", "タカハシ", "イチロウ")
     assert check.name_clear("1000001", "佐藤", "花子", "サトウ", "ハナコ")
+
+
+@pytest.mark.parametrize("encoding", ["cp932", "utf-8", "euc_jp"])
+def test_the_quick_tests_keep_every_row_the_exact_ones_keep(tmp_path: Path, encoding: str) -> None:
+    """The pass tests every row quickly and the rows kept exactly (canary.hostfilter): a
+    postcode, an ID or a pool number written in any way the exact tests find is kept,
+    whatever its cell holds around it, and the rows kept are those of the exact tests."""
+    import polars as pl
+
+    from canary import hostfilter, hostpass
+
+    postcodes = ["100-0001", "1000001", "〒100-0001", " 1000001", "1000001 ", "-1000001"]
+    postcodes += ["1000001x", "x1000001", "100 0001", "１００－０００１", "100ー0001", "〒1000001"]
+    postcodes += ["100-0002", "1000002", "10000012", "100-00012", "", "1-000-001", "10-00001"]
+    phones = ["090-7100-5100", "+81 90-7100-5100", "(090)7100-5100", "７１００－５１００"]
+    phones += ["090-7100-5101", "09071005100", "7100.5100 内線", "", "090-1234-5100"]
+    ids = ["C0001", " C0001", "C0001 ", "C00010", "C0002", "C0001\u3000", "XC0001"]
+    postcodes, phones = (
+        [c for c in cells if _encodes(c, encoding)] for cells in (postcodes, phones)
+    )
+    rows = []
+    for i in range(len(postcodes) * len(phones) * len(ids)):
+        person = [ids[i % len(ids)], "高橋　一郎", "タカハシ　イチロウ", "男", "1970/01/01"]
+        rows.append([*person, postcodes[i % len(postcodes)], "x", phones[i % len(phones)], "", ""])
+    src = write_csv(tmp_path / "l.csv", rows, header=HEADER_LISTGEN, encoding=encoding)
+    head = csvfile.read_head(src, None)
+    schema = infer_schema(head.records)
+    cols = hostkeys.Columns.of(schema)
+    probe = hostkeys.Probe(
+        ids=frozenset({"C0001"}),
+        postcodes=frozenset({"1000001"}),
+        phones=hostkeys.national_forms(["+819071005100"]),
+        domains=("example.jp",),
+    )
+    kept = hostpass._kept_rows(src, head.dialect, schema, 1, probe, cols)
+    everyone = hostpass._kept_rows(src, head.dialect, schema, 1, hostkeys.Probe(), cols)
+    assert everyone.height == 0  # nothing looked for, nothing kept
+    quick, exact = hostfilter.conditions(probe, cols, head.dialect.encoding, names=False)
+    scan = hostpass._scan(src, head.dialect, len(schema.columns), 1).with_row_index("row")
+    shown = {"id": cols.id, "pc0": cols.postcodes[0], "ph0": cols.phones[0], "em0": cols.emails[0]}
+    frame = scan.select("row", *(pl.col(f"c{c}").alias(n) for n, c in shown.items())).collect()
+    wanted = frame.filter(pl.any_horizontal(exact))
+    assert frame.filter(pl.any_horizontal(exact) & ~pl.any_horizontal(quick)).height == 0
+    assert kept["row"].to_list() == wanted["row"].to_list()
+    assert 0 < wanted.height < frame.height
+
+
+def test_the_lines_of_the_people_are_read_however_the_file_ends(tmp_path: Path) -> None:
+    """The lines of the rows the pass kept are read from the file a block at a time: any
+    block size, line ends LF, CR or CRLF, with or without a last line end."""
+    from canary.hostpass import _joined_lines
+
+    rng = random.Random(1)
+    for trial in range(300):
+        end = rng.choice([b"\n", b"\r", b"\r\n"])
+        lines = [
+            bytes(rng.choice(b"ab,\xe3\x82") for _ in range(rng.randrange(40)))
+            for _ in range(rng.randrange(1, 60))
+        ]
+        lines[-1] += b"a"  # an empty last line would be no line
+        data = end.join(lines) + (end if rng.random() < 0.5 else b"")
+        src = tmp_path / f"{trial}.csv"
+        src.write_bytes(data)
+        wanted = sorted(rng.sample(range(len(lines)), rng.randrange(len(lines) + 1)))
+        block = rng.choice([1, 2, 3, 7, 64, 1 << 12])
+        read = list(_joined_lines(src, end[-1], wanted, block))
+        assert sum(n for n, _ in read) == len(wanted)
+        assert b"\n".join(t for _, t in read) == b"\n".join(lines[i] for i in wanted)
+
+
+def _encodes(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True
