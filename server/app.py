@@ -3,9 +3,11 @@ errors mapped to HTTP statuses with a JSON reason."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
@@ -15,6 +17,10 @@ from canary.registry import Registry
 from canary.settings import Settings
 from server.filer import Filer
 from server.groupcommit import GroupCommit
+
+log = logging.getLogger("canary.server")
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Library errors as HTTP statuses; the first class that matches wins.
 HTTP_STATUSES: list[tuple[type[errors.CanaryError], int]] = [
@@ -41,14 +47,26 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.extensions["canary.registry"] = reg
     # The hooks' events are stored by one writer thread per process, in group commits, and
     # their suspicious ones filed into incidents by a filer thread, many commits at once.
-    filer = Filer(partial(reg.file_queued, settings.event_threshold))
+    # Their registry checks out connections without a round trip (a fifth of a small
+    # batch's cost); a batch whose connection had died unseen is stored again on a new one.
+    writer = (
+        Registry(
+            settings.db, actor="server", event_threshold=settings.event_threshold, pre_ping=False
+        )
+        if registry is None
+        else reg
+    )
+    app.extensions["canary.writer"] = writer
+    filer = Filer(partial(writer.file_queued, settings.event_threshold))
     app.extensions["canary.filer"] = filer
     app.extensions["canary.events"] = GroupCommit(
-        partial(
-            reg.record_events,
-            grace=timedelta(hours=settings.expect_grace_hours),
-            threshold=settings.event_threshold,
-            file=False,
+        again_if_disconnected(
+            partial(
+                writer.record_events,
+                grace=timedelta(hours=settings.expect_grace_hours),
+                threshold=settings.event_threshold,
+                file=False,
+            )
         ),
         committed=filer.committed,
     )
@@ -72,6 +90,48 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         return jsonify({"error": exc.description}), exc.code or 500
 
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Stop the application's filer thread and close the registries it opened (a test's
+    server, or any caller that makes apps and outlives them)."""
+    app.extensions["canary.filer"].stop()
+    writer = app.extensions["canary.writer"]
+    if writer is not app.extensions["canary.registry"]:
+        writer.close()
+
+
+def disconnected(exc: BaseException) -> bool:
+    """Whether an error (or one it arose from) is a lost database connection."""
+    from psycopg import OperationalError as DriverError
+    from sqlalchemy.exc import DBAPIError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DriverError) or (
+            isinstance(current, DBAPIError) and current.connection_invalidated
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def again_if_disconnected(store: Callable[[Sequence[T]], R]) -> Callable[[Sequence[T]], R]:
+    """``store``, called a second time if the first lost its connection (nothing of it was
+    committed; the dead connection is gone from the pool)."""
+
+    def once_more(items: Sequence[T]) -> R:
+        try:
+            return store(items)
+        except Exception as exc:
+            if not disconnected(exc):
+                raise
+            log.warning("the database connection was lost (%s); storing the batch again", exc)
+            return store(items)
+
+    return once_more
 
 
 def registry_of() -> Registry:

@@ -40,6 +40,7 @@ class Filer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._stopping = False
 
     def committed(self, records: Sequence[EventRecord]) -> None:
         """After a commit: poke the filer if the commit queued an event."""
@@ -48,6 +49,8 @@ class Filer:
 
     def poke(self) -> None:
         with self._lock:
+            if self._stopping:
+                return
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="canary-filer", daemon=True)
@@ -63,14 +66,26 @@ class Filer:
             if count < FILE_BATCH:
                 return filed
 
+    def stop(self) -> None:
+        """End the thread after its round, if it runs; what is queued stays queued."""
+        with self._lock:
+            self._stopping = True
+            thread = self._thread if self._pid == os.getpid() else None
+        self._wake.set()
+        if thread is not None and thread.is_alive():
+            thread.join()
+
     def _run(self) -> None:
         while True:
             self._wake.wait(self._every)
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 self.file_now()
             except Exception:  # the events stay queued; the next round tries them again
                 log.exception("filing queued events failed; trying again at the next round")
             # A round right after a lone event files it at once; under load, the rounds
             # are spaced so that each files the events of many commits.
-            time.sleep(self._gather)
+            if not self._stopping:
+                time.sleep(self._gather)

@@ -25,6 +25,7 @@ from canary.registry import Registry
 from canary.seed import SeedRequest, SeedResult, seed
 from canary.settings import Settings
 from server import create_app
+from server.app import close_app
 from tests.listgen import people, write_csv
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -83,7 +84,8 @@ class Live:
 def serving(settings: Settings, registry: Registry, threaded: bool = True) -> Iterator[Live]:
     """Serve the application on 127.0.0.1 on a free port while the block runs (one request
     at a time unless ``threaded``)."""
-    server = make_server("127.0.0.1", 0, create_app(settings, registry), threaded=threaded)
+    app = create_app(settings, registry)
+    server = make_server("127.0.0.1", 0, app, threaded=threaded)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -92,6 +94,7 @@ def serving(settings: Settings, registry: Registry, threaded: bool = True) -> It
         server.shutdown()
         server.server_close()
         thread.join()
+        close_app(app)
 
 
 @pytest.fixture

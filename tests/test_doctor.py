@@ -25,7 +25,7 @@ from canary.settings import Settings
 from jobs.config import load_config
 from jobs.run import use_settings
 from jobs.scheduler import build_scheduler
-from server.app import create_app
+from server.app import close_app, create_app
 from server.dns import DnsListener
 from server.smtp import SmtpListener
 from tests.conftest import TEST_DOMAIN
@@ -54,7 +54,8 @@ def healthy(registry: Registry, settings: Settings) -> Iterator[tuple[Settings, 
     base = dataclasses.replace(
         settings, max_numbers_per_export=12, dns_ns=f"ns1.{TEST_DOMAIN}", dns_ipv4="127.0.0.1"
     )
-    web = make_server("127.0.0.1", 0, create_app(base, registry), threaded=True)
+    app = create_app(base, registry)
+    web = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=web.serve_forever, daemon=True).start()
     smtp = SmtpListener(registry, base, host="127.0.0.1", port=0)
     smtp.start()
@@ -78,6 +79,7 @@ def healthy(registry: Registry, settings: Settings) -> Iterator[tuple[Settings, 
         smtp.stop()
         web.shutdown()
         web.server_close()
+        close_app(app)
 
 
 def _scheduler_started(settings: Settings, registry: Registry) -> None:

@@ -25,6 +25,7 @@ from canary.registry import Registry
 from canary.seed import SeedRequest, SeedResult, seed
 from canary.settings import Settings
 from server import create_app
+from server.app import close_app
 from server.signatures import (
     ReplayGuard,
     generic_signature,
@@ -116,6 +117,7 @@ def serve(settings: Settings, registry: Registry) -> Iterator[Hook]:
         server.shutdown()
         server.server_close()
         thread.join()
+        close_app(app)
 
 
 @pytest.fixture
@@ -377,6 +379,50 @@ def test_the_servers_filer_files_a_suspicious_event_on_its_own(
     assert counts() == (1, 1, 0)
     [incident] = registry.incidents()
     assert incident.export == export.export.code and incident.events == 1
+
+
+def test_a_webhook_is_stored_when_the_writers_connection_died_unseen(
+    registry: Registry, settings: Settings, export: SeedResult
+) -> None:
+    """The writer checks out connections without a round trip: when PostgreSQL ended its
+    connection in between, the batch fails on it and is stored again on a new one."""
+    if not settings.db.startswith("postgresql"):
+        pytest.skip("PostgreSQL ends a connection here; SQLite has none to lose")
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"canary-writer-{uuid.uuid4().hex[:8]}"
+    own = replace(settings, db=f"{settings.db}&application_name={name}", webhook_secret=SECRET)
+    app = create_app(own)  # its own registries, as canary serve makes them
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        hook = Hook(f"http://127.0.0.1:{server.server_port}")
+        number = _number(registry, export)
+        # A stray call (noise): no filing, so the writer's connection alone waits in its pool.
+        assert hook.generic(_event("before", "03-9999-0000"))[0] == 201
+        with registry.engine.begin() as conn:
+            ended = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                ),
+                {"name": name},
+            ).scalar_one()
+        assert ended >= 1  # the writer's, and the API registry's
+        for n in range(3):  # the pool's connections are all gone: each is met and replaced
+            status, answer, _ = hook.generic(_event(f"after-{n}", number))
+            assert status == 201, answer
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        close_app(app)
+        app.extensions["canary.registry"].close()
+    ids = sorted(str(e.provider_id) for e in registry.events(limit=None))
+    assert ids == ["after-0", "after-1", "after-2", "before"]
 
 
 def test_concurrent_deliveries_of_one_event_store_it_once(
