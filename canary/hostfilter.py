@@ -11,8 +11,9 @@ rest of the pass: polars builds the Aho-Corasick automaton again for each morsel
 of that many patterns is searched state by state. So the streaming pass only tests each
 row quickly, with tests every row holding a form passes (a few others do too): a
 postcode cell equal to a form, or of a length that could hold one without being one; a
-phone cell holding a pool number's last group (few enough patterns for a DFA). The exact
-tests then run on the rows kept, a batch at a time: the rows kept are the same.
+phone cell holding a pool number's last group (a few dozen patterns, not hundreds); an
+ID cell equal to an ID or longer. The exact tests then run on the rows kept, a batch at a
+time: the rows kept are the same.
 """
 
 from __future__ import annotations
@@ -67,12 +68,11 @@ def conditions(
 
 
 def _equal_or_longer(cell: Any, forms: list[str]) -> Any:
-    """Met by every cell holding one of ``forms``: one is the whole cell, or the cell is
-    longer than the shortest form by two bytes, or by one with a digit at the shortest
-    forms' middle (a form of that length is all digits; either way it sits in one byte
-    from its start, it covers the middle). The contains test when the shortest forms are
+    """Met by every cell holding one of ``forms`` (and by a few others): a cell equal to a
+    form; one longer than the shortest forms by two bytes or more; one longer by a byte
+    with a digit at their middle (they are all digits, and one starting at the cell's
+    first or second byte covers it). The contains test itself when the shortest forms are
     not all digits."""
-
     n = min(len(f.encode()) for f in forms)
     if n < 2 or not all(f.isascii() and f.isdigit() for f in forms if len(f.encode()) == n):
         return cell.str.contains_any(forms)

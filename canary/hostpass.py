@@ -238,8 +238,8 @@ def _joined_lines(
 ) -> Iterator[tuple[int, bytes]]:
     """The lines (0-based) of ``numbers`` (sorted) of a file, without their ends (as
     ``rstrip(b"\\r\\n")``), in order: for each ``block`` bytes, how many lines end in it
-    and those lines joined by newlines. The file is mapped, not copied, and its line ends
-    found with numpy in one mask used again."""
+    and those lines joined by newlines. The file is mapped, not copied (each block let go
+    when done), and its line ends found with numpy in one mask used again."""
     import numpy as np
 
     want = np.asarray(numbers, dtype=np.int64)
@@ -270,6 +270,8 @@ def _joined_lines(
                     yield len(rows), b"\n".join([mm[i:j] for i, j in pairs])
                 at, base = stop, base + len(ends)
                 last = int(ends[-1]) if len(ends) else last
+                if hasattr(mmap, "MADV_DONTNEED") and (upto := hi - hi % mmap.PAGESIZE) > lo:
+                    mm.madvise(mmap.MADV_DONTNEED, 0, upto)  # memory stays that of a block
                 if at == len(want):
                     break
         finally:
