@@ -50,7 +50,10 @@ subdomains):
 - ``nationwide``: a mail-order customer list, every prefecture by population, dense
   sequential customer IDs in file order, separate prefecture and building columns, a
   join date (入会日) rising with the ID, 45 % with email, keyed by operators (a few
-  names without the space).
+  names without the space). Within a prefecture people are spread evenly over its
+  postcodes, so a generator that draws a postcode at random in a district passes here
+  though real people crowd into towns (tests/test_fit_sample.py checks canaries' cities
+  against a list where they do).
 - ``members-email`` / ``members-noemail``: the same regional store's members (福岡県),
   typed in by the members themselves (names without spaces, hiragana readings, mixed
   building separators), member numbers issued in turn with the numbers of members who
