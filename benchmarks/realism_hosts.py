@@ -312,7 +312,18 @@ def nationwide(n: int, rng: random.Random, ref: Reference) -> list[list[str]]:
     places = [pl for p in prefs for pl in by_pref[p]]
     weights = [POPULATION[p] / len(by_pref[p]) for p in prefs for _ in by_pref[p]]
     first, last = date(2008, 4, 1), TODAY - timedelta(days=30)
-    joined = sorted(first + timedelta(days=rng.randrange((last - first).days)) for _ in range(n))
+    # Customer numbers are issued in turn as people join; a few customers were deleted
+    # since, with their numbers. A deleted customer had joined on a day like the others, so
+    # the numbers missing are people missing from their days (skipping numbers at random
+    # between the people kept would make a gap no one's: then a canary given a free number
+    # is one more person on a day than anyone of that list ever was).
+    numbers, number = [], 0
+    for _ in range(n):
+        number += 1 if rng.random() < 0.97 else rng.randint(2, 4)  # the ones skipped: deleted
+        numbers.append(number)
+    span = (last - first).days
+    issued = sorted(first + timedelta(days=rng.randrange(span)) for _ in range(number))
+    joined = [issued[k - 1] for k in numbers]
     births = [
         j - timedelta(days=int(rng.triangular(18, 80, 40)) * 365 + rng.randrange(365))
         for j in joined
@@ -333,9 +344,7 @@ def nationwide(n: int, rng: random.Random, ref: Reference) -> list[list[str]]:
     )
     mess = Mess(name_nospace=0.03, kana_nospace=0.02)
     rows = []
-    number = 0
-    for h, join in zip(hosts, joined, strict=True):
-        number += 1 if rng.random() < 0.97 else rng.randint(2, 4)  # a few customers deleted
+    for h, join, number in zip(hosts, joined, numbers, strict=True):
         name, kana = _name(h, mess, rng)
         p = h.place
         rows.append(
