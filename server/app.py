@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         else reg
     )
     app.extensions["canary.writer"] = writer
-    filer = Filer(partial(writer.file_queued, settings.event_threshold))
+    filer = Filer(partial(writer.file_all_queued, settings.event_threshold, wait=False))
     app.extensions["canary.filer"] = filer
     app.extensions["canary.events"] = GroupCommit(
         again_if_disconnected(

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from canary.events import EventRecord
-from canary.registry.filing import FILE_BATCH
 
 log = logging.getLogger("canary.server.filer")
 
@@ -27,13 +26,14 @@ GATHER = 0.05  # seconds at least between two rounds, in which the queue gathers
 
 
 class Filer:
-    """Calls ``file_queued`` (one batch, SKIP LOCKED; returns how many it filed) from one
-    thread, started on first use in the process that uses it (never across a fork)."""
+    """Calls ``file_all`` (everything queued that no other filer holds; returns how many it
+    filed) from one thread, started on first use in the process that uses it (never across
+    a fork)."""
 
     def __init__(
-        self, file_queued: Callable[[], int], every: float = LOOK_EVERY, gather: float = GATHER
+        self, file_all: Callable[[], int], every: float = LOOK_EVERY, gather: float = GATHER
     ) -> None:
-        self._file_queued = file_queued
+        self._file_all = file_all
         self._every = every
         self._gather = gather
         self._wake = threading.Event()
@@ -59,12 +59,7 @@ class Filer:
 
     def file_now(self) -> int:
         """File what is queued, in the caller's thread; how many were filed."""
-        filed = 0
-        while True:
-            count = self._file_queued()
-            filed += count
-            if count < FILE_BATCH:
-                return filed
+        return self._file_all()
 
     def stop(self) -> None:
         """End the thread after its round, if it runs; what is queued stays queued."""

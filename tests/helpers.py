@@ -106,3 +106,16 @@ def call_event(
         provider_id=pid,
         text=text,
     )
+
+
+def mail_event(address: str, sender: str, pid: str, when: datetime) -> EventDraft:
+    """A mail to ``address`` from ``sender``, as the SMTP listener stores it (id ``pid``)."""
+    return EventDraft(
+        channel="email",
+        target=address,
+        occurred_at=when,
+        provider="smtp",
+        payload=f"{pid}|{sender}".encode(),
+        source=sender,
+        provider_id=pid,
+    )

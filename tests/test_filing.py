@@ -21,21 +21,13 @@ from canary.events import EventDraft, aware
 from canary.registry import Registry
 from canary.registry.models import Alert, Event, FilingQueue, Incident
 from canary.settings import Settings
-from tests.helpers import call_event, seed_export
+from tests.helpers import call_event, mail_event, seed_export
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
 
 def _mail(address: str, sender: str, pid: str, when: datetime = T0) -> EventDraft:
-    return EventDraft(
-        channel="email",
-        target=address,
-        occurred_at=when,
-        provider="smtp",
-        payload=f"{pid}|{sender}".encode(),
-        source=sender,
-        provider_id=pid,
-    )
+    return mail_event(address, sender, pid, when)
 
 
 def _count(registry: Registry, table: type) -> int:

@@ -29,7 +29,7 @@ from canary.settings import Settings
 from server.serve import ServeOptions, listener_factories
 from server.signatures import generic_signature
 from tests.conftest import REPO, TEST_NUMBERS
-from tests.helpers import seed_export
+from tests.helpers import mail_event, seed_export
 
 SECRET = "serve-test-secret"
 SAFETY = 300  # seconds before a hung server fails the test (not a performance limit)
@@ -174,7 +174,6 @@ def test_events_left_queued_are_filed_by_a_new_worker_and_by_serve_at_its_stop(
     worker files it when it starts, and ``canary serve`` files what is left when it stops."""
     from sqlalchemy import func, select
 
-    from canary.events import EventDraft
     from canary.registry.models import FilingQueue, Incident
     from server.serve import Master
 
@@ -182,15 +181,7 @@ def test_events_left_queued_are_filed_by_a_new_worker_and_by_serve_at_its_stop(
     address = next(c.email for c in registry.canaries_of(code) if c.email)
 
     def queue_one(pid: str) -> None:
-        draft = EventDraft(
-            channel="email",
-            target=address,
-            occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
-            provider="smtp",
-            payload=pid.encode(),
-            source=f"{pid}@broker.example",
-            provider_id=pid,
-        )
+        draft = mail_event(address, f"{pid}@broker.example", pid, datetime(2026, 11, 1, tzinfo=UTC))
         registry.record_events([draft], file=False)
 
     def counts() -> tuple[int, int]:

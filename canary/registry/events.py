@@ -111,6 +111,7 @@ class EventStore(EventFacts):
 
     _file_events: Any  # canary.registry.incidents.IncidentStore
     _incident_row: Any
+    filed: Any  # canary.registry.filing.FilingStore
     _insert_event_stmt: Any = None
 
     _sessions: Any
@@ -250,13 +251,14 @@ class EventStore(EventFacts):
             return {key: i for key, i in raw(s, _pg_insert_events(queue), {"rows": body})}
         params = [{c: getattr(r, c) for c in _COLUMNS} for r in rows]
         ids = dict(s.connection().execute(self._insert_event(), params).all())
-        queued = [
-            {"event_id": ids[r.dedupe_key]}
-            for r in rows
-            if r.classification == "suspicious" and r.dedupe_key in ids
-        ]
-        if queue and queued:
-            s.connection().execute(insert(FilingQueue), queued)
+        if queue:
+            queued = [
+                {"event_id": ids[r.dedupe_key]}
+                for r in rows
+                if r.classification == "suspicious" and r.dedupe_key in ids
+            ]
+            if queued:
+                s.connection().execute(insert(FilingQueue), queued)
         return ids
 
     def _insert_event(self) -> Any:
@@ -357,7 +359,7 @@ class EventStore(EventFacts):
     ) -> list[EventRecord]:
         """Stored events, newest first, optionally filtered."""
         if incident:
-            self.filed()  # type: ignore[attr-defined]
+            self.filed()
         with self._sessions() as s:
             q = select(Event).order_by(Event.occurred_at.desc(), Event.id.desc())
             if classification:

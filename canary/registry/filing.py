@@ -86,11 +86,12 @@ class FilingStore:
                 self._file_events(s, rows, threshold, self._accounts(s, rows))
             return len(ids)
 
-    def file_all_queued(self, threshold: float = DEFAULT_EVENT_THRESHOLD) -> int:
-        """File every queued event, waiting for those another filer holds; how many."""
+    def file_all_queued(self, threshold: float = DEFAULT_EVENT_THRESHOLD, wait: bool = True) -> int:
+        """File every queued event, a batch per transaction; how many. With ``wait``, also
+        those another filer holds (a reader); without, they are left to it (a filer)."""
         filed = 0
         while True:
-            count = self.file_queued(threshold, wait=True)
+            count = self.file_queued(threshold, wait=wait)
             filed += count
             if count < FILE_BATCH:
                 return filed
