@@ -314,7 +314,7 @@ def test_the_quick_tests_keep_every_row_the_exact_ones_keep(tmp_path: Path, enco
     phones += ["090-7100-5101", "09071005100", "7100.5100 内線", "", "090-1234-5100"]
     ids = ["C0001", " C0001", "C0001 ", "C00010", "C0002", "C0001\u3000", "XC0001"]
     postcodes, phones = (
-        [c for c in cells if _encodes(c, encoding)] for cells in (postcodes, phones)
+        [c for c in cells if hostfilter._encodes(c, encoding)] for cells in (postcodes, phones)
     )
     rows = []
     for i in range(len(postcodes) * len(phones) * len(ids)):
@@ -364,11 +364,3 @@ def test_the_lines_of_the_people_are_read_however_the_file_ends(tmp_path: Path) 
         read = list(_joined_lines(src, end[-1], wanted, block))
         assert sum(n for n, _ in read) == len(wanted)
         assert b"\n".join(t for _, t in read) == b"\n".join(lines[i] for i in wanted)
-
-
-def _encodes(text: str, encoding: str) -> bool:
-    try:
-        text.encode(encoding)
-    except UnicodeEncodeError:
-        return False
-    return True
