@@ -132,7 +132,7 @@ def test_serve_answers_health_webhooks_and_smtp_then_stops_on_sigterm(
     port = int(server.wait_for(r"Serving http://127\.0\.0\.1:(\d+) \(2 worker")[1])
     smtp_port = int(server.wait_for(r"SMTP listener on port (\d+)")[1])
     server.wait_for(r"DNS listener on port \d+")
-    assert _request(port, "GET", "/healthz") == (200, {"ok": True, "schema": "0007"})
+    assert _request(port, "GET", "/healthz") == (200, {"ok": True, "schema": "0008"})
     stamp = int(time.time())
     body = json.dumps(
         {

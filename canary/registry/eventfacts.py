@@ -1,7 +1,8 @@
 """What the registry knows about a contacted token, read for the events core: the pool
 number or domain, the exports holding it, the canaries carrying it, known noise sources.
 The pool's numbers and whether any noise source is known are kept per process for a few
-seconds; everything else is read per event, inside the event's transaction.
+seconds; the canaries and exports of tokens for as long as the registry's generation does
+not move (``canary.registry.tokencache``); the rest is read inside the event's transaction.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from canary.events.incidents import P_CHANNEL, phone_chance
 from canary.normalize import address_key, kana_key, name_key, phone_e164
 from canary.registry.models import (
     Canary,
+    Event,
     Export,
     ExportPhone,
     NoiseSource,
     PoolDomain,
     PoolPhone,
+    RegistryGeneration,
     StableCarrier,
 )
+from canary.registry.tokencache import Known, TokenCache, holders_missing, merge
 
 NOISE_TTL = 10.0  # seconds a process trusts that no noise source is known
 POOL_TTL = 10.0  # seconds a process trusts its copy of the pool's numbers and states
@@ -145,6 +149,8 @@ def _statements(dialect: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "holders": select(*_HOLDER_COLUMNS).where(one_of(Export.id, "ids", dialect), live),
         "domains": select(PoolDomain.domain).where(one_of(PoolDomain.domain, "domains", dialect)),
+        "generation": select(RegistryGeneration.n).where(RegistryGeneration.id == 1),
+        "stored": select(*Event.__table__.columns).where(one_of(Event.dedupe_key, "keys", dialect)),
         "carriers": select(StableCarrier.canary_id, StableCarrier.export_id).where(
             one_of(StableCarrier.canary_id, "ids", dialect)
         ),
@@ -177,15 +183,19 @@ class EventFacts:
     engine: Any
     _noise_cache: tuple[float, bool] | None = None
     _pool_cache: tuple[float, dict[str, _PoolPhoneFacts]] | None = None
+    _tokens: TokenCache | None = None
 
     def _dialect(self) -> str:
         return str(self.engine.dialect.name)
 
     def _facts_many(
         self, s: Session, drafts: Sequence[EventDraft], targets: Sequence[str]
-    ) -> list[tuple[Facts, float]]:
-        """``_facts`` of each event of a batch. The calls, SMS and mail of the batch are read
-        together: a handful of queries for all of them, not three or four per event."""
+    ) -> tuple[list[tuple[Facts, float]], int | None]:
+        """``_facts`` of each event of a batch, and the registry generation of what was
+        known about their tokens (None if nothing was). The calls, SMS and mail of the batch
+        are read together: a handful of queries for all of them, not three or four per
+        event, and none for tokens the process's copy knows (``canary.registry.tokencache``:
+        the caller checks that the generation has not moved before it commits)."""
         pool = {t: p for t in set(targets) if (p := self._pool_phone(s, t)) is not None}
         phones = sorted(
             t
@@ -195,14 +205,12 @@ class EventFacts:
         mails = sorted(
             {t for d, t in zip(drafts, targets, strict=True) if d.channel in MAIL_CHANNELS}
         )
-        by_token: dict[str, list[CanaryFacts]] = {}
-        holders: dict[int, Holder] = {}  # the canaries' own exports come with them
-        held: dict[str, set[int]] = {}  # pool number -> the live exports it was given to
+        known, generation = Known(), None
         if phones or mails:
-            number_of = {pool[t].id: t for t in phones}
-            by_token = self._canaries_of_tokens(s, phones, mails, number_of, holders, held)
-        wanted = {e for t in mails for c in by_token.get(t, []) for e in c.export_ids}
-        holders.update((h.export_id, h) for h in self._holders(s, sorted(wanted - holders.keys())))
+            known, generation = self._known_tokens(s, phones, mails, pool)
+        by_token = known.canaries
+        holders = known.holders  # the live exports named by the tokens' facts
+        held = known.held  # pool number -> the live exports it was given to
         # Whether an address is on a pool domain only matters for one no canary holds (noise,
         # weak or none): mail to canaries' addresses costs no read of the domains.
         domains = sorted({t.rpartition("@")[2] for t in mails if t not in by_token})
@@ -240,7 +248,43 @@ class EventFacts:
                 out.append((Facts(noise_source=self._noise_source(s, draft)), 1.0))
             else:
                 out.append(self._other_facts(s, draft, target))
-        return out
+        return out, generation
+
+    def _known_tokens(
+        self, s: Session, phones: list[str], mails: list[str], pool: dict[str, _PoolPhoneFacts]
+    ) -> tuple[Known, int]:
+        """What is known about these pool numbers and addresses, from the process's copy or
+        read (and then kept), and the registry generation it is as of."""
+        cache = self._token_cache()
+        generation, known, miss_phones, miss_mails = cache.lookup(phones, mails)
+        if not miss_phones and not miss_mails and generation is not None:
+            return known, generation
+        # The generation is read before the facts: if it moves in between, the copy is
+        # older than its label says, never newer, and the insert's check catches it.
+        now = int(fetch(s, _statements(self._dialect())["generation"], {})[0][0])
+        if now != generation:
+            known, miss_phones, miss_mails = Known(), phones, mails
+        fresh = Known()
+        number_of = {pool[t].id: t for t in miss_phones}
+        fresh.canaries = self._canaries_of_tokens(
+            s, miss_phones, miss_mails, number_of, fresh.holders, fresh.held
+        )
+        for token in (*miss_phones, *miss_mails):
+            fresh.canaries.setdefault(token, [])  # known to be no canary's
+        for token in miss_phones:
+            fresh.held.setdefault(token, set())
+        fresh.holders.update(
+            (h.export_id, h) for h in self._holders(s, holders_missing(fresh, fresh.holders))
+        )
+        cache.store(now, fresh)
+        merge(known, fresh)
+        return known, now
+
+    def _token_cache(self) -> TokenCache:
+        cache = self._tokens
+        if cache is None:
+            cache = self._tokens = TokenCache()
+        return cache
 
     def _canaries_of_tokens(
         self,
@@ -299,7 +343,7 @@ class EventFacts:
 
     def _facts(self, s: Session, draft: EventDraft, target: str) -> tuple[Facts, float]:
         """What the registry knows about the token, and p_t of a sign on it."""
-        return self._facts_many(s, [draft], [target])[0]
+        return self._facts_many(s, [draft], [target])[0][0]
 
     def _other_facts(self, s: Session, draft: EventDraft, target: str) -> tuple[Facts, float]:
         """``_facts`` of a letter, a manual note or a DNS lookup (one at a time: rare)."""

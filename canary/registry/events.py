@@ -33,7 +33,7 @@ from canary.events import (
     normalise_target,
 )
 from canary.events.classify import Facts, classify
-from canary.registry.eventfacts import EventFacts, raw
+from canary.registry.eventfacts import EventFacts, _statements, fetch, raw
 from canary.registry.models import Alert, Event, Export, FilingQueue, IncidentEvent, PoolPhone
 
 DEFAULT_GRACE = timedelta(hours=72)
@@ -56,13 +56,16 @@ def _pg_insert_events(queue: bool) -> str:
         f"SELECT {columns} FROM json_populate_recordset(NULL::events, %(rows)s::json) "
         "ON CONFLICT (dedupe_key) DO NOTHING"
     )
+    # The last row is the registry's generation as this statement sees it, for the check of
+    # the facts the events were classified by (canary.registry.tokencache).
+    generation = "UNION ALL SELECT NULL, n FROM registry_generation WHERE id = 1"
     if not queue:
-        return f"{rows} RETURNING dedupe_key, id"
+        return f"WITH stored AS ({rows} RETURNING dedupe_key, id) SELECT * FROM stored {generation}"
     return (
         f"WITH stored AS ({rows} RETURNING dedupe_key, id, classification), "
         "queued AS (INSERT INTO filing_queue (event_id) "
         "SELECT id FROM stored WHERE classification = 'suspicious') "
-        "SELECT dedupe_key, id FROM stored"
+        f"SELECT dedupe_key, id FROM stored {generation}"
     )
 
 
@@ -70,6 +73,10 @@ _PG_ALERTS = """
 INSERT INTO alerts (event_id, incident_id, created_at, attempts)
 SELECT e, i, %(now)s, 0 FROM unnest(%(events)s::bigint[], %(incidents)s::integer[]) AS a(e, i)
 """
+
+
+class _Moved(Exception):
+    """The registry's generation moved after a batch's facts were read."""
 
 
 def _now() -> datetime:
@@ -148,12 +155,31 @@ class EventStore(EventFacts):
         (the server's writers: filing is most of an event's cost, and most of it is per
         statement, not per event)."""
         targets = [normalise_target(d.channel, d.target) for d in drafts]
+        try:
+            return self._record_events(drafts, targets, grace, threshold, file, check=True)
+        except _Moved:
+            # The canaries or exports changed since the process's copy of them was read:
+            # classify the batch again from fresh reads, in a new transaction.
+            self._token_cache().forget()
+            return self._record_events(drafts, targets, grace, threshold, file, check=False)
+
+    def _record_events(
+        self,
+        drafts: Sequence[EventDraft],
+        targets: Sequence[str],
+        grace: timedelta,
+        threshold: float,
+        file: bool,
+        check: bool,
+    ) -> list[EventRecord]:
+        """``record_events`` in one transaction; with ``check``, raises _Moved (rolling it
+        back) if the registry's generation moved after the facts it classified by."""
         with self._sessions() as s, s.begin():
             # Core on the hot path (the ORM doubled the cost), and no look before the
             # insert: a repeat is found by the insert itself (ON CONFLICT DO NOTHING).
             facts: list[Facts] = []
             rows: list[SimpleNamespace] = []
-            read = self._facts_many(s, drafts, targets)
+            read, known_at = self._facts_many(s, drafts, targets)
             for draft, target, (known, chance) in zip(drafts, targets, read, strict=True):
                 verdict = classify(draft, target, known, grace)
                 facts.append(known)
@@ -164,17 +190,12 @@ class EventStore(EventFacts):
             # Keys in one order in every batch: two batches inserting the same two events
             # wait for each other's commit instead of deadlocking.
             fresh = [rows[first[k]] for k in sorted(first)]
-            ids = self._insert_events(s, fresh, queue=not file)
+            ids, generation = self._insert_events(s, fresh, queue=not file)
+            if check and known_at is not None and generation != known_at:
+                raise _Moved
             stored = {}  # events a concurrent or earlier delivery stored
             if len(ids) < len(fresh):
-                stored = {
-                    e.dedupe_key: e
-                    for e in s.execute(
-                        select(Event).where(
-                            Event.dedupe_key.in_([k for k in first if k not in ids])
-                        )
-                    ).scalars()
-                }
+                stored = self._stored_events(s, [k for k in first if k not in ids])
             new = []  # the events this batch stored, with what was known of their tokens
             for i, (r, f) in enumerate(zip(rows, facts, strict=True)):
                 if r.dedupe_key in ids and first[r.dedupe_key] == i:
@@ -229,12 +250,19 @@ class EventStore(EventFacts):
                 .values(stray_events=PoolPhone.stray_events + strays[target])
             )
 
+    def _stored_events(self, s: Session, keys: Sequence[str]) -> dict[str, Any]:
+        """The stored events of these dedupe keys, as rows with the events' columns (Core:
+        the ORM's objects cost a tenth of the writer's time when a tenth were repeats)."""
+        query = _statements(self._dialect())["stored"]
+        return {e.dedupe_key: e for e in fetch(s, query, {"keys": list(keys)})}
+
     def _insert_events(
         self, s: Session, rows: Sequence[SimpleNamespace], queue: bool = False
-    ) -> dict[str, int]:
+    ) -> tuple[dict[str, int], int]:
         """Insert the events (their columns as attributes) that are not stored yet; the
-        dedupe key and id of each one inserted. With ``queue``, the suspicious ones among
-        them go into the filing queue too."""
+        dedupe key and id of each one inserted, and the registry's generation as the insert
+        saw it. With ``queue``, the suspicious ones among them go into the filing queue
+        too."""
         if self.engine.dialect.name == "postgresql":
             # Times as ISO 8601 with their offset, JSON columns as JSON: the stored text of
             # details, exports and canaries is what json.dumps makes of them, as before.
@@ -248,9 +276,12 @@ class EventStore(EventFacts):
                     for r in rows
                 ]
             )
-            return {key: i for key, i in raw(s, _pg_insert_events(queue), {"rows": body})}
+            found = raw(s, _pg_insert_events(queue), {"rows": body})
+            return {key: i for key, i in found if key is not None}, next(
+                i for key, i in found if key is None
+            )
         params = [{c: getattr(r, c) for c in _COLUMNS} for r in rows]
-        ids = dict(s.connection().execute(self._insert_event(), params).all())
+        ids = dict(s.connection().execute(self._insert_event(), params).all()) if rows else {}
         if queue:
             queued = [
                 {"event_id": ids[r.dedupe_key]}
@@ -259,7 +290,9 @@ class EventStore(EventFacts):
             ]
             if queued:
                 s.connection().execute(insert(FilingQueue), queued)
-        return ids
+        # SQLite's writer holds the database from BEGIN IMMEDIATE: nothing moves meanwhile.
+        generation = fetch(s, _statements(self._dialect())["generation"], {})[0][0]
+        return ids, int(generation)
 
     def _insert_event(self) -> Any:
         stmt = self._insert_event_stmt

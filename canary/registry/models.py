@@ -311,6 +311,16 @@ class FilingQueue(Base):
     )
 
 
+class RegistryGeneration(Base):
+    """One row: a counter that triggers move whenever canaries, exports, the exports' pool
+    numbers or stable carriers change (registry 0008), so that a copy of them kept in
+    memory can tell it is still good (canary.registry.tokencache)."""
+
+    __tablename__ = "registry_generation"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class HostnameToken(Base):
     """A hostname under a canary DNS zone that names one export (or one client) when looked
     up: put in a B2B list's URL column, or a pool domain dedicated to one client."""
