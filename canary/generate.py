@@ -29,7 +29,7 @@ from canary.localparts import LocalParts
 from canary.nearby import DistrictPlaces, PostcodeDraw, Streets, postcodes_repeat
 from canary.normalize import kana_key, name_key, phone_e164
 from canary.pools import PoolNumber
-from canary.profile import ColumnProfile, HostProfile, year_of
+from canary.profile import ColumnProfile, HostProfile, StreetShape, year_of
 from canary.reference import Gazetteer, NameBook, Place
 from canary.romaji import to_romaji
 
@@ -186,6 +186,14 @@ class CanaryFactory:
             style = c.style if isinstance(c.style, PhoneStyle) else PhoneStyle()
             canary.row[j] = style.render(number.e164) if number else ""
             canary.fields[c.name] = canary.row[j]
+
+    def restreet(self, canary: GeneratedCanary, people: Sequence[StreetShape]) -> None:
+        """Number a made canary as one more of ``people``, the block numbers of everyone
+        at its postcode (see Streets.among); unchanged when none is found."""
+        street = self.streets.among(people)
+        if street is not None:
+            canary.person.street = street
+            self._rewrite(canary, {"address", "address2", "street"})
 
     def reemail(self, canary: GeneratedCanary) -> None:
         """Give a made canary another mail address (see ``hold``)."""

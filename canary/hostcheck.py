@@ -11,7 +11,8 @@ or an address on a pool domain. Then, in memory (see canary.hostkeys):
 - a canary whose ID the list holds, one no name is clear for, and a carried stable canary
   that now collides are made again: at a new postcode, checked by the next round.
 
-A round that changes nothing ends the check: every canary was checked and is clear.
+A round that changes nothing ends the check: every canary was checked and is clear. Each
+is then numbered among all the people found at its postcode (canary.nearby.in_gap).
 """
 
 from __future__ import annotations
@@ -143,6 +144,11 @@ def check(
             search(probe, found)
         changed = settle(made, found, checker, factory, schema)
         if not changed:
+            # Every canary's postcode was looked for: each is numbered as one more of all
+            # the people there (the profile saw a share of them; see Streets.among).
+            for c in made:
+                if isinstance(c, GeneratedCanary):
+                    factory.restreet(c, found.streets.get(c.person.place.postcode, []))
             return
         if place is not None and n < PLACED_ROUNDS:
             place(changed)

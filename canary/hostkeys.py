@@ -7,7 +7,9 @@ one with a real person of the same list would make that person look like a canar
 time. The registry only knows canaries (invariant 3: no real person is stored), so the
 pass keeps, in memory for the length of one seed and never written anywhere, only the keys
 that could collide: the names and readings at the canaries' postcodes, the pool numbers
-and the pool-domain addresses the list's people hold.
+and the pool-domain addresses the list's people hold. It keeps too the block numbers of
+the people at the canaries' postcodes (numbers only, no name, building or room), so that a
+canary is numbered as one more neighbour among all of them (see canary.nearby.in_gap).
 
 Names and readings are read exactly and compared by ``canary.normalize``. Only when the
 pass could not find the people's own lines (see canary.hostpass) are those of a CP932 or
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING
 import jaconv
 
 from canary.normalize import _KANJI_VARIANTS, email_key, kana_key, name_key, postcode_key
+from canary.profile import StreetShape, street_shape
 
 if TYPE_CHECKING:
     from canary.schema import Schema
@@ -52,6 +55,7 @@ class Columns:
     emails: tuple[int, ...]
     names: tuple[int, ...]  # the whole name, or surname then given name
     kanas: tuple[int, ...]  # the same for the reading
+    street: int | None = None  # the column holding the block number (address, address2, street)
 
     @property
     def split_name(self) -> bool:
@@ -81,6 +85,14 @@ class Columns:
             cols("email"),
             person("name", "surname", "given"),
             person("kana", "kana_surname", "kana_given"),
+            next(
+                (
+                    i
+                    for r in ("address", "address2", "street")
+                    if (i := schema.column_of(r)) is not None
+                ),
+                None,
+            ),
         )
 
 
@@ -127,6 +139,8 @@ class Found:
     # Names and readings only the lossy pass read (see the module docstring).
     lossy_names: dict[str, set[str]] = field(default_factory=dict)
     lossy_kanas: dict[str, set[str]] = field(default_factory=dict)
+    # postcode → the block numbers of the people there, one per person (read exactly only)
+    streets: dict[str, list[StreetShape]] = field(default_factory=dict)
     seen: Probe = field(default_factory=Probe)  # everything looked for so far
     _keys: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False)
 
@@ -150,6 +164,15 @@ class Found:
             names.setdefault(postcode, set()).add(name)
         if kana:
             kanas.setdefault(postcode, set()).add(kana)
+
+    def add_street(self, postcode: str | None, address: str | None) -> None:
+        """The block number of one person at a postcode looked for, from their address
+        cell as decoded exactly (nothing without one)."""
+        if postcode is None or not address:
+            return
+        shape = street_shape(address)
+        if shape is not None:
+            self.streets.setdefault(postcode, []).append(shape)
 
     def looked_for(self, probe: Probe) -> None:
         s = self.seen
@@ -184,6 +207,8 @@ def python_found(rows: Iterable[Sequence[str]], cols: Columns, probe: Probe, fou
             if code in probe.postcodes:
                 name = "".join(cell(r, j) for j in cols.names)
                 found.add_row(code, name, "".join(cell(r, j) for j in cols.kanas))
+                if cols.street is not None:
+                    found.add_street(code, cell(r, cols.street))
     found.looked_for(probe)
 
 

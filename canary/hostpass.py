@@ -1,6 +1,7 @@
 """One streaming pass over a delimited host list for a round of the check of canaries
-(canary.hostcheck): the IDs looked for, and the people at the canaries' postcodes or
-holding the export's pool numbers or addresses on its pool domains (canary.hostkeys).
+(canary.hostcheck): the IDs looked for, and the people at the canaries' postcodes (their
+names, readings and block numbers) or holding the export's pool numbers or addresses on
+its pool domains (canary.hostkeys).
 
 polars reads the list as lossy UTF-8 (see canary.idcheck) and keeps rows by the forms of
 the keys their cells hold (canary.hostfilter): extracting digits from every cell cost as
@@ -141,6 +142,8 @@ def _read_people(
     for mine, theirs in ((staged.names, found.names), (staged.kanas, found.kanas)):
         for code, keys in mine.items():
             theirs.setdefault(code, set()).update(keys)
+    for code, shapes in staged.streets.items():
+        found.streets.setdefault(code, []).extend(shapes)
     return True
 
 
@@ -189,7 +192,8 @@ def _add_people(
     lossy: bool,
     prefix: tuple[str, str, str] = ("c", "c", "c"),
 ) -> None:
-    """Each distinct (postcode, name, reading) of ``frame`` into ``found``."""
+    """Each distinct (postcode, name, reading) of ``frame`` into ``found``, and, read
+    exactly, every person's block number."""
     import polars as pl
 
     pc, n, k = prefix
@@ -206,6 +210,9 @@ def _add_people(
         three = frame.select(pl.col(code).alias("p"), name.alias("n"), kana.alias("k")).unique()
         for p, person, reading in three.iter_rows():
             found.add_row(code_of(p), person, reading, lossy=lossy)
+        if not lossy and cols.street is not None:  # lossy digits may be wrong: none kept
+            for p, address in frame.select(code, f"c{cols.street}").iter_rows():
+                found.add_street(code_of(p), address)
 
 
 def _read_people_lossy(

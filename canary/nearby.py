@@ -1,6 +1,7 @@
 """Where a canary lives and how its address is numbered, drawn like the list's own people
 from what the profile saw of them (in memory only): the postcode of a new neighbour, and a
-block number ranged as the neighbours' are."""
+block number ranged as the neighbours' are; once the host pass has found every person at
+the canary's postcode, a block number ranked among all of theirs."""
 
 from __future__ import annotations
 
@@ -189,6 +190,30 @@ class Streets:
                 return write_street(model.kind, model.style, numbers)
         return None
 
+    def among(self, people: Sequence[StreetShape]) -> str | None:
+        """A block number for one more neighbour of ``people``, every person at the
+        canary's postcode (found by the host pass, see canary.hostkeys): the style of one
+        of them, each number ranked among theirs as a further neighbour's would be (see
+        in_gap), and no one's numbers (None after ten draws that all were someone's)."""
+        if not people:
+            return None
+        r = self.rng
+        own = {s.numbers for s in people}
+        for _ in range(10):
+            model = r.choice(people)
+            same = [s for s in people if s.kind == model.kind]
+            numbers = tuple(
+                in_gap(
+                    [s.numbers[i] for s in same if len(s.numbers) > i],
+                    r,
+                    self._top(model.kind, i),
+                )
+                for i in range(len(model.numbers))
+            )
+            if numbers not in own:
+                return write_street(model.kind, model.style, numbers)
+        return None
+
     def draw(self, place: Place, style: str, col: ColumnProfile | None = None) -> str:
         """A block number at ``place``: like its neighbours' when the profile saw some,
         else in the list's own style and numbering."""
@@ -274,6 +299,27 @@ def near_neighbours(
     if x > high:
         x = 2 * high + 1 - x
     return min(max(x, 1), high)
+
+
+def in_gap(town: Sequence[int], rng: random.Random, cap: int | None = None) -> int:
+    """A number of a town whose every neighbour's number ``town`` holds, ranked among
+    them as one more neighbour would be: k numbers leave k + 1 gaps (below the lowest,
+    between two, above the highest), a further neighbour falls in each as often, and
+    anywhere inside it. Its rank among the town is then any neighbour's: near_neighbours,
+    meant for a sample of the town, copies a neighbour's number where numbers are close
+    (丁目 1 to 3), and a copy ranks with its neighbour's ties, below a further neighbour.
+    A gap holds its upper end, not its lower, so a tie ranks as the gap does; the gap
+    above the highest reaches as far as the town's gaps do on average (never past
+    ``cap``, the highest the list holds anywhere)."""
+    v = sorted(town)
+    k, top = len(v), v[-1]
+    high = max(top, top + round((top - 1) / k))
+    if cap is not None:
+        high = max(top, min(high, cap))
+    j = rng.randint(0, k)
+    lo = 1 if j == 0 else v[j - 1] + 1
+    hi = high if j == k else v[j]
+    return rng.randint(lo, hi) if lo <= hi else v[min(j, k - 1)]
 
 
 def write_street(kind: str, style: str, n: tuple[int, ...]) -> str:
