@@ -182,3 +182,48 @@ def test_incidents_counted_batch_by_batch_match_a_full_rescoring(
             assert record.last_seen == last
             assert record.confidence == pytest.approx(expected)
             assert record.attributed == (expected >= 0.95)
+
+
+@pytest.mark.parametrize("file", [True, False], ids=["filed", "queued"])
+def test_stray_calls_to_pool_numbers_are_counted_once_per_new_event_by_concurrent_batches(
+    registry: Registry, settings: Settings, tmp_path: Path, file: bool
+) -> None:
+    """Queued batches on PostgreSQL count strays in the INSERT's own statement (locking the
+    numbers in order); two writers storing the same calls in opposite orders, with repeats,
+    count each call once."""
+    seed_export(registry, settings, tmp_path, "op1", 1)
+    idle = sorted(p.e164 for p in registry.pool_phones() if p.use_count == 0)[:3]
+    assert len(idle) == 3
+    registry.set_phone_state(idle, "quarantine")
+    drafts = [call_event(n, "09011112222", T0, f"S{i}-{n}") for i in range(8) for n in idle]
+    writers = [Registry(settings.db, actor="server") for _ in range(2)]
+    failures: list[BaseException] = []
+
+    def write(writer: Registry, order: list[EventDraft], seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            start = 0
+            while start < len(order):
+                size = rng.randint(1, 5)
+                batch = order[start : start + size]
+                records = writer.record_events([*batch, *batch[:1]], file=file)
+                assert all(r.classification == "noise" for r in records)
+                start += size
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=write, args=(writers[0], drafts, 1)),
+        threading.Thread(target=write, args=(writers[1], drafts[::-1], 2)),
+    ]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for w in writers:
+            w.close()
+    assert failures == []
+    strays = {p.e164: p.stray_events for p in registry.pool_phones() if p.e164 in idle}
+    assert strays == {n: 8 for n in idle}

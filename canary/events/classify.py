@@ -59,7 +59,6 @@ def _sender_domain(source: str | None) -> str:
     return (source or "").strip("<> ").rpartition("@")[2].lower()
 
 
-@lru_cache(maxsize=4096)  # callers call again; parsing a number costs more than the rest
 @lru_cache(maxsize=16384)  # phonenumbers takes 40-150 µs a number; callers call again
 def _caller(source: str) -> str:
     """A caller ID as campaigns list it: its E.164 form, or as given if it is none."""

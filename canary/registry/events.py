@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
@@ -44,28 +45,44 @@ _COLUMNS = [c.name for c in Event.__table__.columns if c.name != "id"]
 
 @cache
 def _pg_insert_events(queue: bool) -> str:
-    """PostgreSQL's INSERT of a batch of events, the rows given as one JSON array. Its text
-    is the same for every batch, so psycopg converts it once and PostgreSQL plans it once;
-    a multi-row VALUES differs with each batch's size and, past 50 parameters, psycopg
-    parses it anew every time (and arrays, one per column, are dumped element by element
-    in Python). A new event is never sealed: sealed_by stays NULL. With ``queue``, the same
-    statement puts the new suspicious events in the filing queue."""
+    """PostgreSQL's INSERT of a batch of events, the rows given as one JSON array: the whole
+    of a batch's writing in one statement, atomic without a transaction around it (the
+    server's writer runs it alone, in autocommit: no BEGIN and COMMIT round trips).
+
+    Its text is the same for every batch, so psycopg converts it once and PostgreSQL plans
+    it once; a multi-row VALUES differs with each batch's size and, past 50 parameters,
+    psycopg parses it anew every time. A new event is never sealed: sealed_by stays NULL.
+    The events are inserted only if the registry's generation is still
+    ``%(generation)s`` (NULL: whatever it is), the one their tokens' facts were read at;
+    the last row returned is the generation as the statement saw it. The new noise calls
+    and SMS to pool numbers are counted as the numbers' stray contacts (locked in the
+    numbers' order, as every batch locks them). With ``queue``, the new suspicious events
+    go into the filing queue."""
     columns = ", ".join(c for c in _COLUMNS if c != "sealed_by")
     rows = (
         f"INSERT INTO events ({columns}) "
         f"SELECT {columns} FROM json_populate_recordset(NULL::events, %(rows)s::json) "
-        "ON CONFLICT (dedupe_key) DO NOTHING"
+        "WHERE %(generation)s::bigint IS NULL "
+        "OR %(generation)s::bigint = (SELECT n FROM registry_generation WHERE id = 1) "
+        "ON CONFLICT (dedupe_key) DO NOTHING "
+        "RETURNING dedupe_key, id, classification, channel, target"
     )
-    # The last row is the registry's generation as this statement sees it, for the check of
-    # the facts the events were classified by (canary.registry.tokencache).
-    generation = "UNION ALL SELECT NULL, n FROM registry_generation WHERE id = 1"
-    if not queue:
-        return f"WITH stored AS ({rows} RETURNING dedupe_key, id) SELECT * FROM stored {generation}"
-    return (
-        f"WITH stored AS ({rows} RETURNING dedupe_key, id, classification), "
+    queued = (
         "queued AS (INSERT INTO filing_queue (event_id) "
-        "SELECT id FROM stored WHERE classification = 'suspicious') "
-        f"SELECT dedupe_key, id FROM stored {generation}"
+        "SELECT id FROM stored WHERE classification = 'suspicious'), "
+        if queue
+        else ""
+    )
+    return (
+        f"WITH stored AS ({rows}), {queued}"
+        "strays AS (SELECT target, count(*) AS n FROM stored "
+        "WHERE classification = 'noise' AND channel IN ('call', 'sms') GROUP BY target), "
+        "locked AS (SELECT p.id, s.n FROM pool_phones p JOIN strays s ON p.e164 = s.target "
+        "ORDER BY p.e164 FOR UPDATE OF p), "
+        "counted AS (UPDATE pool_phones p SET stray_events = p.stray_events + l.n "
+        "FROM locked l WHERE p.id = l.id) "
+        "SELECT dedupe_key, id FROM stored "
+        "UNION ALL SELECT NULL, n FROM registry_generation WHERE id = 1"
     )
 
 
@@ -172,9 +189,10 @@ class EventStore(EventFacts):
         file: bool,
         check: bool,
     ) -> list[EventRecord]:
-        """``record_events`` in one transaction; with ``check``, raises _Moved (rolling it
-        back) if the registry's generation moved after the facts it classified by."""
-        with self._sessions() as s, s.begin():
+        """``record_events`` in one transaction; with ``check``, raises _Moved (storing
+        nothing) if the registry's generation moved after the facts it classified by."""
+        pg = self.engine.dialect.name == "postgresql"
+        with self._batch(autocommit=pg and not file) as s:
             # Core on the hot path (the ORM doubled the cost), and no look before the
             # insert: a repeat is found by the insert itself (ON CONFLICT DO NOTHING).
             facts: list[Facts] = []
@@ -190,9 +208,10 @@ class EventStore(EventFacts):
             # Keys in one order in every batch: two batches inserting the same two events
             # wait for each other's commit instead of deadlocking.
             fresh = [rows[first[k]] for k in sorted(first)]
-            ids, generation = self._insert_events(s, fresh, queue=not file)
-            if check and known_at is not None and generation != known_at:
-                raise _Moved
+            expected = known_at if check else None
+            ids, generation = self._insert_events(s, fresh, not file, expected)
+            if expected is not None and generation != expected:
+                raise _Moved  # nothing was inserted (PostgreSQL), or it is rolled back
             stored = {}  # events a concurrent or earlier delivery stored
             if len(ids) < len(fresh):
                 stored = self._stored_events(s, [k for k in first if k not in ids])
@@ -201,7 +220,8 @@ class EventStore(EventFacts):
                 if r.dedupe_key in ids and first[r.dedupe_key] == i:
                     r.id = ids[r.dedupe_key]  # the row as inserted; no need to read it back
                     new.append((r, f))
-            self._count_strays(s, [r for r, f in new if f.pool_state is not None])
+            if not pg:  # PostgreSQL counts them in the INSERT's statement
+                self._count_strays(s, [r for r, f in new if f.pool_state is not None])
             suspicious = [r for r, _f in new if r.classification == "suspicious"]
             if suspicious and file:
                 accounts = {h.export_id: h.account_id for f in facts for h in f.holders}
@@ -215,6 +235,21 @@ class EventStore(EventFacts):
                 else self._event_record(s, stored[r.dedupe_key], True, codes)
                 for i, r in enumerate(rows)
             ]
+
+    @contextmanager
+    def _batch(self, autocommit: bool) -> Iterator[Session]:
+        """A session for one batch of events: in a transaction, or with ``autocommit`` on a
+        connection without one, where the batch's only write is one statement (PostgreSQL,
+        when filing is left to the queue). BEGIN and COMMIT were two of a batch's three
+        round trips, each a wake-up of the writer thread that waits for the GIL."""
+        if not autocommit:
+            with self._sessions() as s, s.begin():
+                yield s
+            return
+        with self.engine.connect() as connection:
+            bound = connection.execution_options(isolation_level="AUTOCOMMIT")
+            with self._sessions(bind=bound) as s:
+                yield s
 
     def _owe_alerts(self, s: Session, events: Sequence[tuple[int, int | None]]) -> None:
         """An alert for each new suspicious event (its id, its first incident)."""
@@ -257,12 +292,17 @@ class EventStore(EventFacts):
         return {e.dedupe_key: e for e in fetch(s, query, {"keys": list(keys)})}
 
     def _insert_events(
-        self, s: Session, rows: Sequence[SimpleNamespace], queue: bool = False
+        self,
+        s: Session,
+        rows: Sequence[SimpleNamespace],
+        queue: bool = False,
+        generation: int | None = None,
     ) -> tuple[dict[str, int], int]:
         """Insert the events (their columns as attributes) that are not stored yet; the
         dedupe key and id of each one inserted, and the registry's generation as the insert
         saw it. With ``queue``, the suspicious ones among them go into the filing queue
-        too."""
+        too. With ``generation``, PostgreSQL inserts nothing if the registry's is another
+        (SQLite's cannot move in the transaction: the caller compares and rolls back)."""
         if self.engine.dialect.name == "postgresql":
             # Times as ISO 8601 with their offset, JSON columns as JSON: the stored text of
             # details, exports and canaries is what json.dumps makes of them, as before.
@@ -276,7 +316,7 @@ class EventStore(EventFacts):
                     for r in rows
                 ]
             )
-            found = raw(s, _pg_insert_events(queue), {"rows": body})
+            found = raw(s, _pg_insert_events(queue), {"rows": body, "generation": generation})
             return {key: i for key, i in found if key is not None}, next(
                 i for key, i in found if key is None
             )
