@@ -203,16 +203,25 @@ class Streets:
             model = r.choice(people)
             same = [s for s in people if s.kind == model.kind]
             numbers = tuple(
-                in_gap(
-                    [s.numbers[i] for s in same if len(s.numbers) > i],
-                    r,
-                    self._top(model.kind, i),
-                )
+                self._among(model.kind, i, [s.numbers[i] for s in same if len(s.numbers) > i])
                 for i in range(len(model.numbers))
             )
             if numbers not in own:
                 return write_street(model.kind, model.style, numbers)
         return None
+
+    def _among(self, kind: str, i: int, town: list[int]) -> int:
+        """Number i of one more neighbour of ``town``'s: in a gap among theirs (see in_gap)
+        or, once in k + 1 draws (k of them), one of the list's own numbers there, as a
+        Dirichlet process predicts a further draw with one pseudo-draw of the list's mix.
+        Few neighbours tell little of the town's range: drawn only in gaps, a number
+        among one or two neighbours is low where theirs are low, and the list's numbers
+        themselves gave canaries away (the 号 and 番 of a members list's addresses alone,
+        1,500 canaries: AUC 0.549 and 0.544), though their ranks in their towns did not."""
+        mix = self._numbers(kind, i)
+        if mix and self.rng.random() < 1 / (len(town) + 1):
+            return self.rng.choice(mix)
+        return in_gap(town, self.rng, self._top(kind, i))
 
     def draw(self, place: Place, style: str, col: ColumnProfile | None = None) -> str:
         """A block number at ``place``: like its neighbours' when the profile saw some,
