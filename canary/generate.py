@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -187,10 +187,12 @@ class CanaryFactory:
             canary.row[j] = style.render(number.e164) if number else ""
             canary.fields[c.name] = canary.row[j]
 
-    def restreet(self, canary: GeneratedCanary, people: Sequence[StreetShape]) -> None:
-        """Number a made canary as one more of ``people``, the block numbers of everyone
-        at its postcode (see Streets.among); unchanged when none is found."""
-        street = self.streets.among(people)
+    def restreet(self, canary: GeneratedCanary, towns: Mapping[str, Sequence[StreetShape]]) -> None:
+        """Number a made canary as one more of the people at its postcode, ``towns``
+        holding the block numbers of everyone at each canary's postcode (see
+        Streets.among); unchanged when none is found."""
+        people = towns.get(canary.person.place.postcode, [])
+        street = self.streets.among(people, towns)
         if street is not None:
             canary.person.street = street
             self._rewrite(canary, {"address", "address2", "street"})

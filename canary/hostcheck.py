@@ -148,7 +148,7 @@ def check(
             # the people there (the profile saw a share of them; see Streets.among).
             for c in made:
                 if isinstance(c, GeneratedCanary):
-                    factory.restreet(c, found.streets.get(c.person.place.postcode, []))
+                    factory.restreet(c, found.streets)
             return
         if place is not None and n < PLACED_ROUNDS:
             place(changed)

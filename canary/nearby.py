@@ -8,8 +8,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import statistics
+from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from canary.profile import ColumnProfile, HostProfile, StreetShape
 from canary.reference import Gazetteer, Place
@@ -146,6 +148,7 @@ class Streets:
         self._kinds: dict[str, list[StreetShape]] | None = None  # every sampled address
         self._at: dict[tuple[str, int], list[int]] = {}  # their numbers at each place
         self._tops: dict[tuple[str, int], int] = {}  # the highest of them
+        self._rho: dict[tuple[str, int, int], float] = {}  # see _alike
 
     def _of_kind(self, kind: str) -> list[StreetShape]:
         if self._kinds is None:
@@ -190,11 +193,14 @@ class Streets:
                 return write_street(model.kind, model.style, numbers)
         return None
 
-    def among(self, people: Sequence[StreetShape]) -> str | None:
+    def among(
+        self, people: Sequence[StreetShape], towns: Mapping[str, Sequence[StreetShape]]
+    ) -> str | None:
         """A block number for one more neighbour of ``people``, every person at the
-        canary's postcode (found by the host pass, see canary.hostkeys): the style of one
-        of them, each number ranked among theirs as a further neighbour's would be (see
-        in_gap), and no one's numbers (None after ten draws that all were someone's)."""
+        canary's postcode (found by the host pass, see canary.hostkeys; ``towns``: every
+        person at each canary's postcode): the style of one of them, each number drawn
+        as _among does, and no one's numbers (None after ten draws that all were
+        someone's)."""
         if not people:
             return None
         r = self.rng
@@ -203,25 +209,57 @@ class Streets:
             model = r.choice(people)
             same = [s for s in people if s.kind == model.kind]
             numbers = tuple(
-                self._among(model.kind, i, [s.numbers[i] for s in same if len(s.numbers) > i])
+                self._among(
+                    model.kind, i, [s.numbers[i] for s in same if len(s.numbers) > i], towns
+                )
                 for i in range(len(model.numbers))
             )
             if numbers not in own:
                 return write_street(model.kind, model.style, numbers)
         return None
 
-    def _among(self, kind: str, i: int, town: list[int]) -> int:
-        """Number i of one more neighbour of ``town``'s: in a gap among theirs (see in_gap)
-        or, once in k + 1 draws (k of them), one of the list's own numbers there, as a
-        Dirichlet process predicts a further draw with one pseudo-draw of the list's mix.
-        Few neighbours tell little of the town's range: drawn only in gaps, a number
-        among one or two neighbours is low where theirs are low, and the list's numbers
-        themselves gave canaries away (the 号 and 番 of a members list's addresses alone,
-        1,500 canaries: AUC 0.549 and 0.544), though their ranks in their towns did not."""
+    def _among(
+        self, kind: str, i: int, town: list[int], towns: Mapping[str, Sequence[StreetShape]]
+    ) -> int:
+        """Number i of one more neighbour of ``town``'s k: one of the list's own numbers
+        there with the chance (1 − ρ) / (1 − ρ + kρ), else in a gap among theirs (see
+        in_gap). ρ is the share of the numbers' spread that lies between towns rather than
+        within them (_alike): where towns share one range (号, 1 to 20 everywhere), the
+        neighbours tell nothing of a further one's number and the list's mix is drawn;
+        where each town has its own (番地 to 60 here, to 3000 there), the more
+        neighbours, the more the gaps among theirs. Drawn only in gaps, a number among
+        one or two neighbours is low where theirs happen to be low: the list's numbers
+        themselves gave canaries away (a members list's 号 and 番 alone, 1,500 canaries:
+        AUC 0.549 and 0.544), though their ranks in their towns did not."""
         mix = self._numbers(kind, i)
-        if mix and self.rng.random() < 1 / (len(town) + 1):
+        rho = self._alike(kind, i, towns)
+        k = len(town)
+        if mix and (not k or self.rng.random() * (1 - rho + k * rho) < 1 - rho):
             return self.rng.choice(mix)
         return in_gap(town, self.rng, self._top(kind, i))
+
+    def _alike(self, kind: str, i: int, towns: Mapping[str, Sequence[StreetShape]]) -> float:
+        """The intraclass correlation of the towns' numbers i (of ``kind``), each number
+        as its rank among the list's (0 to 1, ties halved): 1 − the mean variance within
+        a town of two or more / the variance of all; 0.5 (a further neighbour's number
+        from the list's mix once in k + 1) with fewer than ten such towns."""
+        key = (kind, i, len(towns))
+        if key not in self._rho:
+            mix = sorted(self._numbers(kind, i))
+            groups = []
+            for shapes in towns.values():
+                at = [s.numbers[i] for s in shapes if s.kind == kind and len(s.numbers) > i]
+                if len(at) >= 2:
+                    groups.append(
+                        [(bisect_left(mix, x) + bisect_right(mix, x)) / (2 * len(mix)) for x in at]
+                    )
+            rho = 0.5
+            if len(mix) >= 20 and len(groups) >= 10:
+                total = statistics.pvariance([x for g in groups for x in g])
+                within = statistics.fmean(statistics.variance(g) for g in groups)
+                rho = min(1.0, max(0.0, 1 - within / total)) if total > 0 else 0.5
+            self._rho[key] = rho
+        return self._rho[key]
 
     def draw(self, place: Place, style: str, col: ColumnProfile | None = None) -> str:
         """A block number at ``place``: like its neighbours' when the profile saw some,
