@@ -116,6 +116,20 @@ class DistrictPlaces:
         cities, cum = self._of(district)
         return rng.choice(rng.choices(cities, cum_weights=cum)[0]) if cities else None
 
+    def housemate(self, rng: random.Random) -> str | None:
+        """The postcode of one of the sample's people, drawn as often as the sample holds
+        it: for a canary that shares its postcode with someone of the list as the list's
+        households do (HostProfile.households). It shares the postcode only: its block
+        number is no one's there (Streets.among), its building and room its own, its
+        surname drawn as any canary's, so it copies no person's address. A canary placed
+        as one more of a real household (its address, building and room) would copy
+        a real person's; a broker who looks for households by full address finds none
+        among canaries, which no canary that copies no one can change."""
+        if not self.districts:
+            return None
+        seen = self.seen[rng.choices(self.districts, cum_weights=self.cum)[0]]
+        return rng.choices(list(seen), weights=list(seen.values()))[0]
+
     def _of(self, district: str) -> tuple[list[list[Place]], list[float]]:
         """The district's cities (their places) with cumulative weights, counted once."""
         if district not in self._cities:
