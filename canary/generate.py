@@ -121,7 +121,7 @@ class CanaryFactory:
         self._local_codes: PostcodeDraw | None = None  # _place
         self._districts: DistrictPlaces  # _place, with _local_codes
         self._unseen: dict[tuple[str, str], list[Place]] = {}  # _unseen_near
-        self.streets = Streets(profile, rng)
+        self.streets = Streets(profile, rng, places)
         self._used_ids: set[int] = set()
         self._excluded_ids: set[int] = set()
         self._next_number = 0

@@ -17,6 +17,7 @@ is then numbered among all the people found at its postcode (canary.nearby.in_ga
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -140,6 +141,12 @@ def check(
     factory.name_clear = checker.name_clear
     for n in range(ROUNDS):
         probe = probe_for(made, cols, found, numbers, factory.domains)
+        for c in made:  # where each canary's block number starts (see Found.towns)
+            if isinstance(c, GeneratedCanary):
+                pl = c.person.place
+                found.towns.setdefault(
+                    pl.postcode, unicodedata.normalize("NFKC", pl.city + pl.town)
+                )
         if probe:
             search(probe, found)
         changed = settle(made, found, checker, factory, schema)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -141,6 +142,9 @@ class Found:
     lossy_kanas: dict[str, set[str]] = field(default_factory=dict)
     # postcode → the block numbers of the people there, one per person (read exactly only)
     streets: dict[str, list[StreetShape]] = field(default_factory=dict)
+    # postcode → its city and town as the canaries' places write them (NFKC), set by the
+    # check: the block number is read after them (a town's name may hold digits: 秋月１条)
+    towns: dict[str, str] = field(default_factory=dict)
     seen: Probe = field(default_factory=Probe)  # everything looked for so far
     _keys: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False)
 
@@ -170,7 +174,11 @@ class Found:
         cell as decoded exactly (nothing without one)."""
         if postcode is None or not address:
             return
-        shape = street_shape(address)
+        text = unicodedata.normalize("NFKC", address)
+        town = self.towns.get(postcode)
+        if town and (at := text.find(town)) >= 0:
+            text = text[at + len(town) :]
+        shape = street_shape(text)
         if shape is not None:
             self.streets.setdefault(postcode, []).append(shape)
 

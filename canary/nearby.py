@@ -9,6 +9,7 @@ import itertools
 import math
 import random
 import statistics
+import unicodedata
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
@@ -157,8 +158,11 @@ class DistrictPlaces:
 class Streets:
     """Block numbers for one export's canaries, written and ranged as the list's own."""
 
-    def __init__(self, profile: HostProfile, rng: random.Random) -> None:
-        self.profile, self.rng = profile, rng
+    def __init__(
+        self, profile: HostProfile, rng: random.Random, places: Gazetteer | None = None
+    ) -> None:
+        self.profile, self.rng, self.places = profile, rng, places
+        self._read: dict[str, bool] = {}  # see _read_well
         self._kinds: dict[str, list[StreetShape]] | None = None  # every sampled address
         self._at: dict[tuple[str, int], list[int]] = {}  # their numbers at each place
         self._tops: dict[tuple[str, int], int] = {}  # the highest of them
@@ -167,9 +171,22 @@ class Streets:
     def _of_kind(self, kind: str) -> list[StreetShape]:
         if self._kinds is None:
             self._kinds = {}
-            for shape in itertools.chain.from_iterable(self.profile.streets.values()):
-                self._kinds.setdefault(shape.kind, []).append(shape)
+            for code, shapes in self.profile.streets.items():
+                if self._read_well(code):
+                    for shape in shapes:
+                        self._kinds.setdefault(shape.kind, []).append(shape)
         return self._kinds.get(kind, [])
+
+    def _read_well(self, postcode: str) -> bool:
+        """Whether the profile's block numbers at ``postcode`` are the addresses' own: it
+        reads the first numbers of the address, and a town whose name holds digits (旭川市
+        秋月１条, 豊島区東池袋サンシャイン６０) gives its own (1, or 60 run into the 番地 that
+        follows: 602610), which no canary may take."""
+        if postcode not in self._read:
+            place = self.places.lookup(postcode) if self.places is not None else None
+            town = unicodedata.normalize("NFKC", place.city + place.town) if place else ""
+            self._read[postcode] = not any(ch.isdigit() for ch in town)
+        return self._read[postcode]
 
     def _numbers(self, kind: str, i: int) -> list[int]:
         key = (kind, i)
@@ -187,7 +204,7 @@ class Streets:
         postcode: the style of one neighbour, each number near another neighbour's (see
         near_neighbours)."""
         shapes = self.profile.streets.get(place.postcode, [])
-        if not shapes:
+        if not shapes or not self._read_well(place.postcode):
             return None
         r = self.rng
         own = {s.numbers for s in shapes}

@@ -13,7 +13,7 @@ import pytest
 from canary import csvfile, hostcheck, hostkeys
 from canary.generate import CanaryFactory, GeneratedCanary
 from canary.hostpass import find_hosts
-from canary.nearby import in_gap, near_neighbours
+from canary.nearby import Streets, in_gap, near_neighbours
 from canary.profile import profile_host, street_shape
 from canary.reference import Gazetteer, name_book
 from canary.schema import infer_schema
@@ -142,3 +142,26 @@ def test_the_pass_reads_the_block_numbers_at_the_postcodes(tmp_path: Path, encod
     find_hosts(src, head.dialect, schema, 1, hostkeys.Probe(postcodes=frozenset({key})), found)
     assert set(found.streets) == {key}
     assert sorted(s.numbers for s in found.streets[key]) == [(2, 7, 3), (123, 4), (123, 4)]
+
+
+def test_a_block_number_is_read_after_a_town_whose_name_holds_digits() -> None:
+    """旭川市秋月１条 and サンシャイン６０ hold digits: the pass reads a person's block number
+    after the canary's town, and the list's own mix leaves out what the profile read at
+    such a postcode (the town's 60 run into the 番地 that follows: 602610), which a canary
+    drew now and then and wrote after its own town."""
+    found = hostkeys.Found(towns={"0798401": "旭川市秋月1条"})
+    found.add_street("0798401", "北海道旭川市秋月１条６０２－１０")
+    found.add_street("0700000", "旭川市秋月１条６０２－１０")  # no town known: as before
+    assert [s.numbers for s in found.streets["0798401"]] == [(602, 10)]
+    assert [s.numbers for s in found.streets["0700000"]] == [(1,)]
+    places = Gazetteer()
+    sunshine = next(p for p in places.in_area("東京都") if "サンシャイン" in p.town)
+    person = ["佐藤\u3000太郎", "サトウ\u3000タロウ", "男", "1970/01/01", "100-0001"]
+    rows = [[*person, f"千代田区千代田{n}-1", "", ""] for n in range(1, 40)]
+    code = f"{sunshine.postcode[:3]}-{sunshine.postcode[3:]}"
+    rows.append([*person[:4], code, f"豊島区{sunshine.town}2610", "", ""])
+    profile = profile_host(infer_schema([HEADER, *rows]), rows)
+    assert (602610,) in [s.numbers for s in profile.streets[sunshine.postcode]]
+    streets = Streets(profile, random.Random(1), places)
+    assert max(streets._numbers("banchi", 0)) == 39
+    assert streets.like_neighbours(sunshine) is None
