@@ -34,8 +34,12 @@ HTTP_STATUSES: list[tuple[type[errors.CanaryError], int]] = [
 ]
 
 
-def create_app(settings: Settings | None = None, registry: Registry | None = None) -> Flask:
-    """Build the application from settings (default: the ``CANARY_*`` environment)."""
+def create_app(
+    settings: Settings | None = None, registry: Registry | None = None, filer: bool = True
+) -> Flask:
+    """Build the application from settings (default: the ``CANARY_*`` environment). With
+    ``filer``, a thread of each process that runs it files the suspicious events its hooks
+    queued (``canary serve`` runs one filer for all its workers instead: ``filer=False``)."""
     settings = settings or Settings.from_env()
     app = Flask("canary")
     app.config["CANARY_SETTINGS"] = settings
@@ -46,7 +50,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     reg.require_ready()
     app.extensions["canary.registry"] = reg
     # The hooks' events are stored by one writer thread per process, in group commits, and
-    # their suspicious ones filed into incidents by a filer thread, many commits at once.
+    # their suspicious ones filed into incidents by a filer, many commits at once.
     # Their registry checks out connections without a round trip (a fifth of a small
     # batch's cost); a batch whose connection had died unseen is stored again on a new one.
     writer = (
@@ -57,8 +61,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         else reg
     )
     app.extensions["canary.writer"] = writer
-    filer = Filer(partial(writer.file_all_queued, settings.event_threshold, wait=False))
-    app.extensions["canary.filer"] = filer
+    own = Filer(partial(writer.file_all_queued, settings.event_threshold, wait=False))
+    app.extensions["canary.filer"] = own if filer else None
     app.extensions["canary.events"] = GroupCommit(
         again_if_disconnected(
             partial(
@@ -68,7 +72,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
                 file=False,
             )
         ),
-        committed=filer.committed,
+        committed=own.committed if filer else None,
     )
 
     from server import api, hooks
@@ -95,7 +99,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 def close_app(app: Flask) -> None:
     """Stop the application's filer thread and close the registries it opened (a test's
     server, or any caller that makes apps and outlives them)."""
-    app.extensions["canary.filer"].stop()
+    if app.extensions["canary.filer"] is not None:
+        app.extensions["canary.filer"].stop()
     writer = app.extensions["canary.writer"]
     if writer is not app.extensions["canary.registry"]:
         writer.close()

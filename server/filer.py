@@ -1,12 +1,15 @@
 """The filer: files the server's queued suspicious events into their incidents, from a
-thread of the worker process (``canary.registry.filing`` says why they are queued).
+thread (``canary.registry.filing`` says why they are queued).
 
-The writer pokes the filer after each commit that queued an event. The filer then files
-everything queued, one transaction per batch, until the queue is empty; the events queued
-meanwhile wait for its next round, at least ``GATHER`` later, so under load a round files
-many commits' events at once (filing costs per statement far more than per event).
-It also looks every few seconds without a poke, for events a worker that died had queued.
-A failure is logged and tried again at the next round: the events stay queued.
+``canary serve`` runs one filer, in its own process beside gunicorn, for all the workers:
+it looks at the queue every ``GATHER`` seconds and files everything queued, one
+transaction per batch, until the queue is empty. Under load a round files many commits'
+events of every worker at once (filing costs per statement far more than per event), and
+the workers' request and writer threads do not wait for their GIL behind it. An
+application made by ``create_app`` alone (another WSGI server) has a filer in each worker
+process instead, poked by its writer after each commit that queued an event, with rounds
+at least ``GATHER`` apart, and a look every few seconds without a poke. A failure is
+logged and tried again at the next round: the events stay queued.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ LOOK_EVERY = 5.0  # seconds between two looks at the queue without a poke
 # Seconds at least between two rounds, in which the queue gathers events. Filing costs per
 # round more than per event (benchmarks/eventstore.py's mix, in process, client + PostgreSQL
 # CPU per event filed: 0.43 ms in rounds of 12, 0.21 in rounds of 50, 0.18 in rounds of
-# 100); at 250 suspicious events/s a worker's rounds hold 12 events 50 ms apart, 50 events
-# 200 ms apart. An alert waits that much longer; a reader never does (it files first).
+# 100); at 250 suspicious events/s, rounds hold 12 events 50 ms apart, 50 events 200 ms
+# apart. An alert waits that much longer; a reader never does (it files first).
 GATHER = 0.2
 
 

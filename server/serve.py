@@ -1,5 +1,6 @@
 """``canary serve``: gunicorn runs the Flask application in worker processes; beside it,
-once and not once per worker, run the SMTP and DNS listeners and the sealer of events.
+once and not once per worker, run the SMTP and DNS listeners, the filer of the events the
+workers queued (``server.filer``) and the sealer of events.
 
 Process layout: the ``canary serve`` process forks gunicorn's master (which forks the
 workers) *before* it starts any thread, then runs the listeners and the sealer in threads of
@@ -23,6 +24,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from gunicorn.app.base import BaseApplication
@@ -30,6 +32,7 @@ from gunicorn.app.base import BaseApplication
 from canary.errors import CanaryError
 from canary.registry import Registry
 from canary.settings import Settings
+from server.filer import GATHER, Filer
 
 log = logging.getLogger("canary.server.serve")
 SEAL_EVERY = 5.0  # seconds between two seals of the events recorded meanwhile
@@ -115,7 +118,8 @@ class Sealer:
 
 
 class Master:
-    """What runs beside gunicorn, in the ``canary serve`` process: listeners and sealer."""
+    """What runs beside gunicorn, in the ``canary serve`` process: listeners, the filer and
+    the sealer."""
 
     def __init__(
         self,
@@ -132,6 +136,14 @@ class Master:
         self.factories = factories
         self.listeners: list[tuple[str, Listener]] = []
         self.sealer = Sealer(self.registry, options.seal_every)
+        # One filer for every worker: its rounds file what all of them queued, and the
+        # workers' threads do not wait behind it for their GIL. It looks every GATHER
+        # seconds, so a worker that died leaves nothing queued for long.
+        self.filer = Filer(
+            partial(self.registry.file_all_queued, settings.event_threshold, wait=False),
+            every=GATHER,
+            gather=0.0,
+        )
 
     def start(self) -> None:
         envs = {flag: env for _n, _m, _c, env, flag in LISTENERS}
@@ -150,7 +162,9 @@ class Master:
                 raise CanaryError(f"{str(exc).rstrip('.')}, or run with --no-{flag}.") from exc
             self.listeners.append((name, listener))
         self.sealer.start()
+        self.filer.poke()  # starts its thread
         parts = [f"{name} listener on port {listener.port}" for name, listener in self.listeners]
+        parts.append(f"filing queued events every {GATHER:g} s")
         parts.append(f"sealing events every {self.sealer.every:g} s")
         line = "; ".join(parts)
         self.say(line[0].upper() + line[1:] + ".")
@@ -162,6 +176,7 @@ class Master:
             except Exception:
                 log.exception("stopping the %s listener failed", name)
         self.listeners = []
+        self.filer.stop()
         try:
             filed = self.registry.file_all_queued(self.registry.event_threshold)
             if filed:
@@ -196,24 +211,6 @@ class CanaryGunicorn(BaseApplication):
             )
             say(f"Serving {urls} ({kind}). Stop with SIGTERM or ^C.")
 
-        def _filer(worker: Any) -> Any:
-            return getattr(getattr(worker, "wsgi", None), "extensions", {}).get("canary.filer")
-
-        def post_worker_init(worker: Any) -> None:
-            # A first look at the queue: events a worker that died left there are filed now.
-            filer = _filer(worker)
-            if filer is not None:
-                filer.poke()
-
-        def worker_exit(_arbiter: Any, worker: Any) -> None:
-            # File what this worker queued, rather than leave it to the other workers' filers.
-            filer = _filer(worker)
-            if filer is not None:
-                try:
-                    filer.file_now()
-                except Exception:  # left queued: canary serve files it when it stops
-                    log.exception("filing the queued events at the worker's exit failed")
-
         config: dict[str, object] = {
             "bind": [options.bind],
             "workers": options.workers,
@@ -221,8 +218,6 @@ class CanaryGunicorn(BaseApplication):
             "worker_class": "gthread" if options.threads > 1 else "sync",
             "proc_name": "canary",
             "when_ready": when_ready,
-            "post_worker_init": post_worker_init,
-            "worker_exit": worker_exit,
             "graceful_timeout": 20,
             "errorlog": "-",
             "loglevel": "info",
@@ -237,7 +232,7 @@ class CanaryGunicorn(BaseApplication):
     def load(self) -> Any:
         from server.app import create_app
 
-        return create_app(self.settings)
+        return create_app(self.settings, filer=False)  # the Master files for every worker
 
 
 def _run_http(settings: Settings, options: ServeOptions, say: Callable[[str], None]) -> None:

@@ -3,6 +3,7 @@ DNS listeners on loopback; and ``canary config``, whose table server/README.md c
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -57,6 +58,7 @@ class Served:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its own process group: close() kills gunicorn too
         )
         self.log: list[str] = []
         self.ended = False  # the reader's end mark was taken off the queue
@@ -94,6 +96,10 @@ class Served:
 
     def close(self) -> None:
         if self.proc.poll() is None:
+            # After a failed test: killed at once, with gunicorn and its workers, which would
+            # otherwise outlive it and keep its log open (the reader would wait for ever).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.stop(signal.SIGKILL)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
@@ -167,11 +173,11 @@ def test_serve_answers_health_webhooks_and_smtp_then_stops_on_sigterm(
             socket.create_connection(("127.0.0.1", closed), timeout=SAFETY).close()
 
 
-def test_events_left_queued_are_filed_by_a_new_worker_and_by_serve_at_its_stop(
+def test_events_left_queued_are_filed_by_serves_filer_and_at_its_stop(
     served: Callable[..., Served], registry: Registry, settings: Settings, tmp_path: Path
 ) -> None:
-    """A worker that died after storing an event left it in the filing queue: the next
-    worker files it when it starts, and ``canary serve`` files what is left when it stops."""
+    """A worker that died after storing an event left it in the filing queue: the filer of
+    ``canary serve`` files it while the server runs, and what is left when it stops."""
     from sqlalchemy import func, select
 
     from canary.registry.models import FilingQueue, Incident
@@ -191,14 +197,40 @@ def test_events_left_queued_are_filed_by_a_new_worker_and_by_serve_at_its_stop(
                 for t in (FilingQueue, Incident)
             )
 
+    def filed_events() -> int:  # read directly: a reader would file the queue itself
+        with registry._sessions() as s:
+            return int(s.execute(select(func.sum(Incident.event_count))).scalar() or 0)
+
+    def settled(want: tuple[int, int], events: int) -> None:
+        deadline = time.monotonic() + SAFETY
+        while (counts(), filed_events()) != (want, events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (counts(), filed_events()) == (want, events), server.text()
+
     queue_one("<left-by-a-dead-worker>")
     assert counts() == (1, 0)
-    server = served("--workers", "1", "--no-smtp", "--no-dns")
-    server.wait_for(r"Serving http://")
-    deadline = time.monotonic() + SAFETY
-    while counts() != (0, 1) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert counts() == (0, 1), server.text()
+    server = served("--workers", "2", "--no-smtp", "--no-dns")
+    port = int(server.wait_for(r"Serving http://127\.0\.0\.1:(\d+)")[1])
+    settled((0, 1), 1)
+    # A suspicious event a worker stores is filed by the same filer: the workers have none.
+    stamp = int(time.time())
+    body = json.dumps(
+        {
+            "id": "<by-a-worker>",
+            "channel": "email",
+            "to": address,
+            "from": "w@broker.example",
+            "time": "2026-11-01T10:00:00+09:00",
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-Canary-Timestamp": str(stamp),
+        "X-Canary-Signature": generic_signature(SECRET, stamp, body),
+    }
+    status, event = _request(port, "POST", "/hooks/events", body, **headers)
+    assert status == 201 and event["classification"] == "suspicious", event
+    settled((0, 1), 2)
     assert server.stop() == 0, server.text()
     # canary serve's own stop (its Master) files what the workers left.
     queue_one("<left-at-the-stop>")
@@ -208,7 +240,7 @@ def test_events_left_queued_are_filed_by_a_new_worker_and_by_serve_at_its_stop(
     assert counts() == (0, 1)
     assert "Filed the last 1 queued event(s) into their incidents." in said
     [incident] = registry.incidents()
-    assert incident.events == 2
+    assert incident.events == 3
 
 
 def test_a_listener_that_cannot_start_stops_the_command_and_gunicorn(tmp_path: Path) -> None:
