@@ -259,8 +259,9 @@ class EventFacts:
         generation, known, miss_phones, miss_mails = cache.lookup(phones, mails)
         if not miss_phones and not miss_mails and generation is not None:
             return known, generation
-        # The generation is read before the facts: if it moves in between, the copy is
-        # older than its label says, never newer, and the insert's check catches it.
+        # The generation is read before the facts: if it moves in between, the facts are
+        # newer than their label, never older; the insert's check then only has them read
+        # again.
         now = int(fetch(s, _statements(self._dialect())["generation"], {})[0][0])
         if now != generation:
             known, miss_phones, miss_mails = Known(), phones, mails

@@ -189,8 +189,9 @@ class EventStore(EventFacts):
         file: bool,
         check: bool,
     ) -> list[EventRecord]:
-        """``record_events`` in one transaction; with ``check``, raises _Moved (storing
-        nothing) if the registry's generation moved after the facts it classified by."""
+        """``record_events`` in one transaction (on PostgreSQL without filing, in one
+        statement); with ``check``, raises _Moved (storing nothing) if the registry's
+        generation moved after the facts it classified by."""
         pg = self.engine.dialect.name == "postgresql"
         with self._batch(autocommit=pg and not file) as s:
             # Core on the hot path (the ORM doubled the cost), and no look before the
