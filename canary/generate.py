@@ -240,13 +240,6 @@ class CanaryFactory:
                 place = self._unseen_near(place) or place
             if place is not None:
                 return place
-        if prof.postcodes and prof.households and self.rng.random() < prof.households:
-            # As often as the list's people live with someone of it entered beside them, a
-            # canary lives at the postcode of one of its people (see DistrictPlaces.housemate).
-            mate = self._districts.housemate(self.rng)
-            place = self.places.lookup(mate) if mate else None
-            if place is not None:
-                return place
         for _ in range(20):
             if prof.postcodes:
                 found = self._districts.draw(self.rng)

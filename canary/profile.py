@@ -6,7 +6,6 @@ geography and age mix, frequent categorical values); no row of a real person sur
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
 from collections import Counter
@@ -90,9 +89,6 @@ class HostProfile:
     streets: dict[str, list[StreetShape]] = field(default_factory=dict)
     # The share of the list's rows the profile saw (set by the seed, which knows the size).
     sampled_share: float = 1.0
-    # The share of the sampled rows next to a row of the same postcode and surname: people
-    # of one household, entered together (see canary.nearby.DistrictPlaces.housemate).
-    households: float = 0.0
 
     def column(self, role: str) -> ColumnProfile | None:
         for c in self.columns:
@@ -152,34 +148,6 @@ def street_shape(value: str) -> StreetShape | None:
     tail = v[m.start() : m.end()]
     style = "kanji" if "番" in tail else "dash" if len(nums) > 1 else "plain"
     return StreetShape("banchi", style, nums)
-
-
-def _households(schema: Schema, body: Sequence[Sequence[str]]) -> float:
-    """The share of rows next to a row of the same postcode and surname (see
-    HostProfile.households): a household entered together, as a spouse is. Neighbours at
-    one postcode seldom share a surname, so a list sorted by postcode counts its
-    households only."""
-    pc = schema.column_of("postcode")
-    name = schema.column_of("surname")
-    whole = name is None
-    name = schema.column_of("name") if whole else name
-    if pc is None or name is None or len(body) < 2:
-        return 0.0
-
-    def key(r: Sequence[str]) -> tuple[str | None, str]:
-        if max(pc, name) >= len(r):
-            return None, ""
-        text = unicodedata.normalize("NFKC", r[name]).strip()
-        parts = text.split()
-        surname = parts[0] if len(parts) > 1 or not whole else text[:2]
-        return postcode_key(r[pc]), surname
-
-    keys = [key(r) for r in body]
-    pairs = [a[0] is not None and a[1] != "" and a == b for a, b in itertools.pairwise(keys)]
-    together = sum(
-        1 for i in range(len(keys)) if (i and pairs[i - 1]) or (i < len(pairs) and pairs[i])
-    )
-    return together / len(keys)
 
 
 def _streets_by_postcode(
@@ -361,7 +329,6 @@ def profile_host(schema: Schema, body: Sequence[Sequence[str]]) -> HostProfile:
         email_shapes_named=schema.column_of("kana") is not None,
         postcodes=codes,
         streets=_streets_by_postcode(schema, body),
-        households=_households(schema, body),
     )
 
 

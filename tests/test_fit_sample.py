@@ -13,7 +13,7 @@ from canary.profile import profile_host
 from canary.reference import Gazetteer, NameBook, Place
 from canary.schema import infer_schema
 from tests.conftest import REPO
-from tests.listgen import HEADER, people, write_csv
+from tests.listgen import people, write_csv
 
 
 def test_a_canary_stays_in_a_district_of_few_postcodes() -> None:
@@ -116,43 +116,3 @@ def test_a_canary_lives_in_a_city_as_often_as_the_districts_people_do(tmp_path: 
     made = [factory.person().place for _ in range(1500)]
     canaries_home = sum((p.prefecture, p.city) in homes for p in made) / len(made)
     assert abs(canaries_home - people_home) < 0.06, (canaries_home, people_home)
-
-
-def test_a_canary_shares_a_postcode_as_often_as_the_lists_households_do() -> None:
-    """People seldom share a postcode, but one in six of the rows is a spouse entered
-    beside the other (same postcode and surname): canaries share a postcode with someone
-    of the list about as often as people do (41 % and 38 %), and only the postcode; a
-    postcode drawn in the district alone shared one as seldom as strangers do (14 %)."""
-    rng = random.Random(4)
-    names = NameBook(REPO / "seeds")
-    places = Gazetteer()
-    area = places.in_area("北海道")
-    rows: list[list[str]] = []
-    for i in range(1200):
-        if rows and rng.random() < 1 / 6:
-            rows.append([f"C{i}", rows[-1][1].split("\u3000")[0] + "\u3000花子", *rows[-1][2:]])
-            continue
-        p = rng.choice(area)
-        rows.append(
-            [
-                *(f"C{i}", f"{names.surnames.draw(rng).kanji}\u3000太郎", "ヤマダ\u3000タロウ"),
-                *("男", "1970/01/01", f"{p.postcode[:3]}-{p.postcode[3:]}"),
-                *(f"北海道{p.city}{p.town}1-2", "", "", ""),
-            ]
-        )
-    schema = infer_schema([list(HEADER), *rows])
-    profile = profile_host(schema, rows)
-    assert not postcodes_repeat(profile.postcodes, 1.0)
-    assert 0.25 < profile.households < 0.4  # both people of each pair: about 2/7
-    held = Counter(r[5].replace("-", "") for r in rows)
-    people_share = sum(held[r[5].replace("-", "")] > 1 for r in rows) / len(rows)
-
-    def canaries_share(households: float) -> float:
-        profile.households = households
-        factory = CanaryFactory(profile, names, places, [], ["example.org"], random.Random(5))
-        made = [factory.person().place.postcode for _ in range(1200)]
-        return sum(held[c] > 0 for c in made) / len(made)
-
-    with_households = canaries_share(profile.households)
-    assert abs(with_households - people_share) < 0.05, (with_households, people_share)
-    assert people_share - canaries_share(0.0) > 0.15, people_share  # the test can fail
