@@ -147,6 +147,9 @@ class Found:
     towns: dict[str, str] = field(default_factory=dict)
     seen: Probe = field(default_factory=Probe)  # everything looked for so far
     _keys: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False)
+    _streets_read: dict[tuple[str, str], StreetShape | None] = field(
+        default_factory=dict, repr=False
+    )
 
     def add_row(self, postcode: str | None, name: str, kana: str, lossy: bool = False) -> None:
         """One person at a postcode looked for (``name``, ``kana``: its cells joined, as
@@ -174,11 +177,14 @@ class Found:
         cell as decoded exactly (nothing without one)."""
         if postcode is None or not address:
             return
-        text = unicodedata.normalize("NFKC", address)
-        town = self.towns.get(postcode)
-        if town and (at := text.find(town)) >= 0:
-            text = text[at + len(town) :]
-        shape = street_shape(text)
+        town = self.towns.get(postcode, "")
+        key = (town, address)  # a list repeats addresses (households, one person twice)
+        if key not in self._streets_read:
+            text = unicodedata.normalize("NFKC", address)
+            if town and (at := text.find(town)) >= 0:
+                text = text[at + len(town) :]
+            self._streets_read[key] = street_shape(text)
+        shape = self._streets_read[key]
         if shape is not None:
             self.streets.setdefault(postcode, []).append(shape)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import statistics
 import unicodedata
 from bisect import bisect_left, bisect_right
 from collections import Counter
@@ -178,9 +177,10 @@ class Streets:
         秋月１条, 豊島区東池袋サンシャイン６０) gives its own (1, or 60 run into the 番地 that
         follows: 602610), which no canary may take."""
         if postcode not in self._read:
-            place = self.places.lookup(postcode) if self.places is not None else None
-            town = unicodedata.normalize("NFKC", place.city + place.town) if place else ""
-            self._read[postcode] = not any(ch.isdigit() for ch in town)
+            for p in self.places.near(postcode[:3]) if self.places is not None else []:
+                town = unicodedata.normalize("NFKC", p.city + p.town)  # a district at once
+                self._read.setdefault(p.postcode, not any(ch.isdigit() for ch in town))
+            self._read.setdefault(postcode, True)  # a postcode the gazetteer lacks
         return self._read[postcode]
 
     def _numbers(self, kind: str, i: int) -> list[int]:
@@ -281,8 +281,8 @@ class Streets:
                     )
             rho = 0.5
             if len(mix) >= 20 and len(groups) >= 10:
-                total = statistics.pvariance([x for g in groups for x in g])
-                within = statistics.fmean(statistics.variance(g) for g in groups)
+                total = _variance([x for g in groups for x in g], 0)
+                within = sum(_variance(g, 1) for g in groups) / len(groups)
                 rho = min(1.0, max(0.0, 1 - within / total)) if total > 0 else 0.5
             self._rho[key] = rho
         return self._rho[key]
@@ -372,6 +372,14 @@ def near_neighbours(
     if x > high:
         x = 2 * high + 1 - x
     return min(max(x, 1), high)
+
+
+def _variance(xs: Sequence[float], ddof: int) -> float:
+    """The variance of ``xs`` (ddof as numpy's), in floats: the statistics module's exact
+    fractions cost a tenth of a second a seed in a list of crowded postcodes."""
+    n = len(xs)
+    mean = sum(xs) / n
+    return sum((x - mean) ** 2 for x in xs) / (n - ddof)
 
 
 def in_gap(town: Sequence[int], rng: random.Random, cap: int | None = None) -> int:
