@@ -3,8 +3,8 @@ once and not once per worker, run the SMTP and DNS listeners, the filer of the e
 workers queued (``server.filer``) and the sealer of events.
 
 Process layout: the ``canary serve`` process forks gunicorn's master (which forks the
-workers) *before* it starts any thread, then runs the listeners and the sealer in threads of
-its own. Forking a process that runs threads (an asyncio loop, a pool of database
+workers) *before* it starts any thread, then runs the listeners, the filer and the sealer in
+threads of its own. Forking a process that runs threads (an asyncio loop, a pool of database
 connections) can deadlock the child on a lock held at the fork, and gunicorn forks again
 whenever a worker is replaced; this way no process that forks ever holds a thread or a
 database connection. SIGTERM or SIGINT is passed to gunicorn, which stops gracefully
