@@ -231,7 +231,7 @@ class CanaryFactory:
         # district, in a city as many of the district's people live in (DistrictPlaces).
         if self._local_codes is None:  # judged once per seed, not per canary
             repeat = postcodes_repeat(prof.postcodes, prof.sampled_share)
-            self._local_codes = PostcodeDraw(prof.postcodes if repeat else Counter())
+            self._local_codes = PostcodeDraw(prof.postcodes if repeat else Counter(), self._city_of)
             self._districts = DistrictPlaces(prof.postcodes, self.places, prof.prefectures)
         if self._local_codes.codes:
             code, unseen = self._local_codes.draw(self.rng)
@@ -254,6 +254,10 @@ class CanaryFactory:
             if candidates:
                 return self.rng.choice(candidates)
         return self.places.anywhere(self.rng)
+
+    def _city_of(self, postcode: str) -> str | None:
+        place = self.places.lookup(postcode)
+        return place.city if place is not None else None
 
     def _unseen_near(self, place: Place) -> Place | None:
         """A place of the same city and district whose postcode the profile did not see."""

@@ -33,6 +33,26 @@ def test_a_canary_stays_in_a_district_of_few_postcodes() -> None:
     assert abs(canary_share - people_share) < 0.015, (canary_share, people_share)
 
 
+def test_a_canary_stays_in_a_city_whose_postcodes_are_crowded() -> None:
+    """District 811 holds a city whose postcodes are crowded (seen 3 to 6 times) and a
+    suburb whose are not (1 to 3 times). A canary drawn from the city at a postcode seen
+    m times takes one seen m - 1 times of the city: taking one of the district moved it
+    to the suburb, where most postcodes seen once or twice are (the city held 69 % of
+    people and 50 % of canaries)."""
+    seen: Counter[str] = Counter()
+    city: dict[str, str] = {}
+    for i in range(60):
+        seen[f"811{i:04d}"], city[f"811{i:04d}"] = 3 + i % 4, "city"
+        seen[f"811{100 + i:04d}"], city[f"811{100 + i:04d}"] = 1 + i % 3, "suburb"
+    draw = PostcodeDraw(seen, city.get)
+    assert draw.shift
+    rng = random.Random(1)
+    codes = [draw.draw(rng)[0] for _ in range(6000)]
+    people_share = sum(n for c, n in seen.items() if city[c] == "city") / seen.total()
+    canary_share = sum(city[c] == "city" for c in codes) / len(codes)
+    assert abs(canary_share - people_share) < 0.02, (canary_share, people_share)
+
+
 def test_each_export_profiles_windows_of_its_own(tmp_path: Path) -> None:
     """Two exports' samples differ (the error of one is not repeated by the next), and
     each still reaches from the head of the list to its end."""
