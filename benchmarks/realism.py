@@ -4,12 +4,13 @@ A broker who suspects that a list carries canaries can compute, for every row, f
 that compare it with the rest of the list (how common its surname, postcode or mail domain
 is there, whether its ID fits the list's order, how its address is written, ...) and train
 a classifier. This benchmark plays that broker. It writes fake host lists of several
-shapes, seeds several exports of each with `canary.seed.seed` (the seed's default canary
-count per export, so that each file is as dense in canaries as a real export), computes
-the features over each seeded file as a whole, pools the canary rows of all exports with
-one share of the host rows each, and reports per shape the cross-validated ROC AUC of a
-gradient-boosted classifier (scikit-learn's HistGradientBoostingClassifier, stratified
-k-fold) at telling canary rows from people:
+shapes, seeds several exports of each shape with `canary.seed.seed` (each of its own host
+list, a new draw of the shape; the seed's default canary count per export, so that each
+file is as dense in canaries as a real export), computes the features over each seeded
+file as a whole, pools the canary rows of all exports with one share of the host rows
+each, and reports per shape the cross-validated ROC AUC of a gradient-boosted classifier
+(scikit-learn's HistGradientBoostingClassifier, stratified k-fold) at telling canary rows
+from people:
 
 - with all features;
 - without the pool-driven ones (marked POOL in `--list-features`): mail domain, phone
@@ -33,12 +34,14 @@ An AUC of 0.5 means the broker cannot tell canaries apart, 1.0 that every canary
 above every person; with 300 canaries a feature alone scores up to ~0.55 by chance.
 Target (issue 4): AUC <= 0.55 without the pool-driven features.
 
-More canaries (``--canaries 900``) mean more exports of one list, and in a list with few
-free IDs (nationwide: 3 % of the numbers) they take the same free IDs again: 900 canaries
-sat in 294 places. The model, trained on other exports' canaries, then learns those
-places (position with date2_displacement alone: AUC 0.82 there), which only a broker
-holding several exports of one list could learn; such a broker also sees two people
-with one customer number.
+With ``--one-list`` (every export of one host list, as this benchmark did until
+2026-11-27) the share features give canaries away by the pooling itself (see
+``seed_shape``), and more canaries (``--canaries 900``) mean more exports of one list:
+in a list with few free IDs (nationwide: 3 % of the numbers) they take the same free IDs
+again: 900 canaries sat in 294 places. The model, trained on other exports' canaries,
+then learns those places (position with date2_displacement alone: AUC 0.82 there), which
+only a broker holding several exports of one list could learn; such a broker also sees
+two people with one customer number.
 
 Shapes of host list (every person fake: names from seeds/names, real postcode areas with
 random blocks, phones in the unallocated 090-0xxx block, mail on example.com and its
@@ -130,6 +133,7 @@ class Dataset:
     exports: int
     per_export: list[int]
     schema: str
+    groups: np.ndarray  # the export each row comes from
 
 
 def make_registry(work: Path) -> tuple[Registry, Settings]:
@@ -172,26 +176,40 @@ def seed_shape(
     canaries: int,
     per_export: int | None,
     seed: int,
+    one_list: bool = False,
 ) -> Dataset:
-    """Seed exports of one host list and compute the broker's features over each file.
+    """Seed exports of host lists of the shape and compute the broker's features over each
+    file. Each export is of its own host list, a new draw of the shape (``one_list``: all of
+    one list, as before 2026-11-27), and contributes its canary rows and the host rows
+    whose ordinal is k modulo the number of exports.
 
-    Export k contributes its canary rows and the host rows whose ordinal is k modulo the
-    number of exports, so that every person is counted once.
+    Why not one list: a share feature counts a value over the file, which is the list's
+    count (the same in every export of it) plus the export's canaries holding it. Pooled
+    over the exports of one list, the model learns each value's count in the list and sees
+    a canary's own +1; no broker holding one file can. Real people of a second draw put in
+    the canaries' places scored 0.584 that way (members without email, 1,500 canaries, seed
+    2; the canaries 0.598), and all 1,500 canaries in one file 0.506.
     """
     import numpy as np
 
     from canary.seed import SeedRequest
     from canary.seed import seed as seed_list
 
-    host_rows = shape.build(rows, random.Random(f"{seed}:{shape.family}"), ref)
-    host = write_csv(work / f"{shape.name}.csv", shape.header, host_rows)
+    def host_list(k: int) -> Path:
+        draw = f"{seed}:{shape.family}" if one_list or k == 0 else f"{seed}:{shape.family}:{k}"
+        host_rows = shape.build(rows, random.Random(draw), ref)
+        return write_csv(work / f"{shape.name}.csv", shape.header, host_rows)
+
+    host = host_list(0)
     counts = export_counts(rows, canaries, per_export)
     rng = random.Random(f"{seed}:{shape.name}:seed")
     pool_prefixes = {re.sub(r"\D", "", n)[:4] for n in POOL_NUMBERS}
     cache: dict[str, Place | None] = {}
-    xs, ys = [], []
+    xs, ys, gs = [], [], []
     schema = ""
     for k, count in enumerate(counts):
+        if k and not one_list:
+            host = host_list(k)
         out = work / f"{shape.name}-{k}.csv"
         res = seed_list(
             registry,
@@ -219,6 +237,7 @@ def seed_shape(
         keep = (label == 1) | ((label == 0) & (ordinal % len(counts) == k))
         xs.append(features[keep])
         ys.append(label[keep])
+        gs.append(np.full(int(keep.sum()), k))
         out.unlink()
     y = np.concatenate(ys)
     return Dataset(
@@ -231,6 +250,7 @@ def seed_shape(
         len(counts),
         counts,
         schema,
+        np.concatenate(gs),
     )
 
 
@@ -302,6 +322,22 @@ def _usable(data: Dataset, names: Sequence[str]) -> list[int]:
     return out
 
 
+def _splits(data: Dataset, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-validation folds that hold whole exports (each of its own list): the model is
+    trained on the canaries and people of some lists and scored on others', as a broker
+    who learnt from earlier leaks would be. Folds that split an export let the model learn
+    the export itself (its rows' share of canaries, a list-wide feature), and score below
+    chance on the held-out rows of it. One export: stratified folds of its rows."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    exports = len(set(data.groups.tolist()))
+    if exports < 2:
+        plain = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        return list(plain.split(data.X, data.y))
+    grouped = StratifiedGroupKFold(n_splits=min(folds, exports), shuffle=True, random_state=seed)
+    return list(grouped.split(data.X, data.y, data.groups))
+
+
 def evaluate(
     data: Dataset, names: Sequence[str], *, folds: int, repeats: int, seed: int
 ) -> Evaluation:
@@ -310,14 +346,13 @@ def evaluate(
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.inspection import permutation_importance
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
 
     columns = _usable(data, names)
     X, y = data.X[:, columns], data.y
     aucs = []
     importance = np.zeros(len(columns))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train, test in splitter.split(X, y):
+    splits = _splits(data, folds, seed)
+    for train, test in splits:
         model = HistGradientBoostingClassifier(
             max_iter=100,
             learning_rate=0.1,
@@ -333,7 +368,7 @@ def evaluate(
             result = permutation_importance(
                 model, X[test], y[test], scoring="roc_auc", n_repeats=repeats, random_state=seed
             )
-            importance += result.importances_mean / folds
+            importance += result.importances_mean / len(splits)
     feature_names = list(FEATURES)
     return Evaluation(
         float(np.mean(aucs)),
@@ -352,10 +387,9 @@ def univariate_auc(data: Dataset, *, folds: int, seed: int) -> dict[str, float]:
     """
     import numpy as np
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
 
     y = data.y
-    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(data.X, y))
+    splits = _splits(data, folds, seed)
     feature_names = list(FEATURES)
     out = {}
     for j in _usable(data, list(FEATURES)):
@@ -465,6 +499,7 @@ def run_shape(
         canaries=args.canaries,
         per_export=args.per_export,
         seed=args.seed,
+        one_list=args.one_list,
     )
     no_pool = [k for k in FEATURES if k not in POOL_FEATURES]
     no_order = [k for k in no_pool if k not in ORDER_FEATURES]
@@ -537,6 +572,12 @@ def main() -> None:
         help="Canaries per export (default: the seed's own count for the list size).",
     )
     ap.add_argument("--seed", type=int, default=1, help="Random seed.")
+    ap.add_argument(
+        "--one-list",
+        action="store_true",
+        help="Seed every export of a shape from one host list (pooled share counts; see "
+        "seed_shape), not each from its own.",
+    )
     ap.add_argument("--shapes", default=",".join(SHAPES), help="Comma-separated shapes.")
     ap.add_argument("--folds", type=int, default=5, help="Cross-validation folds.")
     ap.add_argument("--repeats", type=int, default=3, help="Permutation-importance repeats.")
