@@ -221,23 +221,10 @@ class Streets:
         shapes = self.profile.streets.get(place.postcode, [])
         if not shapes or not self._read_well(place.postcode):
             return None
-        r = self.rng
-        own = {s.numbers for s in shapes}
-        for _ in range(10):
-            model = r.choice(shapes)
-            same = [s for s in shapes if s.kind == model.kind]
-            numbers = tuple(
-                near_neighbours(
-                    [s.numbers[i] for s in same if len(s.numbers) > i],
-                    self.profile.sampled_share,
-                    r,
-                    self._top(model.kind, i),
-                )
-                for i in range(len(model.numbers))
-            )
-            if numbers not in own:
-                return write_street(model.kind, model.style, numbers)
-        return None
+        share = self.profile.sampled_share
+        return self._one_more(
+            shapes, lambda kind, i, town: near_neighbours(town, share, self.rng, self._top(kind, i))
+        )
 
     def among(
         self, people: Sequence[StreetShape], towns: Mapping[str, Sequence[StreetShape]]
@@ -247,17 +234,22 @@ class Streets:
         person at each canary's postcode): the style of one of them, each number drawn
         as _among does, and no one's numbers (None after ten draws that all were
         someone's)."""
-        if not people:
+        return self._one_more(people, lambda kind, i, town: self._among(kind, i, town, towns))
+
+    def _one_more(
+        self, shapes: Sequence[StreetShape], number: Callable[[str, int, list[int]], int]
+    ) -> str | None:
+        """A block number of one more neighbour of ``shapes`` (the numbers of the people at
+        a postcode): the style of one of them, its number i drawn by ``number`` from
+        theirs, and no one's numbers (None after ten draws that all were someone's)."""
+        if not shapes:
             return None
-        r = self.rng
-        own = {s.numbers for s in people}
+        own = {s.numbers for s in shapes}
         for _ in range(10):
-            model = r.choice(people)
-            same = [s for s in people if s.kind == model.kind]
+            model = self.rng.choice(shapes)
+            same = [s for s in shapes if s.kind == model.kind]
             numbers = tuple(
-                self._among(
-                    model.kind, i, [s.numbers[i] for s in same if len(s.numbers) > i], towns
-                )
+                number(model.kind, i, [s.numbers[i] for s in same if len(s.numbers) > i])
                 for i in range(len(model.numbers))
             )
             if numbers not in own:

@@ -61,8 +61,12 @@ def create_app(
         else reg
     )
     app.extensions["canary.writer"] = writer
-    own = Filer(partial(writer.file_all_queued, settings.event_threshold, wait=False))
-    app.extensions["canary.filer"] = own if filer else None
+    own = (
+        Filer(partial(writer.file_all_queued, settings.event_threshold, wait=False))
+        if filer
+        else None
+    )
+    app.extensions["canary.filer"] = own
     app.extensions["canary.events"] = GroupCommit(
         again_if_disconnected(
             partial(
@@ -72,7 +76,7 @@ def create_app(
                 file=False,
             )
         ),
-        committed=own.committed if filer else None,
+        committed=own.committed if own is not None else None,
     )
 
     from server import api, hooks
