@@ -16,15 +16,22 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 import numpy as np
 
 from canary.errors import EmptyFileError, EncodingError, InputError, RaggedFileError
-from canary.pipeline import RecordCounter, Sink
+from canary.pipeline import (
+    MappedSource,
+    Readable,
+    ReadSource,
+    RecordCounter,
+    Sink,
+    Window,
+    open_source,
+)
 
 HEAD_BYTES = 2 * 1024 * 1024
-CHUNK_BYTES = 16 * 1024 * 1024
 SAMPLE_RECORDS = 2000
 ENCODINGS = {
     "utf-8": "utf-8",
@@ -39,12 +46,6 @@ ENCODINGS = {
     "euc_jp": "euc_jp",
     "eucjp": "euc_jp",
 }
-
-
-class Readable(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
-
-    def readinto(self, buffer: memoryview, /) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -311,26 +312,30 @@ def splice(
     on_bytes: Callable[[int], None] | None = None,
     digests: Iterable[object] = (),
 ) -> CopyResult:
-    """Copy ``src`` to ``dst`` byte for byte, splicing rows in at record boundaries.
+    """Copy ``src`` (at its start) to ``dst`` byte for byte, splicing rows in at record
+    boundaries.
 
     A row whose target lies in or after the last record goes before the last record, so
     canaries are never appended. ``digests`` are hash objects updated with the output.
-    Writing, hashing and counting records run on worker threads (see ``pipeline``).
+    Writing, hashing and counting records run on worker threads; a file is mapped and
+    copied by the kernel (see ``pipeline``).
     """
+    source = open_source(src, header_end)
     counter = RecordCounter(terminator)
-    sink = Sink(dst, list(digests), counter)
+    sink = Sink(dst, list(digests), counter, source=source)
     try:
-        _splice(src, sink, counter, header_end, insertions, terminator, on_bytes)
+        _splice(source, sink, counter, insertions, terminator, on_bytes)
     finally:
         sink.close()
+        if isinstance(source, MappedSource):
+            source.close()
     return CopyResult(counter.total, counter.positions(), sink.written)
 
 
 def _splice(
-    src: Readable,
+    source: ReadSource | MappedSource,
     sink: Sink,
     counter: RecordCounter,
-    header_end: int,
     insertions: Sequence[Insertion],
     terminator: int,
     on_bytes: Callable[[int], None] | None,
@@ -338,9 +343,10 @@ def _splice(
     term = bytes([terminator])
     pending = sorted(insertions, key=lambda i: i.target)
 
-    def data(piece: bytes | memoryview, plain: bool, records: int = 0) -> None:
+    def data(w: Window, start: int, stop: int, plain: bool, records: int = 0) -> None:
         # Plain pieces are counted by the counter thread; quoted ones were counted here.
-        sink.put(piece, count=plain)
+        piece = w.piece(start, stop)
+        sink.put(piece, count=plain, at=source.base + start if source.fd is not None else None)
         if not plain and records:
             counter.add(records)
 
@@ -348,33 +354,24 @@ def _splice(
         counter.mark()
         sink.put(row, count=False)
 
-    header = src.read(header_end)
-    sink.put(header, count=False)
+    header, at = source.header()
+    sink.put(header, count=False, at=at)
     if on_bytes:
         on_bytes(len(header))
-    base = header_end  # file offset of carry[0]
-    carry = b""
-    eof = False
     while True:
-        # A fresh buffer per chunk: the worker threads still hold views of the last one.
-        block = bytearray(len(carry) + CHUNK_BYTES)
-        block[: len(carry)] = carry
-        got = src.readinto(memoryview(block)[len(carry) :])
-        if not got:
-            eof = True
-        n = len(carry) + (got or 0)
-        buf = memoryview(block)[:n].toreadonly()
-        if on_bytes and got:
-            on_bytes(got)
+        w = source.window()
+        base, n, eof = source.base, w.n, w.eof
+        if on_bytes and w.got:
+            on_bytes(w.got)
         if not n:
             break
-        plain = block.find(b'"', 0, n) == -1
+        plain = w.find(b'"', 0, n) == -1
         ends: np.ndarray | None = None
         if plain:
-            last = block.rfind(term, 0, n)
-            second = block.rfind(term, 0, last) if last > 0 else -1
+            last = w.rfind(term, 0, n)
+            second = w.rfind(term, 0, last) if last > 0 else -1
         else:
-            ends = _record_ends(buf, terminator)
+            ends = _record_ends(w.piece(0, n), terminator)
             last = int(ends[-1]) - 1 if ends.size else -1
             second = int(ends[-2]) - 1 if ends.size > 1 else -1
         # Hold back the last complete record (and anything after it) until EOF, so that a
@@ -384,9 +381,8 @@ def _splice(
         else:
             limit = second + 1
         if limit <= 0 and not eof:
-            carry = buf.tobytes()
+            source.advance(w, 0)
             continue
-        view = buf
         cursor = 0
         while pending and (pending[0].target - base < limit or eof):
             ins = pending.pop(0)
@@ -396,7 +392,7 @@ def _splice(
                 continue
             rel = max(ins.target - base, cursor)
             if plain:
-                cut = block.find(term, rel, n) + 1 if rel < limit else limit
+                cut = w.find(term, rel, n) + 1 if rel < limit else limit
                 if cut <= 0 or cut > limit:
                     cut = limit
                 records = 0
@@ -406,19 +402,18 @@ def _splice(
                 cut = min(int(ends[k]) if k < ends.size else limit, limit)
                 records = _ends_between(ends, cursor, cut)
             cut = max(cut, cursor)
-            data(view[cursor:cut], plain, records)
+            data(w, cursor, cut, plain, records)
             canary(ins.row)
             cursor = cut
         stop = n if eof else limit
         records = 0 if plain else _ends_between(ends, cursor, stop)  # type: ignore[arg-type]
-        data(view[cursor:stop], plain, records)
+        data(w, cursor, stop, plain, records)
         if eof:
             # A final record without a terminator is still a record.
-            if block[n - 1] != terminator:
+            if w.byte(n - 1) != terminator:
                 counter.add(1)
             break
-        carry = buf[limit:].tobytes()
-        base += limit
+        source.advance(w, limit)
 
 
 def _ends_between(ends: np.ndarray, start: int, stop: int) -> int:

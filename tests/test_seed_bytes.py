@@ -99,3 +99,65 @@ def test_positions_match_rows_in_output(
     lines = out.read_text(encoding="utf-8").splitlines()[1:]
     for canary in registry.canaries_of(result.export.code):
         assert lines[canary.position].split(",")[1] == canary.name.replace("\u3000", "　")
+
+
+_NOTE = {True: '"改行\r\nあり"', False: '"ｶﾅ,①～㈱"'}
+SPLICED = (
+    '"ID","名前","備考"\r\n'
+    + "".join(f'{i},"髙橋 {i}",{_NOTE[i % 7 == 0]}\r\n' for i in range(1, 200))
+    + "200,最後,終わり"  # no final newline
+).encode("cp932")
+
+
+class _Stream(io.RawIOBase):
+    """A source with no file behind it: read, never mapped."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self._data.readinto(buffer)
+
+
+@pytest.mark.parametrize("chunk", [5, 64, 4096, 1 << 20])
+def test_splice_mapped_and_read_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A mapped file (copied by the kernel) and a stream (read) splice alike at any window
+    size: windows that hold no record end (a quoted line break across them), rows at the
+    same place, a row after the last record (it goes before it), no final newline; the
+    host's bytes come out unchanged and the counts and hash are the output's."""
+    import hashlib
+
+    from canary import csvfile, pipeline
+
+    monkeypatch.setattr(pipeline, "CHUNK_BYTES", chunk)
+    src = tmp_path / "in.csv"
+    src.write_bytes(SPLICED)
+    header_end = SPLICED.index(b"\r\n") + 2
+    rows = [
+        csvfile.Insertion(t, f"C{t},カナリア,x\r\n".encode("cp932"))
+        for t in (header_end, 40, 40, 333, 1000, 1001, 2500, len(SPLICED) - 3, len(SPLICED) + 50)
+    ]
+    outputs = []
+    for mapped in (True, False):
+        out = tmp_path / f"out-{mapped}.csv"
+        digest = hashlib.sha256()
+        with src.open("rb", buffering=0) as fh, out.open("wb") as dst:
+            reader = fh if mapped else _Stream(fh.read())
+            result = csvfile.splice(reader, dst, header_end, rows, 10, None, [digest])
+        data = out.read_bytes()
+        assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
+        assert result.bytes_out == len(data) == len(SPLICED) + sum(len(r.row) for r in rows)
+        outputs.append((data, result.rows_in, result.positions))
+    assert outputs[0] == outputs[1]
+    data, rows_in, positions = outputs[0]
+    assert rows_in == 200
+    records = list(csv.reader(io.StringIO(data.decode("cp932"), newline="")))
+    assert [records[p + 1][1] for p in positions] == ["カナリア"] * len(rows)
+    kept = [r for r in records if r[1] != "カナリア"]
+    assert kept == list(csv.reader(io.StringIO(SPLICED.decode("cp932"), newline="")))
+    assert records[-1] == ["200", "最後", "終わり"]  # never appended after the last
