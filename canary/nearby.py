@@ -9,7 +9,6 @@ import itertools
 import math
 import random
 import unicodedata
-from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 
@@ -283,18 +282,20 @@ class Streets:
         from the list's mix once in k + 1) with fewer than ten such towns."""
         key = (kind, i, len(towns))
         if key not in self._rho:
-            mix = sorted(self._numbers(kind, i))
+            import numpy as np  # ranks of every person at the canaries' postcodes at once
+
+            mix = np.sort(np.asarray(self._numbers(kind, i), dtype=np.int64))
             groups = []
             for shapes in towns.values():
                 at = [s.numbers[i] for s in shapes if s.kind == kind and len(s.numbers) > i]
                 if len(at) >= 2:
-                    groups.append(
-                        [(bisect_left(mix, x) + bisect_right(mix, x)) / (2 * len(mix)) for x in at]
-                    )
+                    x = np.asarray(at, dtype=np.int64)
+                    ranks = np.searchsorted(mix, x, "left") + np.searchsorted(mix, x, "right")
+                    groups.append(ranks / (2 * len(mix)))
             rho = 0.5
             if len(mix) >= 20 and len(groups) >= 10:
-                total = _variance([x for g in groups for x in g], 0)
-                within = sum(_variance(g, 1) for g in groups) / len(groups)
+                total = float(np.var(np.concatenate(groups)))
+                within = sum(float(np.var(g, ddof=1)) for g in groups) / len(groups)
                 rho = min(1.0, max(0.0, 1 - within / total)) if total > 0 else 0.5
             self._rho[key] = rho
         return self._rho[key]
@@ -384,14 +385,6 @@ def near_neighbours(
     if x > high:
         x = 2 * high + 1 - x
     return min(max(x, 1), high)
-
-
-def _variance(xs: Sequence[float], ddof: int) -> float:
-    """The variance of ``xs`` (ddof as numpy's), in floats: the statistics module's exact
-    fractions cost a tenth of a second a seed in a list of crowded postcodes."""
-    n = len(xs)
-    mean = sum(xs) / n
-    return sum((x - mean) ** 2 for x in xs) / (n - ddof)
 
 
 def in_gap(town: Sequence[int], rng: random.Random, cap: int | None = None) -> int:
