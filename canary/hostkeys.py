@@ -172,8 +172,8 @@ class Found:
         if kana:
             kanas.setdefault(postcode, set()).add(kana)
 
-    def add_street(self, postcode: str | None, address: str | None) -> None:
-        """The block number of one person at a postcode looked for, from their address
+    def add_street(self, postcode: str | None, address: str | None, people: int = 1) -> None:
+        """The block number of ``people`` at a postcode looked for, from their address
         cell as decoded exactly (nothing without one)."""
         if postcode is None or not address:
             return
@@ -186,7 +186,7 @@ class Found:
             self._streets_read[key] = street_shape(text)
         shape = self._streets_read[key]
         if shape is not None:
-            self.streets.setdefault(postcode, []).append(shape)
+            self.streets.setdefault(postcode, []).extend([shape] * people)
 
     def looked_for(self, probe: Probe) -> None:
         s = self.seen

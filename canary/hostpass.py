@@ -197,6 +197,12 @@ def _add_people(
     import polars as pl
 
     pc, n, k = prefix
+    codes: dict[str | None, str | None] = {}  # a postcode cell's key, once per cell
+
+    def code_at(cell: str | None) -> str | None:
+        if cell not in codes:
+            codes[cell] = code_of(cell)
+        return codes[cell]
 
     def joined(names: list[str]) -> Any:
         if not names:
@@ -209,10 +215,13 @@ def _add_people(
         kana = joined([f"{k}{x if k == 'c' else j}" for j, x in enumerate(cols.kanas)])
         three = frame.select(pl.col(code).alias("p"), name.alias("n"), kana.alias("k")).unique()
         for p, person, reading in three.iter_rows():
-            found.add_row(code_of(p), person, reading, lossy=lossy)
+            found.add_row(code_at(p), person, reading, lossy=lossy)
         if not lossy and cols.street is not None:  # lossy digits may be wrong: none kept
-            for p, address in frame.select(code, f"c{cols.street}").iter_rows():
-                found.add_street(code_of(p), address)
+            # One block number per person; people sharing an address (a household) are
+            # read once, in the list's order, so that a seed's draws are its own again.
+            pairs = frame.group_by(code, f"c{cols.street}", maintain_order=True).len()
+            for p, address, people in pairs.iter_rows():
+                found.add_street(code_at(p), address, people)
 
 
 def _read_people_lossy(
