@@ -261,15 +261,22 @@ def test_the_separator_before_a_building_is_read_where_the_block_number_ends() -
 
 
 def test_a_join_date_falls_between_the_neighbours() -> None:
-    """A canary numbered between two members joined on a day from the first's to the
-    second's, each as likely, written as the list writes dates; it is not always last
-    among those who joined on the first's day."""
+    """A canary numbered between two members joined at a moment between theirs, written
+    as the list writes dates: the days between theirs each about twice as likely as
+    either end day (only part of those is after the first joined, or before the second
+    did); it is not always last among those who joined on the first's day. The first of
+    three free numbers joined early in the span, the last late."""
     from canary.ordering import date_between
 
     rng = random.Random(5)
-    days = Counter(date_between("2019/04/29", "2019/05/02", rng) for _ in range(4000))
+    days = Counter(date_between("2019/04/29", "2019/05/02", rng) for _ in range(6000))
     assert set(days) == {"2019/04/29", "2019/04/30", "2019/05/01", "2019/05/02"}
-    assert min(days.values()) > 850  # about 1,000 each
+    ends, middle = days["2019/04/29"] + days["2019/05/02"], days["2019/04/30"] + days["2019/05/01"]
+    assert 1.7 < middle / ends < 2.3  # 1/6, 1/3, 1/3, 1/6 of the draws
+    early = Counter(date_between("2019/04/01", "2019/04/30", rng, (1, 3)) for _ in range(2000))
+    late = Counter(date_between("2019/04/01", "2019/04/30", rng, (3, 3)) for _ in range(2000))
+    assert sum(n for d, n in early.items() if d < "2019/04/15") > 1500  # about 1,700
+    assert sum(n for d, n in late.items() if d > "2019/04/15") > 1500
     assert date_between("2019-4-30", "2019-5-1", rng) in {"2019-4-30", "2019-5-1"}
     assert date_between("20190430", "20190430", rng) == "20190430"
     # Anything but two dates written alike keeps the first member's value.
