@@ -199,7 +199,9 @@ class Sink:
         self._hashes = hashes
         self._counter = counter
         self._source = source
-        self._copying = source is not None and source.fd is not None
+        self._copying = (
+            source is not None and source.fd is not None and hasattr(os, "copy_file_range")
+        )
         if self._copying:
             dst.flush()  # from here on the file is written through its descriptor
             self._fd = dst.fileno()

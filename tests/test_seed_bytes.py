@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,14 @@ def test_splice_mapped_and_read_alike(
     from canary import csvfile, pipeline
 
     monkeypatch.setattr(pipeline, "CHUNK_BYTES", chunk)
+    copied: list[int] = []
+    kernel_copy = os.copy_file_range
+
+    def counted(*args: int) -> int:
+        copied.append(n := kernel_copy(*args))
+        return n
+
+    monkeypatch.setattr(os, "copy_file_range", counted)
     src = tmp_path / "in.csv"
     src.write_bytes(SPLICED)
     header_end = SPLICED.index(b"\r\n") + 2
@@ -153,6 +162,9 @@ def test_splice_mapped_and_read_alike(
         assert digest.hexdigest() == hashlib.sha256(data).hexdigest()
         assert result.bytes_out == len(data) == len(SPLICED) + sum(len(r.row) for r in rows)
         outputs.append((data, result.rows_in, result.positions))
+        # The mapped file's bytes went file to file: all but the canary rows.
+        assert sum(copied) == (len(SPLICED) if mapped else 0)
+        copied.clear()
     assert outputs[0] == outputs[1]
     data, rows_in, positions = outputs[0]
     assert rows_in == 200
