@@ -8,6 +8,7 @@ three), their ratio and the seed's peak memory (max RSS).
     .venv/bin/python benchmarks/seed.py                 # 1 M and 10 M rows
     .venv/bin/python benchmarks/seed.py --rows 1000000  # one size
     .venv/bin/python benchmarks/seed.py --keep DIR      # keep the generated lists
+    .venv/bin/python benchmarks/seed.py --against /tmp/before  # and an earlier revision
 
 Goal (issue 2): within 2x `cp` on 10 M rows, memory flat in the file size.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -98,7 +100,19 @@ def peak_rss_of(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, f
     return elapsed, kib, out, cpu
 
 
-def bench(rows: int, work: Path) -> dict[str, object]:
+def canary_command(tree: Path | None) -> list[str]:
+    """``canary`` of this checkout, or of another one (an earlier revision, checked out with
+    ``git worktree add``), run by the same Python."""
+    if tree is None:
+        return [sys.executable, "-m", "canary"]
+    code = (
+        f"import runpy, sys; sys.path.insert(0, {str(tree.resolve())!r}); "
+        "sys.argv[0] = 'canary'; runpy.run_module('canary', run_name='__main__')"
+    )
+    return [sys.executable, "-c", code]
+
+
+def bench(rows: int, work: Path, tree: Path | None = None) -> dict[str, object]:
     src = work / f"list_{rows}.csv"
     if not src.exists():
         t = time.perf_counter()
@@ -126,7 +140,7 @@ def bench(rows: int, work: Path) -> dict[str, object]:
     db = work / f"registry_{rows}.db"
     db.unlink(missing_ok=True)
     env = {**os.environ, "CANARY_DB": f"sqlite:///{db}"}
-    canary = [sys.executable, "-m", "canary"]
+    canary = canary_command(tree)
     subprocess.run([*canary, "init"], env=env, check=True, capture_output=True)
     numbers = [f"050-3{n:03d}-{4000 + n:04d}" for n in range(100, 180)]
     subprocess.run(
@@ -191,6 +205,19 @@ def bench(rows: int, work: Path) -> dict[str, object]:
     }
 
 
+def _label(tree: Path | None) -> str:
+    """The checkout's revision (its short hash), or ``this checkout``."""
+    where = tree if tree is not None else REPO
+    proc = subprocess.run(
+        ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rev = proc.stdout.strip() or "?"
+    return f"{rev} (this checkout)" if tree is None else f"{rev} ({tree})"
+
+
 def settle() -> None:
     """Flush dirty pages of earlier runs so that one run's writeback does not slow the next."""
     os.sync()
@@ -206,6 +233,14 @@ def main() -> None:
         help="List size(s) to bench (default 1,000,000 and 10,000,000).",
     )
     ap.add_argument("--keep", type=Path, help="Folder for the generated lists (kept).")
+    ap.add_argument(
+        "--against",
+        type=Path,
+        action="append",
+        default=[],
+        help="Also seed with the canary of this checkout (e.g. `git worktree add /tmp/before "
+        "REV`), in the same run, for a before-and-after.",
+    )
     args = ap.parse_args()
     sizes = args.rows or [1_000_000, 10_000_000]
     work = args.keep or Path(tempfile.mkdtemp(prefix="canary-bench-"))
@@ -218,19 +253,21 @@ def main() -> None:
     print("user + system CPU seconds; best of runs.")
     print(
         f"{'rows':>12} {'MiB':>6} {'seed s':>7} {'cpu s':>6} {'cp s':>6} {'ratio':>6} "
-        f"{'cp+sync s':>9} {'ratio':>6} {'start s':>7} {'peak MiB':>8} {'canaries':>8}"
+        f"{'cp+sync s':>9} {'ratio':>6} {'start s':>7} {'peak MiB':>8} {'canaries':>8}  canary of"
     )
     results = []
+    trees: list[Path | None] = [None, *args.against]
     try:
-        for rows in sizes:
-            r = bench(rows, work)
+        for rows, tree in itertools.product(sizes, trees):
+            r = bench(rows, work, tree)
+            r["tree"] = _label(tree)
             results.append(r)
             print(
                 f"{r['rows']:>12,} {r['bytes'] / 2**20:>6.0f} {r['seed_s']:>7.2f} "
                 f"{r['seed_cpu_s']:>6.2f} {r['cp_s']:>6.2f} {r['ratio']:>6.2f} "
                 f"{r['cp_sync_s']:>9.2f} "
                 f"{r['ratio_sync']:>6.2f} {r['startup_s']:>7.2f} {r['peak_rss_mib']:>8.1f} "
-                f"{r['canaries']:>8}",
+                f"{r['canaries']:>8}  {r['tree']}",
                 flush=True,
             )
         for r in results:
@@ -239,7 +276,7 @@ def main() -> None:
                 f"{r['sha256_s']} s = {r['sha256_s'] / r['cp_s']:.2f}x cp"
             )
             print(
-                f"phases at {r['rows']:,} rows (s): "
+                f"phases at {r['rows']:,} rows, {r['tree']} (s): "
                 + ", ".join(f"{k} {v}" for k, v in r["phases"].items())
             )
     finally:

@@ -267,7 +267,7 @@ def _read_people_lossy(
 
 
 def _joined_lines(
-    path: Path, terminator: int, numbers: list[int], block: int = 1 << 24
+    path: Path, terminator: int, numbers: list[int], block: int = 1 << 23
 ) -> Iterator[tuple[int, bytes]]:
     """The lines (0-based) of ``numbers`` (sorted) of a file, without their ends (as
     ``rstrip(b"\\r\\n")``), in order: for each ``block`` bytes, how many lines end in it
