@@ -240,17 +240,24 @@ class Streets:
     ) -> str | None:
         """A block number of one more neighbour of ``shapes`` (the numbers of the people at
         a postcode): the style of one of them, its number i drawn by ``number`` from
-        theirs, and no one's numbers (None after ten draws that all were someone's)."""
+        theirs, and no one's numbers (None after thirty draws that all were someone's).
+
+        The numbers are drawn again for the same style, ten times, before another style is
+        taken: drawing the style again too made a short form (番地 alone, 1,234) rarer than
+        among the people, since one number is someone's far more often than two are (a
+        city's canaries wrote 番地-号 for 77 % of their 番地 addresses, its people 68 %)."""
         if not shapes:
             return None
         own = {s.numbers for s in shapes}
-        for _ in range(10):
-            model = self.rng.choice(shapes)
-            same = [s for s in shapes if s.kind == model.kind]
-            numbers = tuple(
-                number(model.kind, i, [s.numbers[i] for s in same if len(s.numbers) > i])
-                for i in range(len(model.numbers))
-            )
+        for attempt in range(30):
+            if attempt % 10 == 0:
+                model = self.rng.choice(shapes)
+                same = [s for s in shapes if s.kind == model.kind]
+                theirs = [
+                    [s.numbers[i] for s in same if len(s.numbers) > i]
+                    for i in range(len(model.numbers))
+                ]
+            numbers = tuple(number(model.kind, i, theirs[i]) for i in range(len(model.numbers)))
             if numbers not in own:
                 return write_street(model.kind, model.style, numbers)
         return None
@@ -286,7 +293,7 @@ class Streets:
 
             mix = np.sort(np.asarray(self._numbers(kind, i), dtype=np.int64))
             groups = []
-            for shapes in towns.values():
+            for shapes in towns.values() if len(mix) >= 20 else ():
                 at = [s.numbers[i] for s in shapes if s.kind == kind and len(s.numbers) > i]
                 if len(at) >= 2:
                     x = np.asarray(at, dtype=np.int64)

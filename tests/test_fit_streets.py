@@ -165,3 +165,22 @@ def test_a_block_number_is_read_after_a_town_whose_name_holds_digits() -> None:
     streets = Streets(profile, random.Random(1), places)
     assert max(streets._numbers("banchi", 0)) == 39
     assert streets.like_neighbours(sunshine) is None
+
+
+def test_a_canary_writes_its_block_number_in_the_forms_of_its_neighbours() -> None:
+    """At a postcode where a third of the people write 番地 alone (most numbers up to 40
+    taken) and the rest 番地-号, canaries write 番地 alone about as often: when a drawn number
+    is someone's, the number is drawn again in the same form, not the form too (one number
+    is someone's far more often than two are, which made the short form rare)."""
+    rng = random.Random(7)
+    alone = [street_shape(str(n)) for n in rng.sample(range(1, 41), 30)]
+    pairs = [street_shape(f"{rng.randint(1, 40)}-{rng.randint(1, 20)}") for _ in range(60)]
+    people = [s for s in [*alone, *pairs] if s is not None]
+    profile = profile_host(infer_schema([HEADER]), [])
+    streets = Streets(profile, random.Random(3))
+    written = [streets.among(people, {"3900811": people}) for _ in range(600)]
+    assert None not in written
+    short = sum("-" not in w for w in written if w) / len(written)
+    assert 0.27 < short < 0.40  # the people: 30 of 90
+    taken = {s.numbers for s in people}
+    assert not any(street_shape(w).numbers in taken for w in written if w)  # type: ignore[union-attr]
