@@ -155,7 +155,7 @@ def date_between(
     between them (``within``) joined as the j-th of g moments drawn evenly between those
     times: the days at the ends are half as likely as those between them, since only
     part of each is after the first's joining (or before the second's). Each day as
-    likely (the way before 2026-11-28) made canaries share a neighbour's join day more
+    likely (until 2026-11-27) made canaries share a neighbour's join day more
     often than members do (nationwide customers: 93 % against 88 %), which a broker's
     model of the order learnt. Anything but two dates written alike (2019/04/01,
     2019-4-1, 20190401) keeps ``before``."""
