@@ -327,8 +327,7 @@ def splice(
         _splice(source, sink, counter, insertions, terminator, on_bytes)
     finally:
         sink.close()
-        if isinstance(source, MappedSource):
-            source.close()
+        source.close()
     return CopyResult(counter.total, counter.positions(), sink.written)
 
 
@@ -346,7 +345,7 @@ def _splice(
     def data(w: Window, start: int, stop: int, plain: bool, records: int = 0) -> None:
         # Plain pieces are counted by the counter thread; quoted ones were counted here.
         piece = w.piece(start, stop)
-        sink.put(piece, count=plain, at=source.base + start if source.fd is not None else None)
+        sink.put(piece, count=plain, at=w.offset(start))
         if not plain and records:
             counter.add(records)
 

@@ -49,6 +49,11 @@ class Window:
     n: int
     eof: bool
     got: int  # bytes new in this window (for progress)
+    mapped: bool = False  # ``buf`` is the whole file: its offsets are the file's
+
+    def offset(self, start: int) -> int | None:
+        """The file offset of the piece at ``start``, for a mapped file."""
+        return self.lo + start if self.mapped else None
 
     def find(self, sub: bytes, start: int, end: int) -> int:
         at = self.buf.find(sub, self.lo + start, self.lo + end)
@@ -93,6 +98,9 @@ class ReadSource:
     def release(self, upto: int) -> None:
         """Bytes before file offset ``upto`` are hashed and counted (nothing to let go)."""
 
+    def close(self) -> None:
+        """Nothing to unmap."""
+
 
 class MappedSource:
     """Windows of a mapped file: nothing is copied into memory, and pieces carry their
@@ -113,7 +121,8 @@ class MappedSource:
     def window(self) -> Window:
         hi = min(self.size, self.base + self._want)
         got, self._seen = max(0, hi - self._seen), max(self._seen, hi)
-        return Window(self.map, self._view, self.base, hi - self.base, hi == self.size, got)
+        n = hi - self.base
+        return Window(self.map, self._view, self.base, n, hi == self.size, got, mapped=True)
 
     def advance(self, w: Window, used: int) -> None:
         self.base += used
